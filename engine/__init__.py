@@ -1,0 +1,1 @@
+"""LayerLab engine: headless graph, compile, data, training. Never imports Qt."""

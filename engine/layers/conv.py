@@ -1,0 +1,126 @@
+"""Convolutions and pooling."""
+from __future__ import annotations
+
+from torch import nn
+
+from engine.errors import ShapeError
+from engine.spec import LayerSpec, Param, fmt_shape, numel
+
+
+def conv_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _spatial(layer, dims, s, k, stride, pad, dilation=1):
+    out = [conv_out(x, k, stride, pad, dilation) for x in dims]
+    if min(out) < 1:
+        raise ShapeError(f"{layer} with kernel {k} shrinks {fmt_shape(s)} to nothing.",
+                         "use a smaller kernel, add padding, or remove a pooling layer before it")
+    return out
+
+
+def _need(layer, s, rank, what):
+    if len(s) != rank:
+        fix = "insert Reshape before it (e.g. to 1, 8, 8)" if len(s) < rank else "insert Flatten or a pooling layer"
+        raise ShapeError(f"{layer} expects {what} but receives {fmt_shape(s)}.", fix)
+
+
+_CONV_PARAMS = (
+    Param("out_channels", "int", 16, min=1, max=65536, help="Number of filters (output channels)."),
+    Param("kernel_size", "int", 3, min=1, max=64, help="Width (and height) of each filter."),
+    Param("stride", "int", 1, min=1, max=64, help="Step between filter positions."),
+    Param("padding", "int", 1, min=0, max=64, help="Zeros added on each border."),
+    Param("bias", "bool", True, help="Add a learnable bias per output channel."),
+)
+
+
+def _infer_conv1d(p, i, ctx):
+    (s,) = i
+    _need("Conv1d", s, 2, "(channels, length)")
+    (L,) = _spatial("Conv1d", s[1:], s, p["kernel_size"], p["stride"], p["padding"])
+    return (p["out_channels"], L)
+
+
+def _infer_conv2d(p, i, ctx):
+    (s,) = i
+    _need("Conv2d", s, 3, "an image (channels, height, width)")
+    h, w = _spatial("Conv2d", s[1:], s, p["kernel_size"], p["stride"], p["padding"])
+    return (p["out_channels"], h, w)
+
+
+def _conv_params(dims):
+    return lambda p, i, o: i[0][0] * p["out_channels"] * p["kernel_size"] ** dims + (p["out_channels"] if p["bias"] else 0)
+
+
+def _conv_flops(dims):
+    return lambda p, i, o: 2 * numel(o) * i[0][0] * p["kernel_size"] ** dims
+
+
+CONV1D = LayerSpec(
+    type="Conv1d", category="Convolution", name_prefix="conv",
+    description="Slides learned filters along a sequence (channels, length).",
+    params=_CONV_PARAMS, infer=_infer_conv1d,
+    build=lambda p, i, ctx: nn.Conv1d(i[0][0], p["out_channels"], p["kernel_size"], p["stride"], p["padding"], bias=p["bias"]),
+    count_params=_conv_params(1), flops=_conv_flops(1),
+)
+
+CONV2D = LayerSpec(
+    type="Conv2d", category="Convolution", name_prefix="conv",
+    description="Slides learned filters over an image (channels, height, width) to detect local patterns.",
+    params=_CONV_PARAMS, infer=_infer_conv2d,
+    build=lambda p, i, ctx: nn.Conv2d(i[0][0], p["out_channels"], p["kernel_size"], p["stride"], p["padding"], bias=p["bias"]),
+    count_params=_conv_params(2), flops=_conv_flops(2),
+)
+
+_POOL_PARAMS = (
+    Param("kernel_size", "int", 2, min=1, max=64, help="Size of each pooling window."),
+    Param("stride", "int", 0, min=0, max=64, help="Step between windows; 0 = the kernel size."),
+    Param("padding", "int", 0, min=0, max=32, help="Zeros added on each border (at most half the kernel)."),
+)
+
+
+def _infer_pool(layer):
+    def infer(p, i, ctx):
+        (s,) = i
+        _need(layer, s, 3, "an image (channels, height, width)")
+        if p["padding"] * 2 > p["kernel_size"]:
+            raise ShapeError(f"{layer} padding {p['padding']} is more than half its kernel {p['kernel_size']}.",
+                             "lower the padding")
+        h, w = _spatial(layer, s[1:], s, p["kernel_size"], p["stride"] or p["kernel_size"], p["padding"])
+        return (s[0], h, w)
+    return infer
+
+
+MAXPOOL2D = LayerSpec(
+    type="MaxPool2d", category="Pooling", name_prefix="maxpool",
+    description="Keeps the largest value in each window, shrinking the image.",
+    params=_POOL_PARAMS, infer=_infer_pool("MaxPool2d"),
+    build=lambda p, i, ctx: nn.MaxPool2d(p["kernel_size"], p["stride"] or p["kernel_size"], p["padding"]),
+    flops=lambda p, i, o: numel(o) * p["kernel_size"] ** 2,
+)
+
+AVGPOOL2D = LayerSpec(
+    type="AvgPool2d", category="Pooling", name_prefix="avgpool",
+    description="Averages each window, shrinking the image.",
+    params=_POOL_PARAMS, infer=_infer_pool("AvgPool2d"),
+    build=lambda p, i, ctx: nn.AvgPool2d(p["kernel_size"], p["stride"] or p["kernel_size"], p["padding"]),
+    flops=lambda p, i, o: numel(o) * p["kernel_size"] ** 2,
+)
+
+
+def _infer_adaptive(p, i, ctx):
+    (s,) = i
+    _need("AdaptiveAvgPool2d", s, 3, "an image (channels, height, width)")
+    return (s[0], p["output_size"], p["output_size"])
+
+
+ADAPTIVEAVGPOOL2D = LayerSpec(
+    type="AdaptiveAvgPool2d", category="Pooling", name_prefix="gap",
+    description="Averages each channel down to a fixed output size, whatever the input size (1 = global average).",
+    params=(Param("output_size", "int", 1, min=1, max=1024, help="Height and width of the output."),),
+    infer=_infer_adaptive,
+    build=lambda p, i, ctx: nn.AdaptiveAvgPool2d(p["output_size"]),
+    flops=lambda p, i, o: numel(i[0]),
+)
+
+SPECS = (CONV1D, CONV2D, MAXPOOL2D, AVGPOOL2D, ADAPTIVEAVGPOOL2D)

@@ -1,0 +1,207 @@
+"""Project documents and ``*.layerlab`` bundles.
+
+A bundle is a zip holding ``project.json`` (versioned: graph, data spec,
+training config, normalisation, metrics history) and, once trained,
+``weights.safetensors``.  Nothing is pickled.  Saves are atomic (temp file,
+fsync, rename) so a crash mid-save never leaves a half-written project.
+A plain ``.json`` file may hold a project document or a bare graph document.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from engine.errors import ProjectFileError
+from engine.graph import GRAPH_FORMAT, Graph
+
+PROJECT_FORMAT = "layerlab.project"
+PROJECT_VERSION = 1
+BUNDLE_SUFFIX = ".layerlab"
+DEFAULT_STARTER = "moons-mlp"
+MAX_MEMBER_BYTES = 2 << 30  # refuse absurd zip members (zip bombs) before reading them
+
+
+@dataclass
+class Project:
+    graph: Graph
+    data: dict = field(default_factory=lambda: {"source": "moons"})
+    training: dict = field(default_factory=dict)
+    name: str = "Untitled"
+    description: str = ""
+    normalization: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    weights: dict[str, torch.Tensor] | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "format": PROJECT_FORMAT,
+            "version": PROJECT_VERSION,
+            "name": self.name,
+            "description": self.description,
+            "graph": self.graph.to_dict(),
+            "data": self.data,
+            "training": self.training,
+            "normalization": self.normalization,
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any, weights: dict | None = None) -> "Project":
+        doc = migrate_project_doc(doc)
+        try:
+            return cls(graph=Graph.from_dict(doc["graph"]), data=dict(doc.get("data") or {"source": "moons"}),
+                       training=dict(doc.get("training") or {}), name=str(doc.get("name", "Untitled")),
+                       description=str(doc.get("description", "")), normalization=doc.get("normalization"),
+                       history=list(doc.get("history") or []), weights=weights)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProjectFileError(f"The project document is invalid: missing or bad field {exc}.") from None
+
+
+PROJECT_MIGRATIONS: dict[int, Any] = {}
+
+
+def migrate_project_doc(doc: Any) -> dict:
+    if not isinstance(doc, dict) or doc.get("format") != PROJECT_FORMAT:
+        raise ProjectFileError("This is not a LayerLab project (its 'format' field is missing or different).")
+    version = doc.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ProjectFileError(f"The project has an invalid version {version!r}.")
+    if version > PROJECT_VERSION:
+        raise ProjectFileError(f"The project was saved by a newer LayerLab (format version {version}; this one "
+                               f"reads up to {PROJECT_VERSION}). Update LayerLab to open it.")
+    while version < PROJECT_VERSION:
+        doc = PROJECT_MIGRATIONS[version](doc)
+        version += 1
+        doc["version"] = version
+    return doc
+
+
+# ----------------------------------------------------------------------------- writing
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def project_bytes(project: Project) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("project.json", json.dumps(project.to_dict(), indent=1))
+        if project.weights:
+            tensors = {k: v.detach().to("cpu").contiguous() for k, v in project.weights.items()}
+            z.writestr("weights.safetensors", save_safetensors(tensors))
+    return buf.getvalue()
+
+
+def save_project(path: str | os.PathLike, project: Project) -> None:
+    """Save as a ``.layerlab`` bundle, or as a JSON project document (no weights) for a ``.json`` path."""
+    if str(path).lower().endswith(".json"):
+        atomic_write_bytes(path, json.dumps(project.to_dict(), indent=1).encode())
+    else:
+        atomic_write_bytes(path, project_bytes(project))
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_member(z: zipfile.ZipFile, name: str) -> bytes:
+    info = z.getinfo(name)
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ProjectFileError(f"'{name}' inside the project is implausibly large ({info.file_size} bytes).")
+    return z.read(name)
+
+
+def load_project(path: str | os.PathLike) -> Project:
+    """Open a ``.layerlab`` bundle, a JSON project or a JSON graph; any problem is one ProjectFileError sentence."""
+    p = Path(path)
+    if not p.exists():
+        raise ProjectFileError(f"{p}: no such file.")
+    if p.is_dir():
+        raise ProjectFileError(f"{p} is a folder, not a LayerLab project.")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ProjectFileError(f"{p}: cannot read it ({exc.strerror}).") from None
+    try:
+        if raw[:4] == b"PK\x03\x04":
+            return _load_bundle(raw)
+        return _load_json(raw)
+    except ProjectFileError as exc:
+        raise ProjectFileError(f"{p}: {exc.message}") from None
+
+
+def _load_bundle(raw: bytes) -> Project:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            names = set(z.namelist())
+            if "project.json" not in names:
+                raise ProjectFileError("this zip is not a LayerLab project (no project.json inside).")
+            doc = json.loads(_read_member(z, "project.json").decode("utf-8"))
+            weights = None
+            if "weights.safetensors" in names:
+                weights = load_safetensors(_read_member(z, "weights.safetensors"))
+    except ProjectFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
+        raise ProjectFileError("the project file is corrupt or truncated (its zip archive cannot be read).") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ProjectFileError("the project's project.json is not valid JSON (the file is corrupt).") from None
+    except Exception as exc:  # safetensors raises its own SafetensorError types
+        raise ProjectFileError(f"the project's weights cannot be read ({type(exc).__name__}); the file is corrupt.") from None
+    return Project.from_dict(doc, weights)
+
+
+def _load_json(raw: bytes) -> Project:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ProjectFileError("this is neither a LayerLab bundle nor a JSON document (corrupt or foreign file).") from None
+    if isinstance(doc, dict) and doc.get("format") == GRAPH_FORMAT:
+        return Project(graph=Graph.from_dict(doc))
+    return Project.from_dict(doc)
+
+
+# ----------------------------------------------------------------------------- starters
+def _labs_dir():
+    return resources.files("resources").joinpath("labs")
+
+
+def list_starters() -> list[dict]:
+    """The bundled starter projects: name, title and description, in file-name order."""
+    out = []
+    for entry in sorted(_labs_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            doc = json.loads(entry.read_text(encoding="utf-8"))
+            out.append({"name": entry.name[:-5], "title": doc.get("name", entry.name),
+                        "description": doc.get("description", ""), "data": doc.get("data", {}).get("source", "?")})
+    return out
+
+
+def load_starter(name: str = DEFAULT_STARTER) -> Project:
+    entry = _labs_dir().joinpath(f"{name}.json")
+    if not entry.is_file():
+        known = ", ".join(s["name"] for s in list_starters())
+        raise ProjectFileError(f"No bundled starter named '{name}'; available: {known}.")
+    return _load_json(entry.read_bytes())
