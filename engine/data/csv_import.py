@@ -1,0 +1,296 @@
+"""CSV import with the ``csv`` module (no pandas).
+
+Students bring messy spreadsheets, so this module spends its effort on
+explaining problems: missing cells are reported by row and column, text in a
+numeric column is pointed at, an unknown target lists the columns that exist.
+Row numbers in messages are line numbers in the file (the header is row 1), the
+way a spreadsheet shows them.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Any
+
+import numpy as np
+
+from engine.errors import DataError
+from engine.data.dataset import encode_labels
+from engine.data.params import get_choice, get_int, get_path
+
+DEFAULTS: dict[str, Any] = {
+    "path": None,
+    "target": None,          # column name, column index, or a list of names (several regression targets); None = last column
+    "header": "auto",        # "auto" | true | false
+    "delimiter": "auto",     # "auto" sniffs among , ; tab |
+    "categorical": "onehot",  # "onehot" | "reject"
+    "task": "auto",          # "auto" | "classification" | "regression"
+    "ignore": [],            # columns left out of the features (ids, free text)
+    "max_categories": 50,    # more distinct text values than this is probably not a category
+}
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+
+# an integer-valued target with at most this many distinct values is taken as class labels
+MAX_AUTO_CLASSES = 50
+
+_SHOW = 5  # how many offending cells to name in one message
+
+
+def _is_missing(cell: str) -> bool:
+    return cell.strip().lower() in MISSING_TOKENS
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return not _is_missing(cell)
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; check the path in the data settings.") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a CSV file; choose the .csv file itself.") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e}); check the file's permissions.") from e
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{path}: looks like a binary file, not CSV text; export it as CSV first.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Excel on Windows writes cp1252; latin-1 decodes any byte, so it is the fallback
+        return raw.decode("latin-1")
+
+
+def _parse_rows(text: str, path: str, delimiter: str) -> tuple[list[list[str]], list[int]]:
+    if delimiter == "auto":
+        try:
+            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    rows, lines = [], []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines are layout, not data
+            rows.append([cell.strip() for cell in row])
+            lines.append(reader.line_num)
+    except csv.Error as e:
+        raise DataError(f"{path}: cannot be parsed as CSV near row {reader.line_num} ({e}); "
+                        "check the quotes on that line.") from e
+    if not rows:
+        raise DataError(f"{path}: the file is empty; it needs a header row and data rows.")
+    width = len(rows[0])
+    for row, line in zip(rows, lines):
+        if len(row) != width:
+            raise DataError(f"{path}: row {line} has {len(row)} fields but row {lines[0]} has {width}; "
+                            "check that row for a missing or extra delimiter or an unclosed quote.")
+    return rows, lines
+
+
+def detect_header(rows: list[list[str]]) -> bool:
+    """A first row is a header when, in the columns whose other cells are numeric,
+    it is mostly text.  Files with only text columns have a header when no
+    first-row cell reappears further down its column."""
+    if len(rows) < 2:
+        return False
+    first, body = rows[0], rows[1:1001]
+    header_votes = data_votes = 0
+    for j, head in enumerate(first):
+        cells = [r[j] for r in body if not _is_missing(r[j])]
+        if not cells:
+            continue
+        if sum(map(_is_number, cells)) >= 0.9 * len(cells):
+            if _is_number(head):
+                data_votes += 1
+            elif not _is_missing(head):
+                header_votes += 1
+    if header_votes or data_votes:
+        return header_votes > data_votes
+    return all(head and head not in {r[j] for r in body} for j, head in enumerate(first))
+
+
+def _column_names(first: list[str] | None, width: int) -> list[str]:
+    if first is None:
+        return [f"col{j}" for j in range(width)]
+    names, seen = [], set()
+    for j, raw in enumerate(first):
+        name = raw or f"col{j}"
+        base, k = name, 2
+        while name in seen:  # duplicate headers would make targets ambiguous
+            name, k = f"{base}_{k}", k + 1
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _resolve_column(ref: Any, names: list[str], path: str, has_header: bool, what: str) -> int:
+    if isinstance(ref, bool):
+        ref = str(ref)
+    if isinstance(ref, int):
+        if -len(names) <= ref < len(names):
+            return ref % len(names)
+        raise DataError(f"{path}: {what} column number {ref} is out of range; the file has {len(names)} "
+                        f"columns (0..{len(names) - 1}).")
+    if isinstance(ref, str):
+        if ref in names:
+            return names.index(ref)
+        folded = [j for j, n in enumerate(names) if n.lower() == ref.strip().lower()]
+        if len(folded) == 1:
+            return folded[0]
+        if not has_header and ref.strip().lstrip("-").isdigit():
+            return _resolve_column(int(ref), names, path, has_header, what)
+    hint = "" if has_header else " (the file has no header row, so use a column number or col0, col1, ...)"
+    raise DataError(f"{path}: no column named {ref!r} for the {what}; the columns are: "
+                    f"{', '.join(names)}{hint}.")
+
+
+def _report_missing(rows, lines, names, used: list[int], path: str) -> None:
+    found = [(line, j) for row, line in zip(rows, lines) for j in used if _is_missing(row[j])]
+    if not found:
+        return
+    shown = ", ".join(f"row {line} column {names[j]!r}" for line, j in found[:_SHOW])
+    more = f" (and {len(found) - _SHOW} more)" if len(found) > _SHOW else ""
+    raise DataError(f"{path}: missing values at {shown}{more}; fill or drop these rows.")
+
+
+def _as_numbers(cells: list[str]) -> np.ndarray | None:
+    """The column as float64, or None if some cell is not a number."""
+    try:
+        return np.asarray(cells, dtype=np.float64)
+    except ValueError:
+        pass
+    try:  # numpy's parser is stricter than float() (e.g. "1_000"); agree with _is_number
+        return np.asarray([float(c) for c in cells], dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def _text_cells(cells: list[str], lines: list[int]) -> list[tuple[int, str]]:
+    return [(line, c) for c, line in zip(cells, lines) if not _is_number(c)]
+
+
+def _encode_target(cells, lines, name, task, path):
+    numbers = _as_numbers(cells)
+    if task == "auto":
+        if numbers is None:
+            task = "classification"
+        else:
+            integral = bool(np.all(np.mod(numbers, 1) == 0)) if np.isfinite(numbers).all() else False
+            task = ("classification"
+                    if integral and len(np.unique(numbers)) <= MAX_AUTO_CLASSES else "regression")
+    if task == "regression":
+        if numbers is None:
+            line, cell = _text_cells(cells, lines)[0]
+            raise DataError(f"{path}: target column {name!r} holds text ({cell!r} at row {line}) so it "
+                            "cannot be a regression target; use task 'classification' or fix the column.")
+        return task, numbers.reshape(-1, 1), None
+    labels, class_names = encode_labels(numbers if numbers is not None else np.asarray(cells))
+    if len(class_names) < 2:
+        raise DataError(f"{path}: target column {name!r} has only one value ({class_names[0]!r}); "
+                        "a classifier needs at least two classes -- is this the right target column?")
+    return task, labels, class_names
+
+
+def load_csv(spec: dict, base_dir=None) -> dict:
+    path = get_path(spec, "path", base_dir)
+    header = spec.get("header", "auto")
+    if header not in ("auto", True, False):
+        raise DataError(f"data spec (csv): 'header' must be \"auto\", true or false, got {header!r}.")
+    delimiter = spec.get("delimiter", "auto")
+    if not isinstance(delimiter, str) or (delimiter != "auto" and len(delimiter) != 1):
+        raise DataError(f"data spec (csv): 'delimiter' must be \"auto\" or one character, got {delimiter!r}.")
+    categorical = get_choice(spec, "categorical", "onehot", ("onehot", "reject"))
+    task = get_choice(spec, "task", "auto", ("auto", "classification", "regression"))
+    max_categories = get_int(spec, "max_categories", 50, minimum=2)
+    ignore = spec.get("ignore") or []
+    if not isinstance(ignore, list):
+        ignore = [ignore]
+
+    rows, lines = _parse_rows(_read_text(path), path, delimiter)
+    has_header = detect_header(rows) if header == "auto" else header
+    width = len(rows[0])
+    names = _column_names(rows[0] if has_header else None, width)
+    if has_header:
+        rows, lines = rows[1:], lines[1:]
+    if len(rows) < 2:
+        raise DataError(f"{path}: only {len(rows)} data row(s); at least 2 are needed.")
+
+    target_ref = spec.get("target")
+    if target_ref is None:
+        target_ref = -1
+    refs = target_ref if isinstance(target_ref, list) else [target_ref]
+    if not refs:
+        raise DataError(f"{path}: 'target' is an empty list; name the target column.")
+    targets = [_resolve_column(r, names, path, has_header, "target") for r in refs]
+    dropped = {_resolve_column(r, names, path, has_header, "ignored") for r in ignore}
+    features = [j for j in range(width) if j not in targets and j not in dropped]
+    if not features:
+        raise DataError(f"{path}: no feature columns are left besides the target; "
+                        "the file needs at least one input column.")
+
+    _report_missing(rows, lines, names, features + targets, path)
+    columns = {j: [r[j] for r in rows] for j in features + targets}
+
+    if len(targets) == 1:
+        task, y, class_names = _encode_target(columns[targets[0]], lines, names[targets[0]], task, path)
+    else:
+        if task == "classification":
+            raise DataError(f"{path}: classification needs exactly one target column, got {len(targets)}.")
+        parts = []
+        for j in targets:
+            numbers = _as_numbers(columns[j])
+            if numbers is None:
+                line, cell = _text_cells(columns[j], lines)[0]
+                raise DataError(f"{path}: target column {names[j]!r} holds text ({cell!r} at row {line}); "
+                                "several target columns are only possible for numeric regression.")
+            parts.append(numbers)
+        task, y, class_names = "regression", np.stack(parts, axis=1), None
+
+    blocks, feature_names = [], []
+    for j in features:
+        cells = columns[j]
+        numbers = _as_numbers(cells)
+        if numbers is not None:
+            blocks.append(numbers.reshape(-1, 1))
+            feature_names.append(names[j])
+            continue
+        text = _text_cells(cells, lines)
+        examples = ", ".join(f"{c!r} at row {line}" for line, c in text[:3])
+        if len(text) < len(cells) / 2:
+            # mostly numbers: a typo, not a category -- one-hot would hide it
+            raise DataError(f"{path}: column {names[j]!r} is numeric except for {len(text)} cell(s) "
+                            f"({examples}); fix those cells or drop the rows.")
+        if categorical == "reject":
+            raise DataError(f"{path}: column {names[j]!r} is not numeric ({examples}); convert it to "
+                            "numbers, list it under \"ignore\", or set \"categorical\": \"onehot\".")
+        categories = sorted(set(cells))
+        if len(categories) == len(cells) >= 10:
+            raise DataError(f"{path}: column {names[j]!r} has a different text value in every row, so it "
+                            "looks like a name or id rather than a category; list it under \"ignore\".")
+        if len(categories) > max_categories:
+            raise DataError(f"{path}: column {names[j]!r} has {len(categories)} distinct text values, too "
+                            f"many to one-hot encode (limit {max_categories}); list it under \"ignore\" "
+                            "or raise \"max_categories\".")
+        index = {c: k for k, c in enumerate(categories)}
+        onehot = np.zeros((len(cells), len(categories)))
+        onehot[np.arange(len(cells)), [index[c] for c in cells]] = 1.0
+        blocks.append(onehot)
+        feature_names.extend(f"{names[j]}={c}" for c in categories)
+
+    return {
+        "name": os.path.basename(path),
+        "task": task,
+        "x": np.concatenate(blocks, axis=1).astype(np.float32),
+        "y": y,
+        "class_names": class_names,
+        "feature_names": feature_names,
+    }

@@ -1,0 +1,366 @@
+"""The in-memory ``Dataset``, its ``Normalization`` and the train/val/test split.
+
+Everything a loader produces ends up in ``build_dataset``: one place that splits,
+fits the normalisation on the training split only, checks for non-finite values
+and turns numpy arrays into tensors.  Loaders therefore only parse their format.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.errors import DataError
+from engine.data.params import split_params
+
+TASKS = ("classification", "regression")
+
+# A feature whose training std is below this is treated as constant: dividing by
+# it would turn rounding noise into huge values.
+_MIN_STD = 1e-8
+
+
+@dataclass
+class Normalization:
+    """Standardisation ``(x - mean) / std`` fitted on the training split.
+
+    ``mean`` and ``std`` hold one value per entry of axis 1 of a batch: per
+    feature for tabular data ``(N, F)``, per channel for images ``(N, C, H, W)``
+    (broadcast over the spatial axes).  A single value broadcasts over all of x.
+    Image data is scaled to [0, 1] by its loader *before* this is fitted, so a
+    saved normalisation of an image project applies to [0, 1] pixels.
+    A (near-)zero std is replaced by 1 when applying, so constant features become 0.
+    """
+
+    mean: list[float]
+    std: list[float]
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise DataError(f"Normalization needs as many std values as mean values (got "
+                            f"{len(self.mean)} and {len(self.std)}), and at least one.")
+
+    @classmethod
+    def fit(cls, x: np.ndarray | torch.Tensor) -> "Normalization":
+        """Per-feature / per-channel statistics of a batch ``x`` (reduce all axes but 1)."""
+        t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+        if not torch.is_floating_point(t):
+            t = t.float()
+        if t.dim() < 2 or t.shape[0] == 0:
+            raise DataError("Cannot fit a normalisation on an empty training split; "
+                            "lower val_fraction / test_fraction or add data.")
+        # torch's CPU reductions sum pairwise, so float32 is accurate here and
+        # ~5x faster than a float64 copy on MNIST-sized data
+        dims = (0,) + tuple(range(2, t.dim()))
+        var, mean = torch.var_mean(t, dim=dims, correction=0)
+        return cls(mean=mean.double().tolist(), std=var.double().sqrt().tolist())
+
+    def _broadcast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self.mean)
+        if n != 1 and (x.dim() < 2 or x.shape[1] != n):
+            raise DataError(f"The saved normalisation has {n} values but the data has shape "
+                            f"{tuple(x.shape[1:])} per sample; the data changed since this model was "
+                            "trained -- load the original data or retrain.")
+        view = (1, n) + (1,) * max(x.dim() - 2, 0) if n != 1 else (1,) * max(x.dim(), 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(view)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(view)
+        std = torch.where(std.abs() < _MIN_STD, torch.ones_like(std), std)
+        return mean, std
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardise a batch (first axis = samples); returns a new tensor."""
+        if not torch.is_floating_point(x):
+            x = x.float()
+        mean, std = self._broadcast(x)
+        return (x - mean) / std
+
+    def invert(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to the original units (for plots and explanations)."""
+        if not torch.is_floating_point(x):
+            x = x.float()
+        mean, std = self._broadcast(x)
+        return x * std + mean
+
+    def to_dict(self) -> dict:
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Normalization":
+        try:
+            mean = [float(v) for v in d["mean"]]
+            std = [float(v) for v in d["std"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError("The saved normalisation is malformed: it needs lists of numbers "
+                            f"under 'mean' and 'std' ({e}); retrain to recreate it.") from e
+        if not all(math.isfinite(v) for v in mean + std):
+            raise DataError("The saved normalisation contains non-finite numbers; retrain to recreate it.")
+        return cls(mean=mean, std=std)
+
+
+@dataclass
+class Dataset:
+    """A whole dataset in memory, already split and normalised.
+
+    x tensors are float32 ``(N, *input_shape)``; y is int64 ``(N,)`` for
+    classification and float32 ``(N, n_outputs)`` for regression.  Any split may
+    have 0 rows (the test split often does).  ``feature_names`` is empty for
+    image data; ``class_names`` is empty for regression.
+    """
+
+    name: str
+    task: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    class_names: list[str] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)
+    normalization: Normalization | None = None
+    spec: dict = field(default_factory=dict)
+
+    SPLITS = ("train", "val", "test")
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_val(self) -> int:
+        return int(self.x_val.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(math.prod(self.input_shape))
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of the split called ``name`` ("train", "val" or "test")."""
+        if name not in self.SPLITS:
+            raise DataError(f"Unknown split {name!r}; use one of {', '.join(self.SPLITS)}.")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        moved = {}
+        for s in self.SPLITS:
+            moved[f"x_{s}"] = getattr(self, f"x_{s}").to(device)
+            moved[f"y_{s}"] = getattr(self, f"y_{s}").to(device)
+        return dataclasses.replace(self, **moved)
+
+    def summary(self) -> dict:
+        """JSON-able overview for the dataset panel and the CLI."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "task": self.task,
+            "input_shape": list(self.input_shape),
+            "n_features": self.n_features,
+            "n_outputs": self.n_outputs,
+            "counts": {s: int(getattr(self, f"x_{s}").shape[0]) for s in self.SPLITS},
+            "standardized": self.normalization is not None,
+        }
+        if self.task == "classification":
+            out["class_names"] = list(self.class_names)
+            out["class_counts"] = {}
+            for s in self.SPLITS:
+                y = getattr(self, f"y_{s}").detach().cpu()
+                counts = torch.bincount(y, minlength=self.n_outputs).tolist() if y.numel() else [0] * self.n_outputs
+                out["class_counts"][s] = dict(zip(self.class_names, counts))
+        else:
+            y = self.y_train.detach().cpu().double()
+            if y.numel():
+                out["target_stats"] = {
+                    "mean": y.mean(0).tolist(), "std": y.std(0, unbiased=False).tolist(),
+                    "min": y.min(0).values.tolist(), "max": y.max(0).values.tolist(),
+                }
+        return out
+
+
+# --------------------------------------------------------------------------- splitting
+
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes in proportion to ``counts`` (largest remainder),
+    so the held-out splits keep the class balance and the totals are exact."""
+    n = counts.sum()
+    if n == 0 or total <= 0:
+        return np.zeros_like(counts)
+    quota = counts * total / n
+    base = np.floor(quota).astype(np.int64)
+    rest = total - base.sum()
+    if rest > 0:
+        # stable sort -> ties go to the lower class index, deterministically
+        order = np.argsort(-(quota - base), kind="stable")
+        base[order[:rest]] += 1
+    return np.minimum(base, counts)
+
+
+def _held_out_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    # A non-zero fraction always gets at least one row, but training keeps at least one.
+    n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
+    n_val = max(1, round(n * val_fraction)) if val_fraction > 0 else 0
+    while n_test + n_val > n - 1 and (n_test or n_val):
+        if n_val >= n_test and n_val:
+            n_val -= 1
+        else:
+            n_test -= 1
+    return n_val, n_test
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int,
+                  labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffled ``(train, val, test)`` index arrays; stratified when ``labels`` is given."""
+    rng = np.random.default_rng(seed)
+    n_val, n_test = _held_out_sizes(n, val_fraction, test_fraction)
+    if labels is None:
+        perm = rng.permutation(n)
+        return perm[n_val + n_test:], perm[:n_val], perm[n_val:n_val + n_test]
+
+    classes, inverse = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(classes))
+    held = _allocate(counts, n_val + n_test)
+    test_per_class = _allocate(held, n_test)
+    train, val, test = [], [], []
+    for k in range(len(classes)):
+        idx = rng.permutation(np.flatnonzero(inverse == k))
+        t, h = test_per_class[k], held[k]
+        test.append(idx[:t])
+        val.append(idx[t:h])
+        train.append(idx[h:])
+    # shuffle within each split so classes are interleaved
+    return tuple(rng.permutation(np.concatenate(part)) for part in (train, val, test))  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- labels
+
+def encode_labels(values: np.ndarray | list) -> tuple[np.ndarray, list[str]]:
+    """Map arbitrary labels to ``0..K-1`` in sorted order; class names are the labels as text."""
+    arr = np.asarray(values)
+    classes, inverse = np.unique(arr, return_inverse=True)
+    names = []
+    for c in classes.tolist():
+        if isinstance(c, float) and c.is_integer():
+            c = int(c)
+        names.append(str(c))
+    return inverse.astype(np.int64).reshape(-1), names
+
+
+def encode_integer_labels(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Labels stored as integers (IDX, npz).  Zero-based labels are taken as class
+    indices so that class ``k`` stays class ``k`` even when a subset lacks some
+    classes (e.g. the first 100 MNIST images); otherwise they are encoded in sorted order."""
+    arr = np.asarray(values).reshape(-1)
+    if arr.size and arr.min() == 0 and arr.max() < 100_000:
+        k = int(arr.max()) + 1
+        return arr.astype(np.int64), [str(i) for i in range(k)]
+    return encode_labels(arr)
+
+
+# --------------------------------------------------------------------------- assembly
+
+def _check_finite(x: np.ndarray, what: str, name: str) -> None:
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise DataError(f"{name}: {what} contains {bad} NaN or infinite value(s); "
+                        "clean the data (fill or drop them) and load it again.")
+
+
+def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: dict,
+                  class_names: list[str] | None = None, feature_names: list[str] | None = None,
+                  normalization: Normalization | None = None,
+                  fixed_test: tuple[np.ndarray, np.ndarray] | None = None) -> Dataset:
+    """Split, normalise and wrap arrays a loader produced.
+
+    ``y`` holds class indices (classification) or targets ``(N,)``/``(N, T)``
+    (regression).  ``fixed_test`` is a test split that ships with the data (e.g.
+    the MNIST t10k files); then ``test_fraction`` is not used.  The returned
+    ``Dataset.spec`` is ``spec`` with the split defaults filled in.
+    """
+    if task not in TASKS:
+        raise DataError(f"{name}: task must be 'classification' or 'regression', got {task!r}.")
+    split = split_params(spec)
+    full_spec = {**spec, **split}
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim < 2:
+        raise DataError(f"{name}: expected one row per sample, got data of shape {x.shape}.")
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{name}: {x.shape[0]} samples but {y.shape[0]} targets; they must match.")
+    if x.shape[0] < 2:
+        raise DataError(f"{name}: only {x.shape[0]} sample(s); at least 2 are needed to train and validate.")
+    _check_finite(x, "the input data", name)
+    _check_finite(y, "the target", name)
+
+    class_names = list(class_names or [])
+    if task == "classification":
+        y = y.astype(np.int64).reshape(-1)
+        if not class_names:
+            class_names = [str(i) for i in range(int(y.max()) + 1)]
+        if y.min() < 0 or y.max() >= len(class_names):
+            raise DataError(f"{name}: class labels must lie in 0..{len(class_names) - 1}.")
+        n_outputs = len(class_names)
+    else:
+        y = y.astype(np.float32).reshape(y.shape[0], -1)
+        n_outputs = int(y.shape[1])
+        class_names = []
+
+    if fixed_test is not None:
+        x_test, y_test = np.asarray(fixed_test[0]), np.asarray(fixed_test[1])
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(f"{name}: the test data has shape {x_test.shape[1:]} per sample but the "
+                            f"training data has {x.shape[1:]}; they must match.")
+        _check_finite(x_test, "the test data", name)
+        y_test = (y_test.astype(np.int64).reshape(-1) if task == "classification"
+                  else y_test.astype(np.float32).reshape(y_test.shape[0], -1))
+        if task == "classification" and y_test.size and (y_test.min() < 0 or y_test.max() >= n_outputs):
+            raise DataError(f"{name}: the test labels contain classes the training labels do not have.")
+        test_fraction = 0.0
+    else:
+        test_fraction = split["test_fraction"]
+
+    stratify_by = y if (task == "classification" and split["stratify"]) else None
+    tr, va, te = split_indices(x.shape[0], split["val_fraction"], test_fraction,
+                               split["split_seed"], stratify_by)
+    if fixed_test is None:
+        x_test, y_test = x[te], y[te]
+
+    x_train = torch.from_numpy(np.ascontiguousarray(x[tr], dtype=np.float32))
+    x_val = torch.from_numpy(np.ascontiguousarray(x[va], dtype=np.float32))
+    x_test_t = torch.from_numpy(np.ascontiguousarray(x_test, dtype=np.float32))
+
+    if normalization is None and split["standardize"]:
+        normalization = Normalization.fit(x_train)
+    if normalization is not None:
+        x_train, x_val, x_test_t = (normalization.apply(t) for t in (x_train, x_val, x_test_t))
+
+    def as_y(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    return Dataset(
+        name=name, task=task,
+        x_train=x_train, y_train=as_y(y[tr]),
+        x_val=x_val, y_val=as_y(y[va]),
+        x_test=x_test_t, y_test=as_y(y_test),
+        input_shape=tuple(int(d) for d in x.shape[1:]),
+        n_outputs=n_outputs,
+        class_names=class_names,
+        feature_names=list(feature_names or []),
+        normalization=normalization,
+        spec=full_spec,
+    )
