@@ -1,0 +1,8 @@
+"""Test-wide setup: Qt renders offscreen unless the caller asks for a platform.
+
+This runs before any test module imports Qt, which is when Qt reads the variable.
+To watch GUI tests on a real (or Xvfb) display: QT_QPA_PLATFORM=xcb make test
+"""
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
