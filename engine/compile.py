@@ -54,13 +54,15 @@ def compile_graph(graph: Graph, context: InferContext, analysis: Analysis | None
             continue
         elif spec.function is not None:
             kwargs = spec.function_kwargs(node.params) if spec.function_kwargs else {}
+            # The node that holds the merge's result is created under the user's name through fx's
+            # namespace (assigning Node.name directly bypasses it and can define a name twice).
             if spec.function is torch.cat:
-                value = fxg.call_function(torch.cat, (args,), kwargs)
+                value = fxg.create_node("call_function", torch.cat, (args,), kwargs, name=node.name)
             else:
                 value = args[0]
-                for other in args[1:]:  # a + b + c, left to right
-                    value = fxg.call_function(spec.function, (value, other), kwargs)
-            value.name = node.name  # fx de-duplicates if needed
+                for k, other in enumerate(args[1:], start=2):  # a + b + c, left to right
+                    value = fxg.create_node("call_function", spec.function, (value, other), kwargs,
+                                            name=node.name if k == len(args) else None)
         else:
             root.add_module(node.name, spec.build(node.params, info.in_shapes, context))
             value = fxg.call_module(node.name, tuple(args))

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from engine.errors import GraphError, ProjectFileError
+from engine.errors import GraphError, ParamError, ProjectFileError
 from engine.layers import REGISTRY
 from engine.spec import LayerSpec
 
@@ -87,12 +87,23 @@ class EdgeRemoval:
 _IDENT = re.compile(r"[^0-9a-zA-Z_]")
 
 
+def _reserved_names() -> frozenset:
+    # A node name becomes an attribute of the compiled GraphModule and a local of its forward(self, ...):
+    # a name the module already has (forward, training, train, eval, type, float...) or 'self' would break it.
+    from torch import fx, nn
+
+    return frozenset(dir(fx.GraphModule(nn.Module(), fx.Graph()))) | {"self"}
+
+
+_RESERVED = _reserved_names()
+
+
 def to_identifier(name: str) -> str:
     """A node name usable as a Python identifier (it names a submodule in generated code)."""
     s = _IDENT.sub("_", name.strip()) or "layer"
     if s[0].isdigit():
         s = "_" + s
-    if keyword.iskeyword(s):
+    while keyword.iskeyword(s) or s in _RESERVED:
         s += "_"
     return s
 
@@ -344,8 +355,8 @@ class Graph:
                 g.connect(ed["src"], ed["dst"], ed.get("src_port", "out"), ed.get("dst_port", "in"), ed["id"])
         except ProjectFileError:
             raise
-        except (GraphError, KeyError, TypeError, ValueError, IndexError) as exc:
-            detail = exc.message if isinstance(exc, GraphError) else f"missing or bad field {exc}"
+        except (GraphError, ParamError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            detail = exc.message if isinstance(exc, (GraphError, ParamError)) else f"missing or bad field {exc}"
             raise ProjectFileError(f"The graph document is invalid: {detail}") from None
         return g
 

@@ -118,17 +118,22 @@ class ShapeInference:
     def analyze(self) -> Analysis:
         graph, ctx = self.graph, self.context
         order, cycle = self._topology()
-        issues: list[Issue] = _graph_issues(graph, cycle)
-        infos: dict[str, NodeInfo] = {}
+        # Adjacency built once per analysis: per-node edge scans would make every analysis O(nodes x edges).
         in_edges: dict[str, list] = {}
+        out_edges: dict[str, list] = {}
         for e in graph.edges:
             in_edges.setdefault(e.dst, []).append(e)
+            out_edges.setdefault(e.src, []).append(e)
+        issues: list[Issue] = _graph_issues(graph, cycle, out_edges)
+        infos: dict[str, NodeInfo] = {}
         live = set()
         for nid in order:
             node = graph.node(nid)
             edges = in_edges.get(nid, [])
             in_shapes = tuple(infos[e.src].shape if e.src in infos else None for e in edges)
-            key = (node.type, tuple((k, _freeze(v)) for k, v in node.params.items()), in_shapes, node.name)
+            # The edges are part of the key: a cached Fix names the incoming edge and its source node.
+            key = (node.type, tuple((k, _freeze(v)) for k, v in node.params.items()), in_shapes, node.name,
+                   tuple((e.id, e.src, e.dst_port) for e in edges))
             cached = self._cache.get(nid)
             if cached is not None and cached[0] == key:
                 info = cached[1]
@@ -140,7 +145,7 @@ class ShapeInference:
             issues.extend(info.issues)
         for stale in set(self._cache) - live:
             del self._cache[stale]
-        issues.extend(_context_issues(graph, infos, ctx))
+        issues.extend(_context_issues(graph, infos, ctx, out_edges))
         edge_shapes = {e.id: infos[e.src].shape if e.src in infos else None for e in graph.edges}
         total = sum(i.n_params for i in infos.values())
         flops = sum(i.flops for i in infos.values())
@@ -203,7 +208,7 @@ def _structured_fix(graph: Graph, node: Node, edges, hint: str | None) -> Fix | 
     return None
 
 
-def _graph_issues(graph: Graph, cycle) -> list[Issue]:
+def _graph_issues(graph: Graph, cycle, out_edges: dict[str, list]) -> list[Issue]:
     issues = []
     if cycle:
         names = " -> ".join(graph.node(n).name for n in cycle)
@@ -216,16 +221,17 @@ def _graph_issues(graph: Graph, cycle) -> list[Issue]:
             issues.append(Issue("error", f"The graph has more than one {kind} ('{extra.name}'); keep exactly one.",
                                 node_id=extra.id))
     for node in graph.nodes:
-        if node.spec.outputs and not graph.out_edges(node.id):
+        if node.spec.outputs and not out_edges.get(node.id):
             issues.append(Issue("warning", f"The output of {_label(node)} is not used.", node_id=node.id))
     return issues
 
 
-def _context_issues(graph: Graph, infos: dict[str, NodeInfo], ctx: InferContext) -> list[Issue]:
+def _context_issues(graph: Graph, infos: dict[str, NodeInfo], ctx: InferContext,
+                    out_edges: dict[str, list]) -> list[Issue]:
     """Checks that look at a node's neighbours rather than its own shapes."""
     issues = []
     for node in graph.nodes:
-        consumers = [graph.node(e.dst) for e in graph.out_edges(node.id)]
+        consumers = [graph.node(e.dst) for e in out_edges.get(node.id, ())]
         if node.type == "Linear" and node.params["units"] == AUTO and not any(c.type == "Output" for c in consumers):
             issues.append(Issue(
                 "error", f"{_label(node)} has units 'auto', which only means something on the Linear that feeds "
