@@ -138,7 +138,7 @@ class _ProgressPrinter:
             if self.tty:
                 self.err.write("\r" + " " * 90 + "\r")
             m = event.metrics
-            parts = [f"epoch {event.epoch + 1 if event.epoch < self.total_epochs else event.epoch}/{self.total_epochs}"]
+            parts = [f"epoch {event.epoch}/{self.total_epochs}"]  # EpochEnd.epoch is 1-based
             for key in ("train_loss", "val_loss", "val_accuracy", "val_mse"):
                 if key in m and m[key] is not None:
                     parts.append(f"{key} {m[key]:.4f}")

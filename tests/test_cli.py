@@ -47,7 +47,7 @@ def test_default_lab_trains_to_95_percent(tmp_path):
     assert result["val_accuracy"] >= 0.95
     assert result["epochs"] == 30 and result["device"] == "cpu"
     assert result["samples_per_s"] > 0 and "val_loss" in result
-    assert "epoch 30/30" in proc.stdout
+    assert "epoch 1/30" in proc.stdout and "epoch 30/30" in proc.stdout
     project = load_project(tmp_path / "run" / "model.layerlab")
     assert project.weights and len(project.history) == 30 and project.normalization
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
