@@ -29,6 +29,7 @@ import networkx as nx
 from engine.errors import GraphError, ParamError, ProjectFileError
 from engine.layers import REGISTRY
 from engine.spec import LayerSpec
+from engine.versioning import migrate
 
 GRAPH_FORMAT = "layerlab.graph"
 GRAPH_VERSION = 1
@@ -379,16 +380,4 @@ GRAPH_MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
 
 def migrate_graph_doc(doc: Any) -> dict:
-    if not isinstance(doc, dict) or doc.get("format") != GRAPH_FORMAT:
-        raise ProjectFileError("This is not a LayerLab graph (its 'format' field is missing or different).")
-    version = doc.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ProjectFileError(f"The graph document has an invalid version {version!r}.")
-    if version > GRAPH_VERSION:
-        raise ProjectFileError(f"The graph was saved by a newer LayerLab (format version {version}; "
-                               f"this one reads up to {GRAPH_VERSION}). Update LayerLab to open it.")
-    while version < GRAPH_VERSION:
-        doc = GRAPH_MIGRATIONS[version](doc)
-        version += 1
-        doc["version"] = version
-    return doc
+    return migrate(doc, GRAPH_FORMAT, GRAPH_VERSION, GRAPH_MIGRATIONS, "graph")

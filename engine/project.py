@@ -24,6 +24,7 @@ from safetensors.torch import save as save_safetensors
 
 from engine.errors import ProjectFileError
 from engine.graph import GRAPH_FORMAT, Graph
+from engine.versioning import migrate
 
 PROJECT_FORMAT = "layerlab.project"
 PROJECT_VERSION = 1
@@ -72,19 +73,7 @@ PROJECT_MIGRATIONS: dict[int, Any] = {}
 
 
 def migrate_project_doc(doc: Any) -> dict:
-    if not isinstance(doc, dict) or doc.get("format") != PROJECT_FORMAT:
-        raise ProjectFileError("This is not a LayerLab project (its 'format' field is missing or different).")
-    version = doc.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ProjectFileError(f"The project has an invalid version {version!r}.")
-    if version > PROJECT_VERSION:
-        raise ProjectFileError(f"The project was saved by a newer LayerLab (format version {version}; this one "
-                               f"reads up to {PROJECT_VERSION}). Update LayerLab to open it.")
-    while version < PROJECT_VERSION:
-        doc = PROJECT_MIGRATIONS[version](doc)
-        version += 1
-        doc["version"] = version
-    return doc
+    return migrate(doc, PROJECT_FORMAT, PROJECT_VERSION, PROJECT_MIGRATIONS, "project")
 
 
 # ----------------------------------------------------------------------------- writing
