@@ -1,0 +1,399 @@
+"""The scene mirrors the document's graph.
+
+Items are created, moved, renamed and removed only in response to graph events
+(``Document.graphEvent``), and their badges / error outlines follow
+``Document.analysisChanged``.  User gestures become commands pushed on the undo
+stack; the resulting graph event then updates the items.  Nothing here writes the
+model and the view separately.
+"""
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QApplication, QGraphicsScene, QMenu
+
+from engine.errors import LayerLabError
+from engine.graph import GraphEvent
+from engine.layers import REGISTRY
+from engine.validate import Analysis, Fix
+from gui import dialogs, theme
+from gui.canvas.edge_item import EdgeItem
+from gui.canvas.interactions import ConnectionDrag, MoveTracker
+from gui.canvas.node_item import GRID, NODE_H, NODE_W, NodeItem, PortItem, param_summary
+from gui.commands import (AddNodeCommand, ApplyFixCommand, InsertOnEdgeCommand, copy_fragment, delete_items,
+                          paste_fragment)
+
+FRAGMENT_MIME = "application/x-layerlab-fragment"
+SCENE_EXTENT = 40000.0
+QUICK_INSERT = ("ReLU", "Dropout", "BatchNorm1d", "Flatten", "Linear")
+
+
+class GraphScene(QGraphicsScene):
+    statusMessage = Signal(str)
+
+    def __init__(self, doc, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[str, EdgeItem] = {}
+        self.snap_to_grid = True
+        self.last_refusal: str | None = None
+        self._drag: ConnectionDrag | None = None
+        self._mover = MoveTracker(self)
+        self._overlay_edges: set[str] = set()
+        self._overlay_nodes: set[str] = set()
+        self._paste_count = 0
+        self.port_detail = True
+        self.setSceneRect(QRectF(-SCENE_EXTENT, -SCENE_EXTENT, 2 * SCENE_EXTENT, 2 * SCENE_EXTENT))
+        self.setItemIndexMethod(QGraphicsScene.NoIndex)
+        doc.graphEvent.connect(self._on_graph_event)
+        doc.analysisChanged.connect(self._on_analysis)
+        doc.datasetChanged.connect(self._refresh_captions)
+        doc.overlayChanged.connect(self.set_overlay)
+        self.selectionChanged.connect(self._on_selection)
+        self._unlisten_theme = theme.add_listener(self.refresh_theme)
+        self.rebuild()
+
+    # ------------------------------------------------------------------ model -> items
+    def rebuild(self) -> None:
+        self._cancel_drag()
+        for item in list(self.edges.values()) + list(self.nodes.values()):
+            self.removeItem(item)
+        self.nodes.clear()
+        self.edges.clear()
+        for node in self.doc.graph.nodes:
+            self._add_node_item(node.id)
+        for edge in self.doc.graph.edges:
+            self._add_edge_item(edge.id)
+        self._on_analysis(self.doc.analysis)
+
+    def _caption(self, node) -> str:
+        task = self.doc.context.task
+        if node.type == "Input":
+            ds = self.doc.dataset
+            if ds is not None:
+                return f"{ds.name} · {ds.n_train + ds.n_val + ds.n_test} samples"
+            return "no data loaded" if self.doc.dataset_error else "no dataset chosen"
+        return param_summary(node, node.spec, task, "")
+
+    def _add_node_item(self, node_id: str) -> NodeItem:
+        node = self.doc.graph.node(node_id)
+        item = NodeItem(node, REGISTRY.get(node.type))
+        item.set_text(node.name, self._caption(node))
+        if not self.port_detail:
+            item.set_port_detail(False)
+        self.addItem(item)
+        self.nodes[node_id] = item
+        return item
+
+    def _add_edge_item(self, edge_id: str) -> EdgeItem:
+        e = self.doc.graph.edge(edge_id)
+        src, dst = self.nodes[e.src], self.nodes[e.dst]
+        item = EdgeItem(e.id, src, dst, e.src_port, e.dst_port)
+        src.edges.append(item)
+        dst.edges.append(item)
+        self.addItem(item)
+        self.edges[edge_id] = item
+        if self.doc._analysis is not None and not self.doc._analysis_dirty:
+            item.set_shape_text(self.doc._analysis.edge_shapes.get(edge_id))
+        return item
+
+    def _on_graph_event(self, ev: GraphEvent) -> None:
+        k = ev.kind
+        if k == "node_added":
+            self._add_node_item(ev.node_id)
+        elif k == "node_removed":
+            item = self.nodes.pop(ev.node_id, None)
+            if item is not None:
+                self.removeItem(item)
+        elif k == "edge_added":
+            self._add_edge_item(ev.edge_id)
+        elif k == "edge_removed":
+            item = self.edges.pop(ev.edge_id, None)
+            if item is not None:
+                for n in (item.src_item, item.dst_item):
+                    if item in n.edges:
+                        n.edges.remove(item)
+                self.removeItem(item)
+        elif k == "node_moved":
+            item = self.nodes.get(ev.node_id)
+            if item is not None:
+                item.sync_pos(ev.new)
+        elif k in ("param_changed", "node_renamed"):
+            item = self.nodes.get(ev.node_id)
+            if item is not None:
+                node = self.doc.graph.node(ev.node_id)
+                item.set_text(node.name, self._caption(node))
+        elif k == "reset":
+            self.rebuild()
+
+    def _refresh_captions(self, *_args) -> None:
+        for nid, item in self.nodes.items():
+            node = self.doc.graph.node(nid)
+            item.set_text(node.name, self._caption(node))
+
+    def _on_analysis(self, analysis: Analysis) -> None:
+        by_node: dict[str, list] = {}
+        for issue in analysis.issues:
+            if issue.node_id is not None:
+                by_node.setdefault(issue.node_id, []).append(issue)
+        for nid, item in self.nodes.items():
+            item.set_state(analysis.nodes.get(nid), by_node.get(nid, []))
+        shapes = analysis.edge_shapes
+        for eid, item in self.edges.items():
+            item.set_shape_text(shapes.get(eid))
+        if self.doc.context.task is not None:  # Output caption shows the resolved loss
+            for node in self.doc.graph.nodes_of_type("Output"):
+                item = self.nodes.get(node.id)
+                if item is not None:
+                    item.set_text(node.name, self._caption(node))
+
+    def refresh_theme(self, _theme=None) -> None:
+        for item in self.nodes.values():
+            item._state_key = None
+            item.refresh_theme()
+        self._on_analysis(self.doc.analysis)
+        for item in self.edges.values():
+            item.update()
+        self.update()
+
+    def set_port_detail(self, visible: bool) -> None:
+        if visible != self.port_detail:
+            self.port_detail = visible
+            for item in self.nodes.values():
+                item.set_port_detail(visible)
+
+    # ------------------------------------------------------------------ overlays (training)
+    def set_overlay(self, overlay: dict) -> None:
+        overlay = overlay or {}
+        colors = overlay.get("edge_colors") or {}
+        images = overlay.get("node_images") or {}
+        for eid in self._overlay_edges - set(colors):
+            item = self.edges.get(eid)
+            if item is not None:
+                item.set_overlay_color(None)
+        for eid, rgba in colors.items():
+            item = self.edges.get(eid)
+            if item is not None:
+                item.set_overlay_color(rgba if isinstance(rgba, QColor) else QColor(*[int(c) for c in rgba]))
+        for nid in self._overlay_nodes - set(images):
+            item = self.nodes.get(nid)
+            if item is not None:
+                item.set_image(None)
+        for nid, img in images.items():
+            item = self.nodes.get(nid)
+            if item is not None and isinstance(img, QImage):
+                item.set_image(img)
+        self._overlay_edges, self._overlay_nodes = set(colors), set(images)
+
+    # ------------------------------------------------------------------ selection
+    def selected_node_items(self) -> list[NodeItem]:
+        return [i for i in self.selectedItems() if isinstance(i, NodeItem)]
+
+    def selected_node_ids(self) -> list[str]:
+        order = {n.id: k for k, n in enumerate(self.doc.graph.nodes)}
+        return sorted((i.node_id for i in self.selected_node_items()), key=lambda n: order.get(n, 0))
+
+    def selected_edge_ids(self) -> list[str]:
+        return [i.edge_id for i in self.selectedItems() if isinstance(i, EdgeItem)]
+
+    def _on_selection(self) -> None:
+        ids = self.selected_node_ids()
+        self.doc.set_selected_node(ids[0] if len(ids) == 1 and not self.selected_edge_ids() else "")
+
+    def select_only(self, node_ids=(), edge_ids=()) -> None:
+        self.blockSignals(True)
+        try:
+            self.clearSelection()
+            for nid in node_ids:
+                if nid in self.nodes:
+                    self.nodes[nid].setSelected(True)
+            for eid in edge_ids:
+                if eid in self.edges:
+                    self.edges[eid].setSelected(True)
+        finally:
+            self.blockSignals(False)
+        self._on_selection()
+        self.selectionChanged.emit()
+
+    def preview_items(self) -> list:
+        """Connection previews currently shown (empty unless a port drag is in progress)."""
+        from gui.canvas.edge_item import PreviewEdgeItem
+        return [i for i in self.items() if isinstance(i, PreviewEdgeItem)]
+
+    def nodes_rect(self) -> QRectF:
+        rect = QRectF()
+        for item in self.nodes.values():
+            rect = rect.united(item.sceneBoundingRect())
+        return rect
+
+    # ------------------------------------------------------------------ editing helpers
+    def add_layer(self, type_name: str, scene_pos: QPointF, centred: bool = True) -> str:
+        """Add a layer (one undo step) with its centre (or top-left) at ``scene_pos``; returns its id."""
+        x, y = scene_pos.x(), scene_pos.y()
+        if centred:
+            x, y = x - NODE_W / 2, y - NODE_H / 2
+        if self.snap_to_grid:
+            x, y = round(x / GRID) * GRID, round(y / GRID) * GRID
+        cmd = AddNodeCommand(self.doc, type_name, {}, (x, y))
+        self.doc.push(cmd)
+        self.select_only([cmd.node_id])
+        self.statusMessage.emit(f"Added {type_name} '{self.doc.graph.node(cmd.node_id).name}'. "
+                                "Drag from its right-hand port to connect it.")
+        return cmd.node_id
+
+    def apply_fix(self, fix: Fix) -> None:
+        try:
+            self.doc.push(ApplyFixCommand(self.doc, fix))
+        except LayerLabError as exc:
+            self.statusMessage.emit(str(exc))
+            return
+        self.statusMessage.emit(f"Applied fix: {fix.label}.")
+
+    def delete_selection(self) -> None:
+        delete_items(self.doc, self.selected_node_ids(), self.selected_edge_ids())
+
+    def copy_selection(self) -> bool:
+        ids = self.selected_node_ids()
+        if not ids:
+            return False
+        fragment = copy_fragment(self.doc.graph, ids)
+        mime = QMimeData()
+        payload = json.dumps(fragment).encode()
+        mime.setData(FRAGMENT_MIME, payload)
+        mime.setText(json.dumps(fragment, indent=1))
+        QApplication.clipboard().setMimeData(mime)
+        self._paste_count = 0
+        self.port_detail = True
+        return True
+
+    def cut_selection(self) -> None:
+        if self.copy_selection():
+            self.doc.undo_stack.beginMacro("Cut")
+            try:
+                self.delete_selection()
+            finally:
+                self.doc.undo_stack.endMacro()
+
+    def paste(self) -> list[str]:
+        mime = QApplication.clipboard().mimeData()
+        if mime is None:
+            return []
+        raw = bytes(mime.data(FRAGMENT_MIME)) if mime.hasFormat(FRAGMENT_MIME) else mime.text().encode()
+        try:
+            fragment = json.loads(raw.decode() or "null")
+        except (UnicodeDecodeError, ValueError):
+            fragment = None
+        if not isinstance(fragment, dict):
+            self.statusMessage.emit("The clipboard does not hold LayerLab layers.")
+            return []
+        self._paste_count += 1
+        return self._paste_fragment(fragment, 30.0 * self._paste_count, "Paste")
+
+    def duplicate_selection(self) -> list[str]:
+        ids = self.selected_node_ids()
+        if not ids:
+            return []
+        return self._paste_fragment(copy_fragment(self.doc.graph, ids), 30.0, "Duplicate")
+
+    def _paste_fragment(self, fragment: dict, offset: float, text: str) -> list[str]:
+        try:
+            new_ids = paste_fragment(self.doc, fragment, (offset, offset), text)
+        except (LayerLabError, KeyError, TypeError, ValueError) as exc:
+            self.statusMessage.emit(f"Cannot paste: {exc}")
+            return []
+        self.select_only(new_ids)
+        return new_ids
+
+    # ------------------------------------------------------------------ mouse
+    def _port_at(self, pos: QPointF) -> PortItem | None:
+        for item in self.items(pos):
+            if isinstance(item, PortItem):
+                return item
+        return None
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton:
+            port = self._port_at(event.scenePos())
+            if port is not None:
+                self._drag = ConnectionDrag(self, port)
+                event.accept()
+                return
+        super().mousePressEvent(event)
+        if event.button() == Qt.LeftButton:
+            self._mover.begin()
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._drag is not None:
+            self._drag.move(event.scenePos(), event.screenPos())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._drag is not None and event.button() == Qt.LeftButton:
+            drag, self._drag = self._drag, None
+            try:
+                drag.finish(event.scenePos())
+            except LayerLabError as exc:
+                self.last_refusal = str(exc)
+                self.statusMessage.emit(str(exc))
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+        if event.button() == Qt.LeftButton:
+            self._mover.end()
+
+    def _cancel_drag(self) -> None:
+        if self._drag is not None:
+            self._drag.cancel()
+            self._drag = None
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key_Escape and self._drag is not None:
+            self._cancel_drag()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    # ------------------------------------------------------------------ context menus
+    def contextMenuEvent(self, event) -> None:
+        item = next((i for i in self.items(event.scenePos()) if isinstance(i, (NodeItem, EdgeItem))), None)
+        if item is None:
+            item = next((i.parentItem() for i in self.items(event.scenePos())
+                         if isinstance(i.parentItem(), NodeItem)), None)
+        menu = QMenu()
+        if isinstance(item, NodeItem):
+            if not item.isSelected():
+                self.select_only([item.node_id])
+            fixes = [i.fix for i in item.errors if i.fix is not None]
+            for fix in fixes:
+                menu.addAction(f"Apply fix: {fix.label}", lambda f=fix: self.apply_fix(f))
+            if fixes:
+                menu.addSeparator()
+            menu.addAction("Duplicate", self.duplicate_selection)
+            menu.addAction("Copy", self.copy_selection)
+            menu.addAction("Delete", self.delete_selection)
+        elif isinstance(item, EdgeItem):
+            self.select_only(edge_ids=[item.edge_id])
+            sub = menu.addMenu("Insert layer here")
+            for t in QUICK_INSERT:
+                sub.addAction(t, lambda t=t, e=item.edge_id: self._insert_on_edge(e, t))
+            menu.addAction("Delete connection", self.delete_selection)
+        else:
+            pos = event.scenePos()
+            add = menu.addMenu("Add layer")
+            for category, specs in REGISTRY.categories().items():
+                cat = add.addMenu(category)
+                for spec in specs:
+                    cat.addAction(spec.type, lambda t=spec.type: self.add_layer(t, pos))
+            menu.addAction("Paste", self.paste)
+        dialogs.exec_menu(menu, event.screenPos())
+
+    def _insert_on_edge(self, edge_id: str, layer_type: str) -> None:
+        try:
+            self.doc.push(InsertOnEdgeCommand(self.doc, edge_id, layer_type))
+        except LayerLabError as exc:
+            self.statusMessage.emit(str(exc))

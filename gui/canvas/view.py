@@ -1,0 +1,269 @@
+"""The canvas widget: zoom to the cursor, pan (middle drag or space + drag), fit, grid, drops.
+
+Layers dragged from the palette arrive as ``LAYER_MIME`` drops and become one
+AddNodeCommand at the drop point.  While the graph is empty (or nothing is
+connected yet) the view paints a short hint telling a first-time user what to do.
+"""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QFrame, QGraphicsView
+
+from engine.errors import LayerLabError
+from gui import theme
+from gui.canvas.node_item import GRID, LOW_DETAIL
+from gui.canvas.scene import GraphScene
+
+LAYER_MIME = "application/x-layerlab-layer"
+MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
+MAJOR = GRID * 10
+
+
+class GraphView(QGraphicsView):
+    zoomChanged = Signal(float)
+
+    def __init__(self, scene: GraphScene, parent=None):
+        super().__init__(scene, parent)
+        self.graph_scene = scene
+        self.show_grid = True
+        self._pan_from: QPointF | None = None
+        self._space = False
+        self.setRenderHints(QPainter.Antialiasing | QPainter.TextAntialiasing | QPainter.SmoothPixmapTransform)
+        self.setViewportUpdateMode(QGraphicsView.SmartViewportUpdate)
+        self.setOptimizationFlags(QGraphicsView.DontSavePainterState)
+        self.setTransformationAnchor(QGraphicsView.NoAnchor)  # set_zoom anchors by hand
+        self.setResizeAnchor(QGraphicsView.AnchorViewCenter)
+        self.setDragMode(QGraphicsView.RubberBandDrag)
+        self.setRubberBandSelectionMode(Qt.IntersectsItemShape)
+        self.setAcceptDrops(True)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setFocusPolicy(Qt.StrongFocus)
+        # Panning is middle-drag, space + drag or Shift + wheel; scroll bars over a 80k-wide scene only distract.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setMouseTracking(True)
+        self._hint_state = None
+        scene.doc.graphChanged.connect(self._check_hint)
+        self.zoomChanged.connect(self._zoom_detail)
+
+    def _zoom_detail(self, z: float) -> None:
+        self.graph_scene.set_port_detail(z >= LOW_DETAIL)
+
+    def _hint_kind(self) -> str:
+        g = self.graph_scene.doc.graph
+        if not g.nodes:
+            return "empty"
+        if not g.edges:
+            return "blank" if all(n.type in ("Input", "Output") for n in g.nodes) else "unconnected"
+        return "few" if len(g.nodes) <= 2 else ""
+
+    def _check_hint(self) -> None:
+        """Repaint the whole viewport only when the hint text appears, changes or goes."""
+        kind = self._hint_kind()
+        if kind != self._hint_state:
+            self._hint_state = kind
+            self.viewport().update()
+
+    # ------------------------------------------------------------------ zoom
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def set_zoom(self, z: float, anchor: QPointF | None = None) -> None:
+        """Zoom to ``z``, keeping the scene point under the viewport position ``anchor`` (default: the centre)
+        where it is.  Done by hand: AnchorUnderMouse follows the real cursor, not the event position."""
+        z = min(MAX_ZOOM, max(MIN_ZOOM, z))
+        factor = z / self.zoom()
+        if abs(factor - 1.0) < 1e-9:
+            return
+        pos = anchor if anchor is not None else QPointF(self.viewport().rect().center())
+        self.setTransformationAnchor(QGraphicsView.NoAnchor)
+        before = self.mapToScene(pos.toPoint())
+        self.scale(factor, factor)
+        after = self.mapToScene(pos.toPoint())
+        delta = after - before
+        self.translate(delta.x(), delta.y())
+        self.zoomChanged.emit(self.zoom())
+
+    def zoom_by(self, factor: float) -> None:
+        self.set_zoom(self.zoom() * factor)
+
+    def zoom_in(self) -> None:
+        self.set_zoom(self.zoom() * 1.25)
+
+    def zoom_out(self) -> None:
+        self.set_zoom(self.zoom() / 1.25)
+
+    def reset_zoom(self) -> None:
+        self.set_zoom(1.0)
+
+    def fit_to_view(self, max_zoom: float = 1.0) -> None:
+        rect = self.graph_scene.nodes_rect()
+        if rect.isNull():
+            self.resetTransform()
+            self.centerOn(0, 0)
+            self.zoomChanged.emit(1.0)
+            return
+        rect = rect.adjusted(-16, -24, 16, 24)
+        self.fitInView(rect, Qt.KeepAspectRatio)
+        if self.zoom() > max_zoom:
+            self.resetTransform()
+            self.scale(max_zoom, max_zoom)
+            self.centerOn(rect.center())
+        elif self.zoom() < MIN_ZOOM:
+            self.resetTransform()
+            self.scale(MIN_ZOOM, MIN_ZOOM)
+            self.centerOn(rect.center())
+        self.zoomChanged.emit(self.zoom())
+
+    def visible_centre(self) -> QPointF:
+        return self.mapToScene(self.viewport().rect().center())
+
+    def wheelEvent(self, event) -> None:
+        if event.modifiers() & (Qt.ShiftModifier | Qt.AltModifier):  # pan instead of zoom
+            d = event.angleDelta()
+            dx, dy = (d.y(), 0) if event.modifiers() & Qt.ShiftModifier else (d.x(), d.y())
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - dx // 2)
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - dy // 2)
+            event.accept()
+            return
+        delta = event.angleDelta().y() or event.angleDelta().x()
+        if not delta:
+            return
+        self.set_zoom(self.zoom() * math.pow(1.0015, delta), anchor=event.position())
+        event.accept()
+
+    # ------------------------------------------------------------------ panning
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MiddleButton or (event.button() == Qt.LeftButton and self._space):
+            self._pan_from = event.position()
+            self.viewport().setCursor(Qt.ClosedHandCursor)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._pan_from is not None:
+            d = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(d.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(d.y()))
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._pan_from is not None and event.button() in (Qt.MiddleButton, Qt.LeftButton):
+            self._pan_from = None
+            self.viewport().setCursor(Qt.OpenHandCursor if self._space else Qt.ArrowCursor)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.OpenHandCursor)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self._pan_from = None
+            self.viewport().setCursor(Qt.ArrowCursor)
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    # ------------------------------------------------------------------ drops from the palette
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasFormat(LAYER_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasFormat(LAYER_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:
+        mime = event.mimeData()
+        if not mime.hasFormat(LAYER_MIME):
+            event.ignore()
+            return
+        type_name = bytes(mime.data(LAYER_MIME)).decode("utf-8")
+        pos = self.mapToScene(event.position().toPoint())
+        try:
+            self.graph_scene.add_layer(type_name, pos)
+        except LayerLabError as exc:
+            self.graph_scene.statusMessage.emit(str(exc))
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.setFocus()
+
+    # ------------------------------------------------------------------ painting
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+        t = theme.current()
+        painter.fillRect(rect, QColor(t.canvas))
+        if not self.show_grid:
+            return
+        z = self.zoom()
+        painter.setRenderHint(QPainter.Antialiasing, False)
+        for step, color in ((GRID * 2, t.grid_minor), (MAJOR, t.grid_major)):
+            if step * z < 9:
+                continue
+            left = math.floor(rect.left() / step) * step
+            top = math.floor(rect.top() / step) * step
+            lines = []
+            x = left
+            while x < rect.right():
+                lines.append(QLineF(x, rect.top(), x, rect.bottom()))
+                x += step
+            y = top
+            while y < rect.bottom():
+                lines.append(QLineF(rect.left(), y, rect.right(), y))
+                y += step
+            painter.setPen(QPen(QColor(color), 0))
+            painter.drawLines(lines)
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        graph = self.graph_scene.doc.graph
+        kind = self._hint_kind()
+        self._hint_state = kind
+        if not kind:
+            return
+        if kind == "empty":
+            text = ("Your canvas is empty.\n\n"
+                    "Drag layers from the palette on the left and drop them here\n"
+                    "(or double-click a layer there). A network starts with Input and ends with Output.\n"
+                    "Connect layers by dragging from an output dot (right side) to an input dot (left side).")
+        elif kind == "blank":
+            text = ("Drag layers from the palette on the left into the space between Input and Output,\n"
+                    "then connect them: drag from a layer's right-hand dot to the next layer's left-hand dot.")
+        elif kind == "unconnected":
+            text = ("Connect the layers: drag from the dot on the right of a layer\n"
+                    "to the dot on the left of the next one. Try Input → Linear → ReLU → Linear → Output.")
+        else:
+            text = ("Add layers between Input and Output from the palette, then connect them\n"
+                    "by dragging from a layer's right-hand dot to the next layer's left-hand dot.")
+        t = theme.current()
+        painter.save()
+        painter.resetTransform()
+        vp = self.viewport().rect()
+        f = QFont()
+        f.setPointSizeF(10.5 if graph.nodes else 11.5)
+        painter.setFont(f)
+        painter.setPen(QColor(t.hint_text))
+        if graph.nodes:
+            box = QRectF(vp.left() + 20, vp.bottom() - 70, vp.width() - 40, 56)
+        else:
+            box = QRectF(vp.adjusted(40, 40, -40, -40))
+        painter.drawText(box, Qt.AlignCenter | Qt.TextWordWrap, text)
+        painter.restore()

@@ -1,0 +1,370 @@
+"""The open project, its undo stack, and the bridge from engine callbacks to Qt signals.
+
+One ``Document`` lives as long as the main window.  Its ``graph`` is one engine
+``Graph`` object for the whole session: opening or creating a project calls
+``graph.replace_with(...)``, so everything that observes the graph stays attached.
+
+Edits never touch the graph directly: they are ``QUndoCommand`` s (gui/commands.py)
+pushed on ``undo_stack``.  The graph notifies the document after every change;
+the document re-emits each event as ``graphEvent`` (the canvas mirrors those), and
+coalesces re-analysis so a macro of many edits costs one shape-inference pass,
+emitted as ``analysisChanged`` + ``graphChanged`` on the next event-loop turn.
+Reading ``document.analysis`` always gives the analysis of the current graph.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoStack
+
+from engine.compile import CompiledModel, compile_graph
+from engine.errors import LayerLabError, ProjectFileError
+from engine.graph import Graph, GraphEvent
+from engine.project import Project, load_project, save_project
+from engine.spec import InferContext
+from engine.templates import TEMPLATES
+from engine.validate import Analysis, ShapeInference
+
+# Templates that only make sense on image data open with the digits dataset.
+TEMPLATE_DATA = {"cnn": {"source": "digits"}, "lstm": {"source": "digits"}}
+IMAGE_SOURCES = {"digits", "image_folder", "idx"}
+
+# Event kinds that can change which weights a graph needs.
+_WEIGHT_EVENTS = {"node_added", "node_removed", "edge_added", "edge_removed", "param_changed", "node_renamed",
+                  "reset"}
+
+
+def blank_graph() -> Graph:
+    """What File > New > Blank opens: an Input and an Output, ready to be joined by layers."""
+    g = Graph()
+    g.add_node("Input", {}, (0.0, 0.0))
+    g.add_node("Output", {}, (570.0, 0.0))
+    return g
+
+
+class Document(QObject):
+    graphEvent = Signal(object)  # every engine GraphEvent, in order
+    graphChanged = Signal()  # coalesced: the graph changed since the last emission
+    analysisChanged = Signal(object)  # engine.validate.Analysis
+    datasetChanged = Signal(object)  # engine.data.Dataset or None
+    projectReplaced = Signal()
+    weightsChanged = Signal()
+    modifiedChanged = Signal(bool)
+    selectedNodeChanged = Signal(str)  # "" when the selection is not exactly one node
+    overlayChanged = Signal(object)  # {"edge_colors": {...}, "node_images": {...}} or {}
+    pathChanged = Signal(str)
+    trainingConfigChanged = Signal(object)
+
+    def __init__(self, project: Project | None = None, parent: QObject | None = None, load_data: bool = True):
+        super().__init__(parent)
+        self.project: Project = project or Project(graph=blank_graph())
+        self.graph: Graph = self.project.graph
+        self.undo_stack = QUndoStack(self)
+        self.path: str | None = None
+        self.dataset = None
+        self.dataset_error = ""
+        self.context = InferContext()
+        self.selected_node = ""
+        self.overlay: dict = {}
+        self._inference = ShapeInference(self.graph, self.context)
+        self._analysis: Analysis | None = None
+        self._analysis_dirty = True
+        self._emit_pending = True
+        self._extra_modified = False
+        self._last_modified = False
+        self._weights_signature = None
+        self._weights_stale = False
+        self._weights_check_pending = self.project.weights is not None
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(0)
+        self._flush_timer.timeout.connect(self.flush)
+        self.graph.subscribe(self._on_graph_event)
+        self.undo_stack.cleanChanged.connect(self._update_modified)
+        if load_data:
+            self._load_project_data(self.project, None)
+        self._flush_timer.start()
+
+    # ------------------------------------------------------------------ analysis
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        self._analysis_dirty = True
+        self._emit_pending = True
+        if event.kind in _WEIGHT_EVENTS:
+            self._weights_check_pending = True
+        self.graphEvent.emit(event)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    @property
+    def analysis(self) -> Analysis:
+        """The analysis of the graph as it is now (recomputed on demand, incrementally)."""
+        if self._analysis_dirty or self._analysis is None:
+            self._analysis = self._inference.analyze()
+            self._analysis_dirty = False
+        return self._analysis
+
+    def flush(self) -> None:
+        """Emit the coalesced analysisChanged / graphChanged now (normally done by a 0 ms timer)."""
+        self._flush_timer.stop()
+        if not self._emit_pending and not self._analysis_dirty:
+            return
+        analysis = self.analysis
+        self._emit_pending = False
+        self._update_weights_stale()
+        self.analysisChanged.emit(analysis)
+        self.graphChanged.emit()
+
+    def _invalidate(self) -> None:
+        self._analysis_dirty = True
+        self._emit_pending = True
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    # ------------------------------------------------------------------ commands
+    def push(self, command) -> None:
+        self.undo_stack.push(command)
+
+    def compile(self) -> CompiledModel:
+        """The graph as a trainable module; raises a LayerLabError (GraphInvalid) if it has errors."""
+        return compile_graph(self.graph, self.context, analysis=self.analysis)
+
+    # ------------------------------------------------------------------ selection / overlays
+    def set_selected_node(self, node_id: str) -> None:
+        if node_id != self.selected_node:
+            self.selected_node = node_id
+            self.selectedNodeChanged.emit(node_id)
+
+    def set_overlay(self, overlay: dict | None) -> None:
+        self.overlay = dict(overlay or {})
+        self.overlayChanged.emit(self.overlay)
+
+    # ------------------------------------------------------------------ weights
+    def _param_signature(self):
+        """What decides whether saved weights still fit: every parametrised node's name, type, params, inputs."""
+        a = self.analysis
+        sig = []
+        for node in self.graph.nodes:
+            info = a.nodes.get(node.id)
+            if info is not None and info.n_params:
+                sig.append((node.name, node.type, tuple(sorted((k, str(v)) for k, v in node.params.items())),
+                            info.in_shapes))
+        return tuple(sorted(sig))
+
+    def set_weights(self, state_dict: dict | None) -> None:
+        """Store trained weights in the project (None clears them)."""
+        self.project.weights = dict(state_dict) if state_dict is not None else None
+        self._weights_signature = self._param_signature() if state_dict is not None else None
+        self._weights_stale = False
+        self._extra_modified = True
+        self._update_modified()
+        self.weightsChanged.emit()
+
+    @property
+    def weights_stale(self) -> bool:
+        """True when the graph changed since the weights were stored, so they no longer fit it."""
+        return self.project.weights is not None and self._weights_stale
+
+    def _update_weights_stale(self) -> None:
+        if self.project.weights is None or not getattr(self, "_weights_check_pending", False):
+            return
+        self._weights_check_pending = False
+        if self._weights_signature is None:
+            self._weights_signature = self._param_signature()
+        stale = self._param_signature() != self._weights_signature
+        if stale != self._weights_stale:
+            self._weights_stale = stale
+            self.weightsChanged.emit()
+
+    # ------------------------------------------------------------------ training config
+    def training_config(self) -> dict:
+        return copy.deepcopy(self.project.training)
+
+    def set_training_config(self, config: dict) -> None:
+        config = copy.deepcopy(dict(config))
+        if config == self.project.training:
+            return
+        self.project.training = config
+        self._extra_modified = True
+        self._update_modified()
+        self.trainingConfigChanged.emit(self.training_config())
+
+    # ------------------------------------------------------------------ data
+    def _base_dir(self, path: str | None = None) -> str | None:
+        path = path if path is not None else self.path
+        return os.path.dirname(os.path.abspath(path)) if path else None
+
+    def load_data(self, spec: dict, normalization=None, path: str | None = None):
+        """Load the dataset a spec describes (raises engine.errors.DataError)."""
+        from engine.data import load_dataset  # lazy: the data package pulls in numpy loaders
+        return load_dataset(spec, normalization=normalization, base_dir=self._base_dir(path))
+
+    @staticmethod
+    def context_for(dataset) -> InferContext:
+        if dataset is None:
+            return InferContext()
+        return InferContext(tuple(int(s) for s in dataset.input_shape), int(dataset.n_outputs), dataset.task)
+
+    def _load_project_data(self, project: Project, path: str | None) -> None:
+        try:
+            dataset = self.load_data(project.data, project.normalization, path)
+            error = ""
+        except LayerLabError as exc:
+            dataset, error = None, str(exc)
+        self._set_dataset(dataset, error)
+
+    def _set_dataset(self, dataset, error: str = "") -> None:
+        self.dataset = dataset
+        self.dataset_error = error
+        self.context = self.context_for(dataset)
+        self._inference.set_context(self.context)
+        self._invalidate()
+
+    def apply_data(self, spec: dict, dataset, normalization) -> None:
+        """Install a data spec and its loaded dataset (SetDataSpecCommand calls this both ways)."""
+        self.project.data = copy.deepcopy(spec)
+        self.project.normalization = normalization
+        self._set_dataset(dataset)
+        self.datasetChanged.emit(dataset)
+
+    def set_data_spec(self, spec: dict, parent=None) -> bool:
+        """Switch to another dataset as one undoable step; bad data shows a sentence and changes nothing."""
+        from gui import dialogs
+        from gui.commands import SetDataSpecCommand
+        try:
+            dataset = self.load_data(spec)
+        except LayerLabError as exc:
+            dialogs.show_error(parent, "Cannot load the data", str(exc))
+            return False
+        self.push(SetDataSpecCommand(self, dict(spec), dataset))
+        return True
+
+    # ------------------------------------------------------------------ modified state
+    def is_modified(self) -> bool:
+        return not self.undo_stack.isClean() or self._extra_modified
+
+    def _update_modified(self, *_args) -> None:
+        m = self.is_modified()
+        if m != self._last_modified:
+            self._last_modified = m
+            self.modifiedChanged.emit(m)
+
+    def mark_modified(self) -> None:
+        """For changes outside the undo stack (e.g. a recovered document that was never saved)."""
+        self._extra_modified = True
+        self._update_modified()
+
+    @property
+    def display_name(self) -> str:
+        if self.path:
+            return os.path.basename(self.path)
+        return self.project.name or "Untitled"
+
+    # ------------------------------------------------------------------ projects
+    def _install(self, project: Project, path: str | None, dataset, dataset_error: str) -> None:
+        self.undo_stack.clear()
+        self.set_selected_node("")
+        self.dataset = dataset
+        self.dataset_error = dataset_error
+        self.context = self.context_for(dataset)
+        self._inference.set_context(self.context)
+        self.graph.replace_with(project.graph)
+        project.graph = self.graph
+        self.project = project
+        self.path = path
+        self._weights_signature = None
+        self._weights_stale = False
+        self._weights_check_pending = project.weights is not None
+        self._extra_modified = False
+        self.undo_stack.setClean()
+        self.overlay = {}
+        self.overlayChanged.emit({})
+        self.pathChanged.emit(path or "")
+        self.datasetChanged.emit(dataset)
+        self.projectReplaced.emit()
+        self._update_modified()
+        self.flush()
+
+    def _prepare(self, project: Project, path: str | None):
+        try:
+            dataset = self.load_data(project.data, project.normalization, path)
+            return dataset, ""
+        except LayerLabError as exc:
+            return None, str(exc)
+
+    def open(self, path: str) -> None:
+        """Open a project or graph file; a bad file raises ProjectFileError and leaves this document as it was."""
+        project = load_project(path)
+        dataset, error = self._prepare(project, path)
+        self._install(project, os.path.abspath(path), dataset, error)
+        if project.weights is not None:
+            self._weights_signature = self._param_signature()
+
+    def open_project(self, project: Project, path: str | None = None, modified: bool = False) -> None:
+        """Install an already loaded project (starters, recovered autosaves)."""
+        dataset, error = self._prepare(project, path)
+        self._install(project, path, dataset, error)
+        if project.weights is not None:
+            self._weights_signature = self._param_signature()
+        if modified:
+            self.mark_modified()
+
+    def new(self, template: str | None = None) -> None:
+        """A new project: blank (Input + Output) or one of engine.templates.TEMPLATES."""
+        if template is None:
+            graph, name = blank_graph(), "Untitled"
+        else:
+            if template not in TEMPLATES:
+                raise ProjectFileError(f"No template named '{template}'; available: {', '.join(TEMPLATES)}.")
+            description, make = TEMPLATES[template]
+            graph, name = make(), description.split(":")[0]
+        data = TEMPLATE_DATA.get(template)
+        if data is None:
+            data = copy.deepcopy(self.project.data)
+            if data.get("source") in IMAGE_SOURCES:
+                data = {"source": "moons"}
+        same_data = data == self.project.data and self.dataset is not None
+        project = Project(graph=graph, data=data, name=name)
+        if same_data:
+            dataset, error = self.dataset, ""
+            if self.project.normalization is not None:  # a trained project's fixed scaling does not carry over
+                dataset, error = self._prepare(project, None)
+        else:
+            dataset, error = self._prepare(project, None)
+        self._install(project, None, dataset, error)
+
+    def save(self, path: str | None = None) -> str:
+        """Save (atomically) to ``path`` or the current path; returns the path.  Raises ProjectFileError."""
+        path = path or self.path
+        if not path:
+            raise ProjectFileError("This project has no file yet; use Save As to choose one.")
+        project = self.project
+        if self.weights_stale:
+            # Weights that no longer fit the graph would fail to load; keep them in memory only.
+            project = copy.copy(project)
+            project.weights = None
+        if not self.project.name or self.project.name == "Untitled":
+            self.project.name = os.path.splitext(os.path.basename(path))[0]
+        try:
+            save_project(path, project)
+        except OSError as exc:
+            raise ProjectFileError(f"Cannot save to {path}: {exc.strerror or exc}.") from None
+        self.path = os.path.abspath(path)
+        self._extra_modified = False
+        self.undo_stack.setClean()
+        self._update_modified()
+        self.pathChanged.emit(self.path)
+        return self.path
+
+    def snapshot(self) -> Project:
+        """A copy of the project as it is now (for autosave), sharing the weights tensors."""
+        return Project(graph=self.graph.copy(), data=copy.deepcopy(self.project.data),
+                       training=copy.deepcopy(self.project.training), name=self.project.name,
+                       description=self.project.description, normalization=copy.deepcopy(self.project.normalization),
+                       history=copy.deepcopy(self.project.history),
+                       weights=None if self.weights_stale else self.project.weights)
+
+    def param_value(self, node_id: str, key: str) -> Any:
+        return self.graph.node(node_id).params[key]

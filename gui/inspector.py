@@ -1,0 +1,355 @@
+"""The inspector: a form generated from the selected layer's spec.
+
+int -> QSpinBox, float -> QDoubleSpinBox, bool -> QCheckBox, choice -> QComboBox,
+units -> spin box + "auto" check box, ints -> QLineEdit ("1, 8, 8").  Tooltips
+come from ``Param.help`` and the spec's description.  The widgets accept any
+number so that an out-of-range value is refused by the engine's own check, with
+its sentence shown under the form ("units of 'fc1' must be at least 1; got 0.").
+Every accepted change is one SetParamCommand (spin-box arrow steps merge).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+
+from engine.errors import LayerLabError
+from engine.spec import AUTO, LayerSpec, Param, fmt_shape
+from gui.canvas.node_item import human_count
+from gui.commands import ApplyFixCommand, RenameCommand, SetParamCommand
+
+BIG = 2_000_000_000
+
+
+def _tip(param: Param) -> str:
+    lines = [f"<b>{param.title}</b>", param.help or ""]
+    rng = []
+    if param.min is not None:
+        rng.append(f"at least {Param._fmt(param.min)}")
+    if param.max is not None:
+        rng.append(f"at most {Param._fmt(param.max)}")
+    if rng:
+        lines.append("Allowed: " + " and ".join(rng) + ".")
+    if param.kind == "choice":
+        lines.append("Choices: " + ", ".join(map(str, param.choices)))
+    lines.append(f"Default: {param.to_json(param.default)}")
+    return "<br>".join(x for x in lines if x)
+
+
+class ParamEditor(QWidget):
+    """One parameter's widget.  ``committed(value, merge)`` when the user changes it."""
+
+    committed = Signal(object, bool)
+
+    def __init__(self, param: Param, parent=None):
+        super().__init__(parent)
+        self.param = param
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(6)
+        k = param.kind
+        self.auto: QCheckBox | None = None
+        if k in ("int", "units"):
+            w = QSpinBox()
+            w.setRange(-BIG, BIG)
+            w.setKeyboardTracking(False)
+            w.setAccelerated(True)
+            w.valueChanged.connect(lambda v: self._emit(v, True))
+            self.widget = w
+            lay.addWidget(w, 1)
+            if k == "units":
+                self.auto = QCheckBox("auto")
+                self.auto.setToolTip("auto = as many as the dataset has classes (or regression targets). "
+                                     "Use it on the last Linear before the Output.")
+                self.auto.toggled.connect(self._auto_toggled)
+                lay.addWidget(self.auto)
+        elif k == "float":
+            w = QDoubleSpinBox()
+            w.setRange(-1e9, 1e9)
+            w.setDecimals(4)
+            w.setSingleStep(0.05 if (param.max is not None and param.max <= 1) else 0.1)
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(lambda v: self._emit(v, True))
+            self.widget = w
+            lay.addWidget(w, 1)
+        elif k == "bool":
+            w = QCheckBox()
+            w.toggled.connect(lambda v: self._emit(v, False))
+            self.widget = w
+            lay.addWidget(w, 1)
+        elif k == "choice":
+            w = QComboBox()
+            w.addItems([str(c) for c in param.choices])
+            w.activated.connect(lambda i: self._emit(param.choices[i], False))
+            self.widget = w
+            lay.addWidget(w, 1)
+        else:  # ints
+            w = QLineEdit()
+            w.setPlaceholderText("e.g. 1, 8, 8")
+            w.editingFinished.connect(lambda: self._emit(w.text(), False))
+            self.widget = w
+            lay.addWidget(w, 1)
+        self.setToolTip(_tip(param))
+        self.widget.setToolTip(_tip(param))
+        self._value = None
+
+    def _emit(self, value, merge: bool) -> None:
+        if self.auto is not None and self.auto.isChecked():
+            return
+        if self.param.kind == "ints" and self._value is not None and value.replace(" ", "") == \
+                ", ".join(map(str, self._value)).replace(" ", ""):
+            return
+        self.committed.emit(value, merge)
+
+    def _auto_toggled(self, on: bool) -> None:
+        self.widget.setEnabled(not on)
+        self.committed.emit(AUTO if on else self.widget.value(), False)
+
+    def set_value(self, value) -> None:
+        """Show ``value`` without emitting a commit."""
+        self._value = value
+        w = self.widget
+        blockers = [w] + ([self.auto] if self.auto is not None else [])
+        for b in blockers:
+            b.blockSignals(True)
+        try:
+            k = self.param.kind
+            if k == "units":
+                is_auto = value == AUTO
+                self.auto.setChecked(is_auto)
+                w.setEnabled(not is_auto)
+                if not is_auto:
+                    w.setValue(int(value))
+                elif w.value() < 1:
+                    w.setValue(int(self.param.default) if self.param.default != AUTO else 64)
+            elif k == "int":
+                w.setValue(int(value))
+            elif k == "float":
+                w.setValue(float(value))
+            elif k == "bool":
+                w.setChecked(bool(value))
+            elif k == "choice":
+                w.setCurrentIndex(list(self.param.choices).index(value))
+            else:
+                w.setText(", ".join(str(v) for v in value))
+        finally:
+            for b in blockers:
+                b.blockSignals(False)
+
+
+class Inspector(QWidget):
+    """Shows and edits the node the document says is selected (``Document.selectedNodeChanged``)."""
+
+    def __init__(self, doc, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self.node_id = ""
+        self.editors: dict[str, ParamEditor] = {}
+        self.name_edit: QLineEdit | None = None
+
+        self.empty = QLabel(
+            "<b>No layer selected.</b><br><br>Click a layer on the canvas to see and change its settings here."
+            "<br><br><b>Build a network:</b><ol style='margin-left:-20px'>"
+            "<li>Drag <i>Linear</i> from the palette onto the canvas.</li>"
+            "<li>Drag from <i>Input</i>'s right-hand dot to the Linear's left-hand dot.</li>"
+            "<li>Add <i>ReLU</i>, another <i>Linear</i> (units: auto) and connect them to <i>Output</i>.</li>"
+            "</ol>Shapes and parameter counts appear on every layer as you go.")
+        self.empty.setWordWrap(True)
+        self.empty.setTextFormat(Qt.RichText)
+        self.empty.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        self.empty.setObjectName("Muted")
+
+        self.title = QLabel()
+        self.title.setObjectName("Heading")
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        self.description.setObjectName("Muted")
+        self.form_host = QWidget()
+        self.form = QFormLayout(self.form_host)
+        self.form.setContentsMargins(0, 4, 0, 4)
+        self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("InlineError")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.issues_label = QLabel()
+        self.issues_label.setWordWrap(True)
+        self.issues_label.setTextFormat(Qt.RichText)
+        self.fix_button = QPushButton()
+        self.fix_button.setObjectName("FixButton")
+        self.fix_button.setCursor(Qt.PointingHandCursor)
+        self.fix_button.clicked.connect(self._apply_fix)
+        self.fix_button.hide()
+        self._fix = None
+
+        self.details = QWidget()
+        d = QVBoxLayout(self.details)
+        d.setContentsMargins(0, 0, 0, 0)
+        d.setSpacing(6)
+        # problems first: with the inspector sharing the column with the dataset panel they must not scroll away
+        for w in (self.title, self.description, self.issues_label, self.fix_button, self.form_host,
+                  self.error_label, self._line(), self.info):
+            d.addWidget(w)
+        d.addStretch(1)
+
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+        lay.setContentsMargins(10, 8, 10, 8)
+        lay.addWidget(self.empty)
+        lay.addWidget(self.details)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        doc.selectedNodeChanged.connect(self.show_node)
+        doc.graphEvent.connect(self._on_graph_event)
+        doc.analysisChanged.connect(self._refresh_info)
+        doc.projectReplaced.connect(self._on_project_replaced)
+        self.show_node(doc.selected_node)
+
+    @staticmethod
+    def _line() -> QFrame:
+        f = QFrame()
+        f.setFrameShape(QFrame.HLine)
+        f.setFrameShadow(QFrame.Sunken)
+        return f
+
+    # ------------------------------------------------------------------ building the form
+    def show_node(self, node_id: str) -> None:
+        self.node_id = node_id if node_id and self.doc.graph.has_node(node_id) else ""
+        self.error_label.hide()
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors.clear()
+        self.name_edit = None
+        if not self.node_id:
+            self.details.hide()
+            self.empty.show()
+            return
+        node = self.doc.graph.node(self.node_id)
+        spec: LayerSpec = node.spec
+        self.empty.hide()
+        self.details.show()
+        self.title.setText(spec.type)
+        self.title.setToolTip(spec.description)
+        self.description.setText(spec.description)
+        self.name_edit = QLineEdit(node.name)
+        self.name_edit.setToolTip("The layer's name; it becomes the attribute name in the generated PyTorch code "
+                                  "(self.<name>). Letters, digits and _ only.")
+        self.name_edit.editingFinished.connect(self._rename)
+        self.form.addRow(self._label("name", self.name_edit.toolTip()), self.name_edit)
+        for param in spec.params:
+            editor = ParamEditor(param)
+            editor.set_value(node.params[param.name])
+            editor.committed.connect(lambda v, merge, key=param.name: self.commit(key, v, merge))
+            self.editors[param.name] = editor
+            self.form.addRow(self._label(param.title, _tip(param)), editor)
+        if not spec.params:
+            note = QLabel("This layer has no settings.")
+            note.setObjectName("Muted")
+            self.form.addRow(note)
+        self._refresh_info()
+
+    @staticmethod
+    def _label(text: str, tip: str) -> QLabel:
+        lab = QLabel(text)
+        lab.setToolTip(tip)
+        return lab
+
+    # ------------------------------------------------------------------ edits
+    def commit(self, key: str, value, merge: bool = False) -> bool:
+        """Apply one parameter change as an undoable command; a refused value shows its sentence."""
+        if not self.node_id or not self.doc.graph.has_node(self.node_id):
+            return False
+        try:
+            cmd = SetParamCommand(self.doc, self.node_id, key, value, merge=merge)
+        except LayerLabError as exc:
+            self.show_error(str(exc))
+            self.editors[key].set_value(self.doc.graph.node(self.node_id).params[key])
+            return False
+        self.error_label.hide()
+        if cmd.value != cmd.old:
+            self.doc.push(cmd)
+        return True
+
+    def _rename(self) -> None:
+        if self.name_edit is None or not self.node_id or not self.doc.graph.has_node(self.node_id):
+            return
+        node = self.doc.graph.node(self.node_id)
+        text = self.name_edit.text().strip()
+        if text == node.name:
+            return
+        if not text:
+            self.show_error("A layer needs a name.")
+            self.name_edit.setText(node.name)
+            return
+        try:
+            cmd = RenameCommand(self.doc, self.node_id, text)
+        except LayerLabError as exc:
+            self.show_error(str(exc))
+            self.name_edit.setText(node.name)
+            return
+        self.error_label.hide()
+        self.doc.push(cmd)
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(f"✖ {text}")
+        self.error_label.show()
+
+    def _apply_fix(self) -> None:
+        if self._fix is not None:
+            self.doc.push(ApplyFixCommand(self.doc, self._fix))
+
+    # ------------------------------------------------------------------ model -> form
+    def _on_graph_event(self, ev) -> None:
+        if not self.node_id:
+            return
+        if ev.kind in ("node_removed", "reset") and not self.doc.graph.has_node(self.node_id):
+            self.show_node("")
+        elif ev.node_id == self.node_id:
+            node = self.doc.graph.node(self.node_id)
+            if ev.kind == "param_changed" and ev.key in self.editors:
+                self.editors[ev.key].set_value(node.params[ev.key])
+            elif ev.kind == "node_renamed" and self.name_edit is not None:
+                self.name_edit.setText(node.name)
+
+    def _on_project_replaced(self) -> None:
+        self.show_node(self.doc.selected_node)
+
+    def _refresh_info(self, *_args) -> None:
+        if not self.node_id or not self.doc.graph.has_node(self.node_id):
+            return
+        a = self.doc.analysis
+        info = a.nodes.get(self.node_id)
+        if info is not None and info.shape is not None:
+            ins = ", ".join(fmt_shape(s) for s in info.in_shapes) or "—"
+            self.info.setText(f"<b>In:</b> {ins} &nbsp; <b>Out:</b> {fmt_shape(info.shape)}<br>"
+                              f"<b>Parameters:</b> {info.n_params:,} &nbsp; <b>FLOPs:</b> {human_count(info.flops)}")
+        else:
+            self.info.setText("<b>Out:</b> unknown until the problem below is fixed.")
+        issues = a.issues_for(self.node_id)
+        if issues:
+            from gui import theme
+            t = theme.current()
+            rows = []
+            for i in issues:
+                color = t.error if i.severity == "error" else t.warning
+                mark = "✖" if i.severity == "error" else "⚠"
+                rows.append(f"<span style='color:{color}'>{mark} {i.message}</span>")
+            self.issues_label.setText("<br>".join(rows))
+            self.issues_label.show()
+        else:
+            self.issues_label.hide()
+        self._fix = next((i.fix for i in issues if i.severity == "error" and i.fix is not None), None)
+        if self._fix is not None:
+            self.fix_button.setText(f"Fix: {self._fix.label}")
+            self.fix_button.setToolTip("Applies the suggested repair as one undoable step.")
+            self.fix_button.show()
+        else:
+            self.fix_button.hide()

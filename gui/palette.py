@@ -1,0 +1,166 @@
+"""The layer palette: every registered layer type, by category, with a search box.
+
+Generated from ``engine.layers.REGISTRY``: a new LayerSpec shows up here with no
+GUI code.  Drag an entry onto the canvas, or double-click it to add it at the
+centre of the visible canvas.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QColor, QDrag, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from engine.layers import REGISTRY
+from engine.spec import LayerSpec
+from gui import theme
+from gui.canvas.view import LAYER_MIME
+
+TYPE_ROLE = Qt.UserRole + 1
+
+
+def layer_mime(type_name: str) -> QMimeData:
+    """What a palette drag carries (tests build the same thing to simulate a drop)."""
+    mime = QMimeData()
+    mime.setData(LAYER_MIME, type_name.encode("utf-8"))
+    mime.setText(type_name)
+    return mime
+
+
+def swatch(color: QColor, size: int = 12) -> QIcon:
+    pm = QPixmap(size, size)
+    pm.fill(Qt.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.Antialiasing)
+    p.setPen(Qt.NoPen)
+    p.setBrush(color)
+    p.drawRoundedRect(1, 1, size - 2, size - 2, 3, 3)
+    p.end()
+    return QIcon(pm)
+
+
+class LayerTree(QTreeWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setHeaderHidden(True)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragOnly)
+        self.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.setIndentation(12)
+        self.setRootIsDecorated(True)
+        self.setUniformRowHeights(True)
+
+    def mimeData(self, items) -> QMimeData:
+        for item in items:
+            type_name = item.data(0, TYPE_ROLE)
+            if type_name:
+                return layer_mime(type_name)
+        return QMimeData()
+
+    def startDrag(self, actions) -> None:
+        item = self.currentItem()
+        type_name = item.data(0, TYPE_ROLE) if item is not None else None
+        if not type_name:
+            return
+        drag = QDrag(self)
+        drag.setMimeData(layer_mime(type_name))
+        spec = REGISTRY.get(type_name)
+        pm = QPixmap(120, 26)
+        pm.fill(Qt.transparent)
+        p = QPainter(pm)
+        p.setRenderHint(QPainter.Antialiasing)
+        p.setBrush(theme.category_color(spec.category))
+        p.setPen(Qt.NoPen)
+        p.drawRoundedRect(0, 0, 119, 25, 6, 6)
+        p.setPen(QColor("#ffffff"))
+        p.drawText(pm.rect(), Qt.AlignCenter, type_name)
+        p.end()
+        drag.setPixmap(pm)
+        drag.setHotSpot(pm.rect().center())
+        drag.exec(Qt.CopyAction)
+
+
+class Palette(QWidget):
+    """Emits ``addRequested(type)`` on double-click (or Enter)."""
+
+    addRequested = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search layers…")
+        self.search.setClearButtonEnabled(True)
+        self.tree = LayerTree()
+        hint = QLabel("Drag a layer onto the canvas, or double-click it.")
+        hint.setObjectName("Muted")
+        hint.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(6)
+        lay.addWidget(self.search)
+        lay.addWidget(self.tree, 1)
+        lay.addWidget(hint)
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._populate()
+        self.search.textChanged.connect(self.filter)
+        self.search.returnPressed.connect(self._add_first_visible)
+        self.tree.itemDoubleClicked.connect(self._on_double_click)
+
+    def _populate(self) -> None:
+        self.tree.clear()
+        self._items.clear()
+        for category, specs in REGISTRY.categories().items():
+            top = QTreeWidgetItem([category])
+            top.setFlags(Qt.ItemIsEnabled)
+            f = top.font(0)
+            f.setBold(True)
+            top.setFont(0, f)
+            self.tree.addTopLevelItem(top)
+            for spec in specs:
+                child = QTreeWidgetItem([spec.type])
+                child.setData(0, TYPE_ROLE, spec.type)
+                child.setIcon(0, swatch(theme.category_color(spec.category)))
+                child.setToolTip(0, self._tooltip(spec))
+                child.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled)
+                top.addChild(child)
+                self._items[spec.type] = child
+            top.setExpanded(True)
+
+    @staticmethod
+    def _tooltip(spec: LayerSpec) -> str:
+        lines = [f"<b>{spec.type}</b> ({spec.category})", spec.description]
+        if spec.params:
+            lines.append("<i>Settings:</i> " + ", ".join(p.title for p in spec.params))
+        lines.append("Drag onto the canvas, or double-click to add.")
+        return "<br>".join(lines)
+
+    def item_for(self, type_name: str) -> QTreeWidgetItem:
+        return self._items[type_name]
+
+    def filter(self, text: str) -> None:
+        words = text.lower().split()
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            any_visible = False
+            for j in range(top.childCount()):
+                child = top.child(j)
+                spec = REGISTRY.get(child.data(0, TYPE_ROLE))
+                hay = f"{spec.type} {spec.category} {spec.description}".lower()
+                visible = all(w in hay for w in words)
+                child.setHidden(not visible)
+                any_visible |= visible
+            top.setHidden(not any_visible)
+            if words and any_visible:
+                top.setExpanded(True)
+
+    def visible_types(self) -> list[str]:
+        return [t for t, item in self._items.items() if not item.isHidden() and not item.parent().isHidden()]
+
+    def _add_first_visible(self) -> None:
+        visible = self.visible_types()
+        if visible:
+            self.addRequested.emit(visible[0])
+
+    def _on_double_click(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        type_name = item.data(0, TYPE_ROLE)
+        if type_name:
+            self.addRequested.emit(type_name)

@@ -1,0 +1,876 @@
+"""The node-graph editor, driven through its real widgets (offscreen, pytest-qt).
+
+Covers issue 3's acceptance list: palette drag creates a node, port-to-port drag
+creates an edge, undo/redo restore exactly equal documents, invalid connections are
+refused with a reason, a shape mismatch shows the error state and its one-click fix
+clears it, save/reopen round-trips, autosave recovery, the inspector refuses an
+out-of-range value, and bad project files leave the document untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, QKeySequence  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from engine.project import load_starter  # noqa: E402
+from gui import dialogs, theme  # noqa: E402
+from gui.canvas.node_item import NodeItem  # noqa: E402
+from gui.commands import (AddNodeCommand, ConnectCommand, RemoveNodeCommand, SetParamCommand,  # noqa: E402
+                          auto_layout)
+from gui.document import Document  # noqa: E402
+from gui.main_window import MainWindow  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- fixtures
+class DialogLog:
+    """Replaces every modal dialog: records what would have been shown, answers as told."""
+
+    def __init__(self):
+        self.errors: list[tuple[str, str]] = []
+        self.infos: list[tuple[str, str]] = []
+        self.yes_no = True
+        self.save_changes = "discard"
+        self.save_path = ""
+        self.open_path = ""
+        self.questions: list[str] = []
+
+
+@pytest.fixture
+def dlg(monkeypatch, tmp_path):
+    log = DialogLog()
+    monkeypatch.setenv("LAYERLAB_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("LAYERLAB_RECOVERY_DIR", str(tmp_path / "recovery"))
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: log.errors.append((title, text)))
+    monkeypatch.setattr(dialogs, "show_info", lambda parent, title, text: log.infos.append((title, text)))
+
+    def ask(parent, title, text):
+        log.questions.append(text)
+        return log.yes_no
+
+    def ask_save(parent, name):
+        log.questions.append(f"save {name}?")
+        return log.save_changes
+
+    monkeypatch.setattr(dialogs, "ask_yes_no", ask)
+    monkeypatch.setattr(dialogs, "ask_save_changes", ask_save)
+    monkeypatch.setattr(dialogs, "get_save_path", lambda *a, **k: log.save_path)
+    monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: log.open_path)
+    return log
+
+
+@pytest.fixture
+def window(qtbot, dlg):
+    theme.apply_theme("light", persist=False)
+    w = MainWindow(Document(load_starter()), extensions=[])
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.document.flush()
+    yield w
+    close_for_good(w)
+
+
+def close_for_good(w) -> None:
+    """Close without questions and delete now (a deleted window costs nothing in later tests)."""
+    w._close_confirmed = True
+    w.close()
+    w.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
+def settle(window) -> None:
+    QApplication.processEvents()
+    window.document.flush()
+    QApplication.processEvents()
+
+
+def viewport_pos(window, scene_pos: QPointF) -> QPoint:
+    return window.view.mapFromScene(scene_pos)
+
+
+def drag_ports(window, src_port, dst_port) -> None:
+    """Press on one port, move in steps, release on the other: the real mouse path."""
+    vp = window.view.viewport()
+    a = viewport_pos(window, src_port.scenePos())
+    b = viewport_pos(window, dst_port.scenePos())
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, a)
+    for k in range(1, 5):
+        QTest.mouseMove(vp, a + (b - a) * (k / 4.0))
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, b)
+    settle(window)
+
+
+def node_by_name(window, name):
+    return window.document.graph.node_by_name(name)
+
+
+def item_of(window, name) -> NodeItem:
+    return window.scene.nodes[node_by_name(window, name).id]
+
+
+def break_cnn(window):
+    """The CNN template with Conv2d -> Linear and no Flatten in between (a shape error)."""
+    doc = window.document
+    doc.new("cnn")
+    settle(window)
+    g = doc.graph
+    for name in ("gap1", "flatten1"):
+        doc.push(RemoveNodeCommand(doc, g.node_by_name(name).id))
+    doc.push(ConnectCommand(doc, g.node_by_name("relu2").id, g.node_by_name("fc1").id))
+    settle(window)
+    return g.node_by_name("fc1")
+
+
+# ----------------------------------------------------------------------------- acceptance
+def test_palette_drag_creates_node(window):
+    doc = window.document
+    before = len(doc.graph.nodes)
+    palette = window.palette
+    item = palette.item_for("Linear")
+    mime: QMimeData = palette.tree.mimeData([item])  # what the palette's drag carries
+    vp = window.view.viewport()
+    drop_at = QPoint(vp.width() // 2, vp.height() // 3)
+    actions = Qt.CopyAction
+    enter = QDragEnterEvent(drop_at, actions, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(vp, enter)
+    assert enter.isAccepted()
+    move = QDragMoveEvent(drop_at, actions, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(vp, move)
+    assert move.isAccepted()
+    drop = QDropEvent(QPointF(drop_at), actions, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(vp, drop)
+    settle(window)
+    assert len(doc.graph.nodes) == before + 1
+    new = doc.graph.nodes[-1]
+    assert new.type == "Linear" and new.name == "fc4"
+    item = window.scene.nodes[new.id]
+    assert item.sceneBoundingRect().contains(window.view.mapToScene(drop_at))  # dropped under the cursor
+    assert doc.selected_node == new.id and window.inspector.node_id == new.id
+    doc.undo_stack.undo()
+    assert len(doc.graph.nodes) == before and new.id not in window.scene.nodes
+
+
+def test_palette_double_click_and_search(window, qtbot):
+    doc = window.document
+    window.palette.search.setText("conv")
+    assert set(window.palette.visible_types()) == {"Conv1d", "Conv2d"}
+    window.palette.search.setText("")
+    item = window.palette.item_for("ReLU")
+    window.palette.tree.scrollToItem(item)
+    rect = window.palette.tree.visualItemRect(item)
+    # Qt 6's mouseDClick alone does not count as a double-click on an item view; a click comes first, as for real
+    QTest.mouseClick(window.palette.tree.viewport(), Qt.LeftButton, Qt.NoModifier, rect.center())
+    QTest.mouseDClick(window.palette.tree.viewport(), Qt.LeftButton, Qt.NoModifier, rect.center())
+    settle(window)
+    assert doc.graph.nodes[-1].type == "ReLU"
+    item = window.scene.nodes[doc.graph.nodes[-1].id]
+    assert window.view.viewport().rect().intersects(window.view.mapFromScene(item.sceneBoundingRect()).boundingRect())
+
+
+def test_port_drag_creates_edge(window):
+    doc = window.document
+    doc.new(None)  # Input and Output only
+    settle(window)
+    g = doc.graph
+    doc.push(AddNodeCommand(doc, "Linear", {"units": "auto"}, (280, 0)))
+    settle(window)
+    inp, out, fc = g.node_by_name("input1"), g.node_by_name("output1"), g.node_by_name("fc1")
+    window.view.fit_to_view()
+    settle(window)
+    drag_ports(window, window.scene.nodes[inp.id].outputs["out"], window.scene.nodes[fc.id].inputs["in"])
+    assert [(e.src, e.dst) for e in g.edges] == [(inp.id, fc.id)]
+    # the other way round: from an input port back to an output port
+    drag_ports(window, window.scene.nodes[out.id].inputs["in"], window.scene.nodes[fc.id].outputs["out"])
+    assert [(e.src, e.dst) for e in g.edges] == [(inp.id, fc.id), (fc.id, out.id)]
+    assert len(window.scene.edges) == 2
+    assert doc.analysis.ok  # Input -> Linear(auto) -> Output is a complete network on moons
+    assert window.scene.nodes[fc.id].shape_text == "(2)"
+    assert window.scene.preview_items() == []  # the preview pipe is gone
+
+
+def test_invalid_connection_is_refused_with_reason(window):
+    doc = window.document
+    g = doc.graph
+    edges_before = g.to_dict()["edges"]
+    inp, fc2 = g.node_by_name("input1"), g.node_by_name("fc2")
+    drag_ports(window, item_of(window, "input1").outputs["out"], item_of(window, "fc2").inputs["in"])
+    assert g.to_dict()["edges"] == edges_before
+    assert window.scene.last_refusal == g.connection_problem(inp.id, fc2.id)
+    assert "already has an input" in window.scene.last_refusal
+    assert "already has an input" in window.statusBar().currentMessage()
+    # a cycle is refused too
+    drag_ports(window, item_of(window, "fc3").outputs["out"], item_of(window, "fc1").inputs["in"])
+    assert g.to_dict()["edges"] == edges_before
+    assert window.scene.last_refusal
+
+
+def test_undo_redo_restore_exactly_equal_documents(window):
+    doc = window.document
+    g = doc.graph
+    snapshots = [g.to_dict()]
+
+    def step(fn):
+        fn()
+        settle(window)
+        snapshots.append(g.to_dict())
+
+    fc1 = g.node_by_name("fc1").id
+    step(lambda: doc.push(SetParamCommand(doc, fc1, "units", 32)))
+    step(lambda: doc.push(AddNodeCommand(doc, "Dropout", {"p": 0.3}, (200, 200))))
+    drop = g.node_by_name("dropout1").id
+    step(lambda: window.scene.select_only([fc1, g.node_by_name("relu1").id]) or window.scene.duplicate_selection())
+    step(lambda: window.scene.select_only([drop]) or window.scene.delete_selection())
+    step(lambda: window.scene.select_only([g.node_by_name("relu2").id]) or window.scene.delete_selection())
+    step(lambda: auto_layout(doc))
+    window.act_undo.trigger()  # undo the auto-layout: it leaves history
+    settle(window)
+    snapshots.pop()
+    assert g.to_dict() == snapshots[-1]
+    n = doc.undo_stack.index()
+    assert n == len(snapshots) - 1
+    for k in range(n, 0, -1):
+        doc.undo_stack.undo()
+        assert g.to_dict() == snapshots[k - 1]
+    for k in range(1, n + 1):
+        doc.undo_stack.redo()
+        assert g.to_dict() == snapshots[k]
+    # the scene mirrors the graph after all of it
+    assert set(window.scene.nodes) == {x.id for x in g.nodes}
+    assert set(window.scene.edges) == {e.id for e in g.edges}
+    for node in g.nodes:
+        assert window.scene.nodes[node.id].pos().toTuple() == node.pos
+
+
+def test_shape_mismatch_shows_error_and_fix_clears_it(window, qtbot):
+    doc = window.document
+    fc = break_cnn(window)
+    broken = doc.graph.to_dict()
+    item = window.scene.nodes[fc.id]
+    assert item.errors and "Linear" in item.errors[0].message
+    assert item.fix_chip.isVisible() and "Flatten" in item.fix_chip.text
+    assert "insert Flatten" in item.toolTip()
+    assert window.problems.list.count() >= 1 and window.problems.fix_button.isEnabled()
+    assert "cannot be compiled" in _code_text(window)
+    # click the one-click fix under the node
+    window.view.centerOn(item)
+    settle(window)
+    chip = item.fix_chip
+    at = viewport_pos(window, chip.mapToScene(chip.boundingRect().center()))
+    QTest.mouseClick(window.view.viewport(), Qt.LeftButton, Qt.NoModifier, at)
+    settle(window)
+    assert doc.analysis.ok, doc.analysis.issues
+    assert not item.errors and not item.fix_chip.isVisible()
+    assert [n.type for n in doc.graph.nodes].count("Flatten") == 1
+    fixed = doc.graph.to_dict()
+    doc.undo_stack.undo()
+    settle(window)
+    assert doc.graph.to_dict() == broken and window.scene.nodes[fc.id].errors
+    doc.undo_stack.redo()
+    settle(window)
+    assert doc.graph.to_dict() == fixed and not window.scene.nodes[fc.id].errors
+
+
+def _code_text(window) -> str:
+    window.code_view.refresh()
+    return window.code_view.text()
+
+
+def test_save_reopen_round_trips(window, tmp_path, dlg):
+    doc = window.document
+    g = doc.graph
+    doc.push(SetParamCommand(doc, g.node_by_name("fc1").id, "units", 48))
+    settle(window)
+    assert window.isWindowModified() and "[*]" in window.windowTitle()
+    dlg.save_path = str(tmp_path / "mine")  # no suffix: .layerlab is added
+    assert window.save()
+    path = str(tmp_path / "mine.layerlab")
+    assert os.path.exists(path) and zipfile.is_zipfile(path)
+    assert not window.isWindowModified() and doc.path == path
+    saved_graph, saved_data = g.to_dict(), dict(doc.project.data)
+
+    other = MainWindow(Document(load_starter("iris-mlp")), extensions=[], autosave=False)
+    try:
+        assert other.open_path(path)
+        assert other.document.graph.to_dict() == saved_graph
+        assert other.document.project.data == saved_data
+        assert not other.isWindowModified()
+        assert other.document.analysis.total_params == doc.analysis.total_params
+    finally:
+        close_for_good(other)
+    # plain .json works too
+    assert window._save_to(str(tmp_path / "graph.json"))
+    doc.new("mlp")
+    assert window.open_path(str(tmp_path / "graph.json"))
+    assert doc.graph.to_dict() == saved_graph
+
+
+def test_autosave_recovery(window, qtbot, dlg, tmp_path):
+    from gui.app import offer_recovery
+    doc = window.document
+    doc.push(SetParamCommand(doc, doc.graph.node_by_name("fc2").id, "units", 17))
+    settle(window)
+    edited = doc.graph.to_dict()
+    saver = window.autosaver
+    assert saver.save_if_needed() and os.path.exists(saver.path)
+    assert not saver.save_if_needed()  # nothing changed since
+    recovery_file = saver.path
+    # a crash: the process dies holding nothing; the recovery file stays behind
+    saver.timer.stop()
+    saver.lock.unlock()
+    # The dead session never cleans up: point it at a throwaway folder (never os.devnull: as root,
+    # an atomic save or a cleanup there replaces or deletes the /dev/null device).
+    saver.path = saver.meta_path = str(tmp_path / "dead-session-recovery")
+
+    fresh = MainWindow(Document(load_starter()), extensions=[])
+    try:
+        assert fresh.document.graph.to_dict() != edited
+        assert offer_recovery(fresh)
+        assert dlg.questions and "Recover" in dlg.questions[-1]
+        assert fresh.document.graph.to_dict() == edited
+        assert fresh.document.is_modified() and fresh.isWindowModified()
+        assert not os.path.exists(recovery_file)  # adopted as the new session's recovery file
+        assert os.path.exists(fresh.autosaver.path)
+        # a clean exit removes it, and nothing is offered next time
+        fresh._close_confirmed = True
+        fresh.close()
+        assert not os.path.exists(fresh.autosaver.path)
+        third = MainWindow(Document(load_starter()), extensions=[])
+        assert not offer_recovery(third)
+        close_for_good(third)
+    finally:
+        close_for_good(fresh)
+
+
+def test_inspector_refuses_out_of_range_value(window):
+    doc = window.document
+    fc1 = doc.graph.node_by_name("fc1")
+    window.scene.select_only([fc1.id])
+    settle(window)
+    insp = window.inspector
+    assert insp.node_id == fc1.id
+    spin = insp.editors["units"].widget
+    depth = doc.undo_stack.count()
+    spin.setFocus()
+    spin.selectAll()
+    QTest.keyClicks(spin, "0")
+    QTest.keyClick(spin, Qt.Key_Return)
+    settle(window)
+    assert doc.graph.node(fc1.id).params["units"] == 64
+    assert doc.undo_stack.count() == depth
+    assert insp.error_label.isVisibleTo(insp) and "at least 1" in insp.error_label.text()
+    assert spin.value() == 64  # the form shows the real value again
+    # a valid value is one undoable step and clears the message
+    spin.selectAll()
+    QTest.keyClicks(spin, "128")
+    QTest.keyClick(spin, Qt.Key_Return)
+    settle(window)
+    assert doc.graph.node(fc1.id).params["units"] == 128
+    assert not insp.error_label.isVisibleTo(insp)
+    assert item_of(window, "fc2").params_text == "8.3k params"
+    doc.undo_stack.undo()
+    settle(window)
+    assert doc.graph.node(fc1.id).params["units"] == 64 and spin.value() == 64
+
+
+def test_inspector_widgets_follow_the_spec(window):
+    doc = window.document
+    doc.new("cnn")
+    settle(window)
+    conv = doc.graph.node_by_name("conv1")
+    window.scene.select_only([conv.id])
+    insp = window.inspector
+    from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox
+    assert isinstance(insp.editors["out_channels"].widget, QSpinBox)
+    assert isinstance(insp.editors["bias"].widget, QCheckBox)
+    assert "filters" in insp.editors["out_channels"].toolTip()
+    insp.editors["bias"].widget.setChecked(False)
+    assert doc.graph.node(conv.id).params["bias"] is False
+    out = doc.graph.node_by_name("output1")
+    window.scene.select_only([out.id])
+    combo = insp.editors["loss"].widget
+    assert isinstance(combo, QComboBox)
+    combo.activated.emit(combo.findText("mse"))
+    assert doc.graph.node(out.id).params["loss"] == "mse"
+    fc = doc.graph.node_by_name("fc1")
+    window.scene.select_only([fc.id])
+    units = insp.editors["units"]
+    assert units.auto.isChecked() and not units.widget.isEnabled()
+    units.auto.setChecked(False)
+    assert doc.graph.node(fc.id).params["units"] == units.widget.value()
+    insp.name_edit.setText("classifier")
+    insp.name_edit.editingFinished.emit()
+    assert doc.graph.node(fc.id).name == "classifier"
+    insp.name_edit.setText("conv1")  # taken
+    insp.name_edit.editingFinished.emit()
+    assert doc.graph.node(fc.id).name == "classifier" and "already exists" in insp.error_label.text()
+
+
+def test_bad_project_files_show_one_sentence_and_keep_the_document(window, tmp_path, dlg):
+    doc = window.document
+    before = doc.graph.to_dict()
+    corrupt = tmp_path / "broken.layerlab"
+    corrupt.write_bytes(b"PK\x03\x04 this is not really a zip")
+    assert not window.open_path(str(corrupt))
+    unknown = tmp_path / "future.json"
+    g = load_starter().graph.to_dict()
+    g["nodes"][1]["type"] = "QuantumLinear"
+    unknown.write_text(json.dumps(g))
+    assert not window.open_path(str(unknown))
+    assert len(dlg.errors) == 2
+    assert "corrupt" in dlg.errors[0][1] and "\n" not in dlg.errors[0][1]
+    assert "QuantumLinear" in dlg.errors[1][1]
+    assert doc.graph.to_dict() == before and doc.path is None and len(window.scene.nodes) == len(before["nodes"])
+
+
+# ----------------------------------------------------------------------------- editing
+def test_copy_paste_duplicate_keep_internal_edges(window):
+    doc = window.document
+    g = doc.graph
+    ids = [g.node_by_name(n).id for n in ("fc1", "relu1", "fc2")]
+    n_nodes, n_edges = len(g.nodes), len(g.edges)
+    window.scene.select_only(ids)
+    window.view.setFocus()
+    assert window.scene.copy_selection()
+    pasted = window.scene.paste()
+    settle(window)
+    assert len(pasted) == 3 and len(g.nodes) == n_nodes + 3 and len(g.edges) == n_edges + 2
+    assert {g.node(i).name for i in pasted} == {"fc4", "relu3", "fc5"}
+    assert set(window.scene.selected_node_ids()) == set(pasted)
+    doc.undo_stack.undo()  # paste is one step
+    assert len(g.nodes) == n_nodes and len(g.edges) == n_edges
+    window.scene.select_only(ids)
+    window.scene.cut_selection()
+    assert len(g.nodes) == n_nodes - 3
+    doc.undo_stack.undo()
+    assert len(g.nodes) == n_nodes and len(g.edges) == n_edges
+    window.scene.select_only(ids[:2])
+    dup = window.scene.duplicate_selection()
+    assert len(dup) == 2 and len(g.edges) == n_edges + 1
+
+
+def test_keyboard_shortcuts_on_the_canvas(window):
+    doc = window.document
+    g = doc.graph
+    n = len(g.nodes)
+    window.scene.select_only([g.node_by_name("relu1").id])
+    window.view.setFocus()
+    QApplication.processEvents()
+    QTest.keySequence(window.view, QKeySequence(QKeySequence.Delete))
+    settle(window)
+    assert len(g.nodes) == n - 1
+    QTest.keySequence(window.view, QKeySequence(QKeySequence.Undo))
+    settle(window)
+    assert len(g.nodes) == n
+    QTest.keySequence(window.view, QKeySequence(QKeySequence.Redo))
+    settle(window)
+    assert len(g.nodes) == n - 1
+
+
+def test_rubber_band_and_drag_move_is_one_undo_step(window):
+    doc = window.document
+    window.view.fit_to_view()
+    settle(window)
+    vp = window.view.viewport()
+    a, b = item_of(window, "fc1"), item_of(window, "relu1")
+    rect = a.sceneBoundingRect().united(b.sceneBoundingRect()).adjusted(-25, -25, 25, 25)
+    p0, p1 = viewport_pos(window, rect.topLeft()), viewport_pos(window, rect.bottomRight())
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, p0)
+    QTest.mouseMove(vp, (p0 + p1) / 2)
+    QTest.mouseMove(vp, p1)
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, p1)
+    settle(window)
+    assert set(window.scene.selected_node_ids()) == {a.node_id, b.node_id}
+    before = doc.graph.to_dict()
+    depth = doc.undo_stack.count()
+    start = viewport_pos(window, a.mapToScene(40, 40))
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, start)
+    for k in range(1, 6):
+        QTest.mouseMove(vp, start + QPoint(0, 12 * k))
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, start + QPoint(0, 60))
+    settle(window)
+    assert doc.undo_stack.count() == depth + 1
+    moved_a, moved_b = doc.graph.node(a.node_id).pos, doc.graph.node(b.node_id).pos
+    assert moved_a[1] > 0 and moved_a[1] == moved_b[1] and moved_a[1] % 10 == 0  # snapped, both moved
+    doc.undo_stack.undo()
+    assert doc.graph.to_dict() == before
+
+
+def test_auto_layout_is_one_undoable_step(window):
+    doc = window.document
+    doc.new("residual")
+    settle(window)
+    g = doc.graph
+    for k, n in enumerate(g.nodes):  # scramble
+        doc.graph.move(n.id, (k * 37.0 % 300, k * 53.0 % 400))
+    doc.undo_stack.clear()
+    scrambled = g.to_dict()
+    window.act_layout.trigger()
+    settle(window)
+    assert doc.undo_stack.count() == 1
+    xs = {n.name: n.pos[0] for n in g.nodes}
+    assert xs["input1"] < xs["fc1"] < xs["add1"] < xs["output1"]
+    assert len({n.pos for n in g.nodes}) == len(g.nodes)  # no overlaps
+    doc.undo_stack.undo()
+    assert g.to_dict() == scrambled
+
+
+def test_edge_hover_tooltip_shows_shape_and_status_totals(window):
+    doc = window.document
+    edge = next(e for e in doc.graph.edges if doc.graph.node(e.src).name == "fc1")
+    assert window.scene.edges[edge.id].toolTip() == "Tensor per sample: (64)"
+    text = window.totals_label.text()
+    assert "Params: 4,482" in text and "FLOPs" in text and "Activations" in text
+    assert "ready to train" in window.state_label.text()
+
+
+def test_problems_click_selects_node(window):
+    doc = window.document
+    fc = break_cnn(window)
+    lst = window.problems.list
+    row = next(i for i in range(lst.count()) if lst.item(i).data(Qt.UserRole + 1).node_id == fc.id)
+    rect = lst.visualItemRect(lst.item(row))
+    QTest.mouseClick(lst.viewport(), Qt.LeftButton, Qt.NoModifier, rect.center())
+    settle(window)
+    assert window.scene.selected_node_ids() == [fc.id]
+    assert doc.selected_node == fc.id
+    window.problems.fix_button.click()
+    settle(window)
+    assert doc.analysis.ok
+
+
+def test_code_view_shows_generated_code(window):
+    text = _code_text(window)
+    assert "def forward(self" in text and "self.fc1" in text
+    doc = window.document
+    doc.push(RemoveNodeCommand(doc, doc.graph.node_by_name("output1").id))
+    settle(window)
+    assert "no Output" in _code_text(window)
+
+
+def test_title_marks_changes_and_close_asks(window, dlg):
+    doc = window.document
+    assert "moons" not in window.windowTitle() or True
+    assert not window.isWindowModified()
+    doc.push(SetParamCommand(doc, doc.graph.node_by_name("fc1").id, "units", 8))
+    assert window.isWindowModified()
+    dlg.save_changes = "cancel"
+    assert not window.close() and window.isVisible()
+    doc.undo_stack.undo()
+    assert not window.isWindowModified()  # back at the clean state
+
+
+def test_dataset_choice_is_undoable_and_input_adapts(window, dlg):
+    doc = window.document
+    panel = window.dataset_panel
+    assert doc.analysis.nodes[doc.graph.node_by_name("input1").id].shape == (2,)
+    i = panel.combo.findData("iris")
+    panel.combo.setCurrentIndex(i)
+    panel.combo.activated.emit(i)
+    settle(window)
+    assert doc.project.data["source"] == "iris" and doc.context.input_shape == (4,)
+    assert item_of(window, "input1").shape_text == "(4)"
+    assert item_of(window, "fc3").shape_text == "(3)"  # units auto = 3 classes
+    assert "iris" in panel.summary.text() and panel.table.model().rowCount() > 0
+    doc.undo_stack.undo()
+    settle(window)
+    assert doc.project.data["source"] == "moons" and item_of(window, "input1").shape_text == "(2)"
+    # bad data: a sentence, nothing changed
+    assert not doc.set_data_spec({"source": "csv", "path": "/nonexistent.csv"})
+    assert dlg.errors and "not found" in dlg.errors[-1][1]
+    assert doc.project.data["source"] == "moons"
+
+
+def test_dataset_import_csv_with_target_chooser(window, tmp_path, monkeypatch):
+    csv = tmp_path / "pets.csv"
+    rows = ["weight,height,kind"] + [f"{w},{h},{'cat' if w < 6 else 'dog'}" for w, h in
+                                     ((3, 20), (4, 25), (5, 23), (8, 50), (9, 55), (12, 60), (4.5, 22), (10, 58))]
+    csv.write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: str(csv))
+    seen = {}
+
+    def choose(parent, title, label, items, current=0):
+        seen["items"], seen["current"] = items, current
+        return "kind"
+
+    monkeypatch.setattr(dialogs, "get_item", choose)
+    assert window.dataset_panel.import_csv()
+    settle(window)
+    assert seen["items"] == ["weight", "height", "kind"] and seen["current"] == 2
+    doc = window.document
+    assert doc.project.data["source"] == "csv" and doc.context.input_shape == (2,)
+    assert "csv" in window.dataset_panel.combo.currentText()
+
+
+def test_image_data_preview(window):
+    doc = window.document
+    doc.new("cnn")  # opens with the digits images
+    settle(window)
+    panel = window.dataset_panel
+    assert doc.dataset.is_image
+    assert panel.images_grid.count() > 0 and panel.tabs.count() == 1
+    assert doc.analysis.ok
+
+
+def test_overlay_tints_edges_and_shows_images(window):
+    doc = window.document
+    edge = doc.graph.edges[0]
+    node = doc.graph.nodes[1]
+    img = QImage(8, 8, QImage.Format_Grayscale8)
+    img.fill(128)
+    doc.overlayChanged.emit({"edge_colors": {edge.id: (255, 0, 0, 255)}, "node_images": {node.id: img}})
+    assert window.scene.edges[edge.id].overlay_color.red() == 255
+    assert window.scene.nodes[node.id].image is not None
+    doc.overlayChanged.emit({})
+    assert window.scene.edges[edge.id].overlay_color is None
+    assert window.scene.nodes[node.id].image is None
+
+
+def test_dark_theme_toggle_persists(window, dlg):
+    from gui.recent import app_settings
+    window.act_dark.trigger()
+    assert theme.current().name == "dark"
+    assert app_settings().value("ui/theme") == "dark"
+    window.grab()  # paints without errors
+    window.act_dark.trigger()
+    assert theme.current().name == "light"
+
+
+def test_weights_go_stale_when_the_structure_changes(window):
+    import torch
+    doc = window.document
+    model = doc.compile().module
+    seen = []
+    doc.weightsChanged.connect(lambda: seen.append(doc.weights_stale))
+    doc.set_weights({k: v.clone() for k, v in model.state_dict().items()})
+    assert not doc.weights_stale and doc.is_modified()
+    doc.push(SetParamCommand(doc, doc.graph.node_by_name("fc1").id, "units", 10))
+    settle(window)
+    assert doc.weights_stale
+    doc.undo_stack.undo()
+    settle(window)
+    assert not doc.weights_stale
+    assert isinstance(next(iter(doc.project.weights.values())), torch.Tensor)
+
+
+def test_extensions_run_and_add_docks(qtbot, dlg):
+    from PySide6.QtWidgets import QLabel
+    calls = []
+
+    def install(win):
+        calls.append(win)
+        win.add_dock(QLabel("training"), "Training")
+
+    w = MainWindow(Document(load_starter()), extensions=[install], autosave=False)
+    assert calls == [w] and w.extensions == [install]
+    assert any(d.windowTitle() == "Training" for d in w.findChildren(type(w.inspector_dock)))
+    close_for_good(w)
+
+
+def test_zoom_to_cursor_and_pan(window):
+    from PySide6.QtGui import QWheelEvent
+    view = window.view
+    vp = view.viewport()
+    view.set_zoom(1.0)
+    settle(window)
+    at = QPointF(vp.width() * 0.3, vp.height() * 0.4)
+    before = view.mapToScene(at.toPoint())
+    wheel = QWheelEvent(at, vp.mapToGlobal(at), QPoint(), QPoint(0, 240), Qt.NoButton, Qt.NoModifier,
+                        Qt.NoScrollPhase, False)
+    QApplication.sendEvent(vp, wheel)
+    assert view.zoom() > 1.3
+    after = view.mapToScene(at.toPoint())
+    assert abs(after.x() - before.x()) < 2 and abs(after.y() - before.y()) < 2  # the point under the cursor stays
+    assert window.zoom_label.text() == f"{view.zoom() * 100:.0f}%"
+    centre = view.visible_centre()
+    p = QPoint(200, 200)
+    QTest.mousePress(vp, Qt.MiddleButton, Qt.NoModifier, p)
+    QTest.mouseMove(vp, p + QPoint(100, 50))
+    QTest.mouseRelease(vp, Qt.MiddleButton, Qt.NoModifier, p + QPoint(100, 50))
+    moved = view.visible_centre() - centre
+    assert moved.x() < -30 and moved.y() < -15  # content followed the mouse
+    assert window.document.undo_stack.count() == 0  # panning is not an edit
+    view.fit_to_view()
+    r = view.mapFromScene(window.scene.nodes_rect()).boundingRect()
+    assert vp.rect().contains(r)
+
+
+def test_dropping_a_connection_on_a_node_body_uses_its_free_port(window):
+    doc = window.document
+    doc.new(None)
+    settle(window)
+    g = doc.graph
+    doc.push(AddNodeCommand(doc, "ReLU", {}, (280, 0)))
+    window.view.fit_to_view()
+    settle(window)
+    relu = window.scene.nodes[g.node_by_name("relu1").id]
+    vp = window.view.viewport()
+    a = viewport_pos(window, item_of(window, "input1").outputs["out"].scenePos())
+    b = viewport_pos(window, relu.mapToScene(NODE_CENTRE))
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, a)
+    QTest.mouseMove(vp, (a + b) / 2)
+    QTest.mouseMove(vp, b)
+    assert window.scene.preview_items() and window.scene.preview_items()[0].state == "valid"
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, b)
+    settle(window)
+    assert [(g.node(e.src).name, g.node(e.dst).name, e.dst_port) for e in g.edges] == [("input1", "relu1", "in")]
+
+
+NODE_CENTRE = QPointF(75, 40)
+
+
+def test_insert_on_edge_redo_is_exact(window):
+    from gui.commands import InsertOnEdgeCommand
+    doc = window.document
+    g = doc.graph
+    before = g.to_dict()
+    edge = next(e for e in g.edges if g.node(e.src).name == "fc1")
+    doc.push(InsertOnEdgeCommand(doc, edge.id, "Dropout"))
+    settle(window)
+    after = g.to_dict()
+    assert len(after["nodes"]) == len(before["nodes"]) + 1
+    for _ in range(2):
+        doc.undo_stack.undo()
+        assert g.to_dict() == before
+        doc.undo_stack.redo()
+        assert g.to_dict() == after
+    assert set(window.scene.nodes) == {n.id for n in g.nodes}
+
+
+def test_spin_steps_merge_but_separate_edits_do_not(window, monkeypatch):
+    import time
+
+    import gui.commands as commands
+    doc = window.document
+    fc1 = doc.graph.node_by_name("fc1").id
+    window.scene.select_only([fc1])
+    spin = window.inspector.editors["units"].widget
+    depth = doc.undo_stack.count()
+    spin.stepUp()
+    spin.stepUp()
+    spin.stepUp()
+    assert doc.graph.node(fc1).params["units"] == 67 and doc.undo_stack.count() == depth + 1
+    clock = [time.monotonic() + 1000.0]
+    monkeypatch.setattr(commands.time, "monotonic", lambda: clock[0])
+    spin.stepUp()
+    clock[0] += 5.0
+    spin.stepUp()
+    assert doc.undo_stack.count() == depth + 3
+    doc.undo_stack.undo()
+    assert doc.graph.node(fc1).params["units"] == 68
+
+
+def test_import_npz_and_image_folder(window, tmp_path, monkeypatch):
+    import numpy as np
+    doc = window.document
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "data.npz"
+    np.savez(npz, x=rng.normal(size=(60, 5)).astype("float32"), y=rng.integers(0, 3, size=60))
+    monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: str(npz))
+    assert window.dataset_panel.import_npz()
+    settle(window)
+    assert doc.context.input_shape == (5,) and doc.context.n_outputs == 3
+    assert item_of(window, "input1").shape_text == "(5)"
+    from PIL import Image
+    for cls, value in (("dark", 30), ("light", 220)):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for k in range(6):
+            Image.new("L", (12, 12), value + k).save(tmp_path / "imgs" / cls / f"{k}.png")
+    monkeypatch.setattr(dialogs, "get_directory", lambda *a, **k: str(tmp_path / "imgs"))
+    assert window.dataset_panel.import_image_folder()
+    settle(window)
+    assert doc.dataset.is_image and window.dataset_panel.images_grid.count() > 0
+    assert "dark" in window.dataset_panel.summary.text() or doc.dataset.class_names == ["dark", "light"]
+    # an MLP on images: the Linear after Input needs a Flatten, and the editor says so
+    assert not doc.analysis.ok
+    doc.undo_stack.undo()
+    doc.undo_stack.undo()
+    settle(window)
+    assert doc.project.data["source"] == "moons"
+
+
+def test_recent_files_and_hints(window, tmp_path, dlg):
+    from gui.recent import recent_files
+    dlg.save_path = str(tmp_path / "a.layerlab")
+    assert window.save_as()
+    assert recent_files()[0] == str(tmp_path / "a.layerlab")
+    window._fill_recent()
+    assert [a.text() for a in window.recent_menu.actions()] == ["a.layerlab"]
+    doc = window.document
+    assert window.view._hint_kind() == ""
+    doc.new(None)
+    assert window.view._hint_kind() == "blank"
+    doc.push(AddNodeCommand(doc, "Linear", {}, (200, 0)))
+    assert window.view._hint_kind() == "unconnected"
+    window.select_all()
+    window.scene.delete_selection()
+    assert window.view._hint_kind() == "empty" and not doc.graph.nodes
+    window.grab()  # the hint paints
+
+
+def test_run_app_opens_the_starter_lab_and_exits_cleanly(qtbot, dlg, monkeypatch, tmp_path):
+    import gui.app as app_mod
+    from PySide6.QtCore import QTimer
+    monkeypatch.setattr(app_mod, "default_extensions", lambda: [])
+    seen = {}
+
+    def close_all():
+        for w in QApplication.topLevelWidgets():
+            if isinstance(w, MainWindow) and w.isVisible():
+                seen.update(title=w.windowTitle(), nodes=len(w.document.graph.nodes), ok=w.document.analysis.ok,
+                            recovery=w.autosaver.path)
+                w.close()
+
+    QTimer.singleShot(200, close_all)
+    assert app_mod.run_app(["layerlab"]) == 0
+    assert seen["nodes"] == 7 and seen["ok"] and "LayerLab" in seen["title"]
+    assert not os.path.exists(seen["recovery"])
+    assert dlg.questions == []  # nothing to recover after a clean start
+
+
+def test_context_menus_offer_fix_and_insert(window, monkeypatch):
+    from PySide6.QtGui import QContextMenuEvent
+    doc = window.document
+    fc = break_cnn(window)
+    window.view.fit_to_view()
+    settle(window)
+    shown = []
+
+    monkeypatch.setattr(dialogs, "exec_menu", lambda menu, pos: shown.append(menu))
+
+    def menu_at(scene_pos):
+        p = viewport_pos(window, scene_pos)
+        vp = window.view.viewport()
+        QApplication.sendEvent(vp, QContextMenuEvent(QContextMenuEvent.Mouse, p, vp.mapToGlobal(p)))
+        return shown[-1]
+
+    def actions(menu):
+        out = {}
+        for a in menu.actions():
+            out[a.text()] = a
+            if a.menu() is not None:
+                out.update({f"{a.text()}/{b.text()}": b for b in a.menu().actions()})
+        return out
+
+    node_menu = actions(menu_at(window.scene.nodes[fc.id].mapToScene(NODE_CENTRE)))
+    fix = next(a for t, a in node_menu.items() if t.startswith("Apply fix"))
+    fix.trigger()
+    settle(window)
+    assert doc.analysis.ok
+    edge = next(e for e in doc.graph.edges if doc.graph.node(e.dst).type == "Output")
+    path_mid = window.scene.edges[edge.id]._path.pointAtPercent(0.5)
+    edge_menu = actions(menu_at(path_mid))
+    edge_menu["Insert layer here/Dropout"].trigger()
+    settle(window)
+    assert doc.graph.node(doc.graph.in_edges(doc.graph.node_by_name("output1").id)[0].src).type == "Dropout"
+    bg_menu = actions(menu_at(QPointF(-5000, -5000)))
+    assert "Add layer/Core/Linear" not in bg_menu and "Add layer" in bg_menu and "Paste" in bg_menu
