@@ -187,7 +187,7 @@ def cmd_train(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a folder.")
 
-    compiled = compile_graph(project.graph, context, analysis)
+    compiled = compile_graph(project.graph, context, analysis, seed=config.seed)
     if project.weights:
         _load_weights(compiled.module, project.weights)
     trainer = Trainer(compiled.module, dataset, config,

@@ -29,11 +29,23 @@ class CompiledModel:
 
 
 def compile_graph(graph: Graph, context: InferContext, analysis: Analysis | None = None,
-                  class_name: str = "LayerLabModel") -> CompiledModel:
-    """Build a trainable module from ``graph``; raises GraphInvalid (a LayerLabError) if the graph has errors."""
+                  class_name: str = "LayerLabModel", seed: int | None = None) -> CompiledModel:
+    """Build a trainable module from ``graph``; raises GraphInvalid (a LayerLabError) if the graph has errors.
+
+    With a ``seed``, the initial weights depend on the seed alone (the global RNG is left as it was),
+    so the same seed always gives the same starting point.
+    """
     analysis = analysis or ShapeInference(graph, context).analyze()
     if not analysis.ok:
         raise GraphInvalid(analysis)
+    if seed is None:
+        return _build(graph, context, analysis, class_name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build(graph, context, analysis, class_name)
+
+
+def _build(graph: Graph, context: InferContext, analysis: Analysis, class_name: str) -> CompiledModel:
     root = nn.Module()
     fxg = fx.Graph()
     values: dict[str, fx.Node] = {}

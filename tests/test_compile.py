@@ -347,3 +347,20 @@ def test_compile_is_torch_jit_free():
     assert isinstance(compiled.module, fx.GraphModule)
     assert not isinstance(compiled.module, torch.jit.ScriptModule)
     assert not any(isinstance(m, torch.jit.ScriptModule) for m in compiled.module.modules())
+
+
+def test_seed_fixes_initial_weights_without_touching_the_global_rng():
+    from engine.spec import InferContext
+    from engine.templates import cnn
+
+    graph, ctx = cnn(), InferContext((1, 8, 8), 10, "classification")
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = compile_graph(graph, ctx, seed=7).module.state_dict()
+    after = torch.rand(3)
+    b = compile_graph(graph, ctx, seed=7).module.state_dict()
+    c = compile_graph(graph, ctx, seed=8).module.state_dict()
+    assert torch.equal(before, after)  # the global RNG stream is as if nothing was built
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)

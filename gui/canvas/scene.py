@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication, QGraphicsScene, QMenu
 
@@ -25,7 +25,6 @@ from gui.canvas.node_item import GRID, NODE_H, NODE_W, NodeItem, PortItem, param
 from gui.commands import (AddNodeCommand, ApplyFixCommand, InsertOnEdgeCommand, copy_fragment, delete_items,
                           paste_fragment)
 
-FRAGMENT_MIME = "application/x-layerlab-fragment"
 SCENE_EXTENT = 40000.0
 QUICK_INSERT = ("ReLU", "Dropout", "BatchNorm1d", "Flatten", "Linear")
 
@@ -260,11 +259,9 @@ class GraphScene(QGraphicsScene):
         if not ids:
             return False
         fragment = copy_fragment(self.doc.graph, ids)
-        mime = QMimeData()
-        payload = json.dumps(fragment).encode()
-        mime.setData(FRAGMENT_MIME, payload)
-        mime.setText(json.dumps(fragment, indent=1))
-        QApplication.clipboard().setMimeData(mime)
+        # Plain text, not a QMimeData built here: the clipboard would own a Python-made object, and
+        # Qt's exit-time clean-up deletes it after Python has gone (SIGSEGV on quit after a copy).
+        QApplication.clipboard().setText(json.dumps(fragment, indent=1))
         self._paste_count = 0
         self.port_detail = True
         return True
@@ -281,7 +278,7 @@ class GraphScene(QGraphicsScene):
         mime = QApplication.clipboard().mimeData()
         if mime is None:
             return []
-        raw = bytes(mime.data(FRAGMENT_MIME)) if mime.hasFormat(FRAGMENT_MIME) else mime.text().encode()
+        raw = mime.text().encode()
         try:
             fragment = json.loads(raw.decode() or "null")
         except (UnicodeDecodeError, ValueError):
