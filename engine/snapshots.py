@@ -1,0 +1,493 @@
+"""What the live views draw, collected headless as numpy arrays.
+
+A ``SnapshotCollector`` is built once per run around the model and the data.  Each
+``collect()`` reads the model *as it is now* and returns a ``Snapshot``:
+
+- per layer with weights: the main weight (cropped for display), a histogram of it on a
+  range fixed at the start of the run (so histograms over time line up), its mean
+  magnitude and the gradient norm of all its parameters;
+- per graph node: its output on a fixed *probe batch* (the first validation samples), and
+  for ReLU nodes the fraction of units that are zero for every probe sample ("dead");
+- for 2-feature classification data, the class probabilities on a grid over the input
+  plane (the decision boundary); for 1-feature regression, the prediction on a line.
+
+Everything is computed on the model's device and copied to the host in one go per kind,
+so a snapshot costs one probe forward pass, one grid forward pass and a handful of
+transfers.  The caller decides *when* (``SnapshotThrottle``): the trainer asks only when a
+snapshot is due, so nothing is copied off the device between snapshots.
+
+``ProbeInfo`` holds what does not change during a run (layer list, grid extent, the data
+points to draw), sent once.  Nothing here imports Qt.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+# Display caps: what a view can show usefully, and what crosses a process boundary 30 times a second.
+MAX_MATRIX = 128  # rows / columns of a weight heatmap
+MAX_FILTERS = 64  # conv filters (output channels) and input channels shown
+MAX_PROBE_ROWS = 64  # probe samples kept for vector activations
+MAX_PROBE_IMAGES = 4  # probe samples kept for feature-map activations
+MAX_PROBE_IMAGE_BATCH = 32  # probe batch for image / sequence inputs (dead units are judged on these)
+MAX_UNITS = 256  # units of a vector activation kept
+MAX_POINTS = 2000  # train / val points drawn under a decision boundary
+HIST_BINS = 64
+ACTIVATION_DTYPE = torch.float16  # activations are only drawn: float16 halves what crosses to the GUI
+RELU_TYPES = (nn.ReLU, nn.ReLU6)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str  # fx / submodule name == the graph node's name
+    kind: str  # "linear" | "conv" | "other"
+    weight_shape: tuple[int, ...]
+    n_params: int
+    hist_range: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    """The parts of a run's views that stay fixed: sent once at the start."""
+
+    task: str
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    class_names: tuple[str, ...]
+    layers: tuple[LayerInfo, ...]
+    nodes: tuple[str, ...]  # fx node names whose activations snapshots carry, in graph order
+    relu_nodes: tuple[str, ...]
+    node_ids: dict[str, str]  # fx name -> graph node id (empty when unknown)
+    hist_bins: int
+    probe_x: np.ndarray  # the probe inputs actually shown (first rows)
+    probe_y: np.ndarray
+    grid_extent: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1 of the boundary grid
+    grid_size: int = 0
+    curve_x: np.ndarray | None = None  # 1-D regression: the x positions of the fitted curve
+    train_xy: tuple[np.ndarray, np.ndarray] | None = None  # points drawn under the boundary / curve
+    val_xy: tuple[np.ndarray, np.ndarray] | None = None
+
+    def layer(self, name: str) -> LayerInfo | None:
+        return next((lay for lay in self.layers if lay.name == name), None)
+
+
+@dataclass
+class Snapshot:
+    """The model at one moment, as numpy arrays (see the module docstring)."""
+
+    step: int
+    epoch: float  # fractional: 2.5 = half-way through the third epoch
+    samples: int
+    elapsed_s: float
+    train_loss: float | None = None
+    lr: float | None = None
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    weight_hist: dict[str, np.ndarray] = field(default_factory=dict)
+    weight_mag: dict[str, float] = field(default_factory=dict)
+    grad_norms: dict[str, float] = field(default_factory=dict)
+    activations: dict[str, np.ndarray] = field(default_factory=dict)
+    dead_relu: dict[str, float] = field(default_factory=dict)
+    boundary: np.ndarray | None = None  # (G, G, C) class probabilities, row = y, column = x
+    curve: np.ndarray | None = None  # (n, T) predictions at ProbeInfo.curve_x
+    collect_ms: float = 0.0
+
+    def nbytes(self) -> int:
+        arrays = [*self.weights.values(), *self.weight_hist.values(), *self.activations.values()]
+        arrays += [a for a in (self.boundary, self.curve) if a is not None]
+        return int(sum(a.nbytes for a in arrays))
+
+
+class SnapshotThrottle:
+    """``due()`` is true at most once per ``interval_s`` (monotonic clock); ``interval_s=0`` is always due."""
+
+    def __init__(self, interval_s: float = 1.0 / 30.0):
+        self.interval_s = float(interval_s)
+        self._next = 0.0
+
+    def due(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if now >= self._next:
+            self._next = now + self.interval_s
+            return True
+        return False
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+def tap_module(model: fx.GraphModule, names: tuple[str, ...]) -> fx.GraphModule:
+    """A GraphModule sharing ``model``'s submodules (and so its parameters) whose forward returns
+    ``(output, {name: value of node name})``: every activation in one plain forward pass, without
+    the per-node cost of an ``fx.Interpreter`` or of module hooks."""
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    output_value = None
+    for node in model.graph.nodes:
+        if node.op == "output":
+            output_value = fx.map_arg(node.args[0], lambda n: env[n])
+            continue
+        env[node] = graph.node_copy(node, lambda n: env[n])
+    wanted = {n.name: env[n] for n in model.graph.nodes if n.name in names}
+    graph.output((output_value, {k: wanted[k] for k in names if k in wanted}))
+    return fx.GraphModule(model, graph, class_name="LayerLabProbe")
+
+
+def _layer_kind(module: nn.Module, weight: torch.Tensor) -> str:
+    if isinstance(module, nn.Linear) or weight.dim() == 2:
+        return "linear"
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)) or weight.dim() in (3, 4):
+        return "conv"
+    return "other"
+
+
+def _main_weight(module: nn.Module) -> torch.Tensor | None:
+    """The parameter a person calls "the weights" of a layer: ``weight``, else the largest."""
+    own = dict(module.named_parameters())
+    if "weight" in own:
+        return own["weight"]
+    if not own:
+        return None
+    return max(own.values(), key=lambda p: p.numel())
+
+
+def _subsample(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    if len(x) <= n:
+        return x
+    g = torch.Generator().manual_seed(seed)
+    return x[torch.randperm(len(x), generator=g)[:n].to(x.device)]
+
+
+class SnapshotCollector:
+    """Collects ``Snapshot``s of ``model`` (an fx GraphModule from ``engine.compile``) on ``dataset``.
+
+    ``node_names`` maps graph node ids to fx names (``CompiledModel.node_names``), so the GUI can
+    find a clicked node's activations.  ``probe_size`` samples of the validation split (the
+    training split if there is no validation data) form the fixed probe batch.
+    """
+
+    def __init__(self, model: nn.Module, dataset: Any, node_names: dict[str, str] | None = None, *,
+                 probe_size: int = 64, grid_size: int = 28, curve_points: int = 200,
+                 device: torch.device | str | None = None):
+        self.model = model
+        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.task = dataset.task
+        self.input_shape = tuple(dataset.input_shape)
+        self.n_outputs = int(dataset.n_outputs)
+        self.class_names = tuple(getattr(dataset, "class_names", ()) or ())
+        self.node_ids = {v: k for k, v in (node_names or {}).items()}
+        self.is_graph = isinstance(model, fx.GraphModule)
+
+        if len(self.input_shape) >= 2:  # images / sequences: conv and recurrent forward passes cost more per sample
+            probe_size = min(probe_size, MAX_PROBE_IMAGE_BATCH)
+        x_src, y_src = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else (dataset.x_train, dataset.y_train)
+        self.probe_x = x_src[:probe_size].to(self.device)
+        self.probe_y = y_src[:probe_size]
+
+        # layers with weights, in graph order
+        modules = dict(model.named_modules())
+        order = self._node_order(model)
+        self._layers: list[tuple[str, nn.Module, torch.Tensor, list[torch.Tensor]]] = []
+        infos = []
+        for name in order:
+            mod = modules.get(name)
+            if mod is None:
+                continue
+            w = _main_weight(mod)
+            if w is None:
+                continue
+            params = [p for p in mod.parameters() if p.requires_grad]
+            self._layers.append((name, mod, w, params))
+            r = float(w.detach().abs().max()) if w.numel() else 1.0
+            r = max(2.0 * r, 1e-3) if math.isfinite(r) else 1.0
+            infos.append(LayerInfo(name, _layer_kind(mod, w), tuple(w.shape), sum(p.numel() for p in params),
+                                   (-r, r)))
+        self._layer_infos = tuple(infos)
+        self._all_params = [p for _, _, _, ps in self._layers for p in ps]
+        self._param_owner = [i for i, (_, _, _, ps) in enumerate(self._layers) for _ in ps]
+        self._tap_handles: dict[int, Any] = {}
+        self._tapped: dict[int, torch.Tensor] = {}
+        self.grad_scaler = None  # a GradScaler whose scale divides tapped norms (fp16 AMP)
+
+        # nodes whose activations we record (every call_module / call_function node with a tensor output)
+        self._nodes = tuple(n for n in order if n in modules or self._is_function_node(model, n))
+        self._relu_nodes = tuple(n for n in self._nodes if self._is_relu(model, modules, n))
+
+        grid_extent, curve_x, train_xy, val_xy = None, None, None, None
+        self._grid = self._curve = None
+        self.grid_size = 0
+        if self.input_shape == (2,) and self.task == "classification":
+            x_all = torch.cat([dataset.x_train, dataset.x_val]).float().cpu()
+            lo, hi = x_all.min(0).values, x_all.max(0).values
+            pad = (hi - lo) * 0.08 + 1e-3
+            lo, hi = lo - pad, hi + pad
+            gx = torch.linspace(float(lo[0]), float(hi[0]), grid_size)
+            gy = torch.linspace(float(lo[1]), float(hi[1]), grid_size)
+            yy, xx = torch.meshgrid(gy, gx, indexing="ij")
+            self._grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(self.device)
+            self.grid_size = grid_size
+            grid_extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+        elif self.input_shape == (1,) and self.task == "regression":
+            x_all = torch.cat([dataset.x_train, dataset.x_val]).float().cpu()
+            lo, hi = float(x_all.min()), float(x_all.max())
+            pad = (hi - lo) * 0.05 + 1e-3
+            cx = torch.linspace(lo - pad, hi + pad, curve_points).reshape(-1, 1)
+            self._curve = cx.to(self.device)
+            curve_x = cx[:, 0].numpy()
+        if self._grid is not None or self._curve is not None:
+            tr = _subsample(torch.arange(len(dataset.x_train)), MAX_POINTS)
+            va = _subsample(torch.arange(len(dataset.x_val)), MAX_POINTS // 2)
+            train_xy = (dataset.x_train[tr].cpu().numpy(), dataset.y_train[tr].cpu().numpy())
+            val_xy = (dataset.x_val[va].cpu().numpy(), dataset.y_val[va].cpu().numpy())
+
+        extra = self._grid if self._grid is not None else self._curve
+        self._batch = self.probe_x if extra is None else torch.cat([self.probe_x, extra.to(self.probe_x.dtype)])
+        self._tap = None
+        if self.is_graph and self._nodes:
+            try:
+                self._tap = tap_module(model, self._nodes)
+            except Exception:  # an exotic graph fx cannot copy: fall back to module hooks
+                self._tap = None
+
+        shown = self.probe_x[:MAX_PROBE_ROWS].cpu().numpy()
+        self.info = ProbeInfo(
+            task=self.task, input_shape=self.input_shape, n_outputs=self.n_outputs,
+            class_names=self.class_names, layers=self._layer_infos, nodes=self._nodes,
+            relu_nodes=self._relu_nodes, node_ids=dict(self.node_ids), hist_bins=HIST_BINS,
+            probe_x=shown, probe_y=self.probe_y[:MAX_PROBE_ROWS].cpu().numpy(),
+            grid_extent=grid_extent, grid_size=self.grid_size, curve_x=curve_x,
+            train_xy=train_xy, val_xy=val_xy)
+
+    # ------------------------------------------------------------------ structure
+    @staticmethod
+    def _node_order(model: nn.Module) -> list[str]:
+        if isinstance(model, fx.GraphModule):
+            return [n.name for n in model.graph.nodes if n.op in ("call_module", "call_function", "call_method")]
+        return [name for name, m in model.named_modules() if name and not list(m.children())]
+
+    @staticmethod
+    def _is_function_node(model: nn.Module, name: str) -> bool:
+        if not isinstance(model, fx.GraphModule):
+            return False
+        return any(n.name == name and n.op in ("call_function", "call_method") for n in model.graph.nodes)
+
+    @staticmethod
+    def _is_relu(model: nn.Module, modules: dict, name: str) -> bool:
+        mod = modules.get(name)
+        if mod is not None:
+            return isinstance(mod, RELU_TYPES)
+        if isinstance(model, fx.GraphModule):
+            for n in model.graph.nodes:
+                if n.name == name:
+                    return n.target in (torch.relu, torch.nn.functional.relu)
+        return False
+
+    # ------------------------------------------------------------------ gradient tap
+    def arm_grad_tap(self) -> None:
+        """Record each parameter's gradient norm during the next backward pass, once.
+
+        The trainer frees gradients right after each update, before its snapshot hook runs; so
+        the hook arms this tap and the *next* backward pass leaves one norm per parameter (a
+        hook that removes itself: no cost on the steps in between).  The next ``collect`` reads them.
+        """
+        if self._tap_handles:
+            return
+        self._tapped = {}
+        for j, p in enumerate(self._all_params):
+            def hook(t: torch.Tensor, j: int = j) -> None:
+                if t.grad is not None:
+                    self._tapped[j] = torch.linalg.vector_norm(t.grad.detach().float())
+                h = self._tap_handles.pop(j, None)
+                if h is not None:
+                    h.remove()
+            self._tap_handles[j] = p.register_post_accumulate_grad_hook(hook)
+
+    def disarm_grad_tap(self) -> None:
+        for h in self._tap_handles.values():
+            h.remove()
+        self._tap_handles.clear()
+
+    # ------------------------------------------------------------------ collection
+    @torch.no_grad()
+    def collect(self, *, step: int = 0, epoch: float = 0.0, samples: int = 0, elapsed_s: float = 0.0,
+                train_loss: float | None = None, lr: float | None = None, grads: bool = True,
+                activations: bool = True) -> Snapshot:
+        t0 = time.perf_counter()
+        snap = Snapshot(step=int(step), epoch=float(epoch), samples=int(samples), elapsed_s=float(elapsed_s),
+                        train_loss=None if train_loss is None else float(train_loss),
+                        lr=None if lr is None else float(lr))
+        self._collect_weights(snap, grads)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self._forward(snap, activations)
+        finally:
+            self.model.train(was_training)
+        snap.collect_ms = (time.perf_counter() - t0) * 1e3
+        return snap
+
+    def _collect_weights(self, snap: Snapshot, grads: bool) -> None:
+        if not self._layers:
+            return
+        shown, hists, mags = [], [], []
+        for (name, mod, w, params), info in zip(self._layers, self._layer_infos):
+            wd = w.detach()
+            shown.append(_display_weight(wd, info.kind))
+            lo, hi = info.hist_range
+            flat = wd.float().reshape(-1).clamp(lo, hi)
+            hists.append(torch.histc(flat, bins=HIST_BINS, min=lo, max=hi))
+            mags.append(wd.float().abs().mean() if wd.numel() else wd.new_zeros((), dtype=torch.float32))
+        # one transfer per kind instead of one per layer
+        hist_np = torch.stack(hists).cpu().numpy()
+        mag_np = torch.stack(mags).cpu().numpy()
+        shown_np = [t.cpu().numpy() for t in shown]
+        for i, (name, *_rest) in enumerate(self._layers):
+            snap.weights[name] = shown_np[i]
+            snap.weight_hist[name] = hist_np[i]
+            snap.weight_mag[name] = float(mag_np[i])
+        if not grads:
+            return
+        owners: list[int] = []
+        norms: list[torch.Tensor] = []
+        with_grad = [(i, p.grad) for i, p in zip(self._param_owner, self._all_params) if p.grad is not None]
+        if with_grad:
+            owners = [i for i, _ in with_grad]
+            norms = list(torch._foreach_norm([g.float() for _, g in with_grad]))
+        elif self._tapped:
+            tapped, self._tapped = self._tapped, {}
+            owners = [self._param_owner[j] for j in sorted(tapped)]
+            norms = [tapped[j] for j in sorted(tapped)]
+            scale = getattr(self.grad_scaler, "_scale", None)
+            if scale is not None:  # fp16 AMP: gradients are multiplied by the loss scale
+                norms = [n / scale.reshape(()) for n in norms]
+        if not norms:
+            return
+        sq = torch.zeros(len(self._layers), device=norms[0].device)
+        sq.index_add_(0, torch.tensor(owners, device=norms[0].device), torch.stack(norms).float() ** 2)
+        per_layer = sq.sqrt().cpu().numpy()
+        for i in sorted(set(owners)):
+            snap.grad_norms[self._layers[i][0]] = float(per_layer[i])
+
+    def _forward(self, snap: Snapshot, activations: bool) -> None:
+        """One forward pass over [probe batch; boundary grid or curve]: activations, boundary, curve."""
+        n_probe = len(self.probe_x)
+        extra = self._grid if self._grid is not None else self._curve
+        if extra is None and not (activations and self._nodes):
+            return
+        batch = self._batch
+        outs: dict[str, torch.Tensor] = {}
+        if activations and self._nodes and self._tap is not None:
+            out, outs = self._tap(batch)
+        elif activations and self._nodes:
+            out = self._forward_with_hooks(batch, outs)
+        else:
+            out = self.model(batch[n_probe:])
+            n_probe = 0
+        if not isinstance(out, torch.Tensor):
+            out = None
+        transfers: dict[str, torch.Tensor] = {}
+        if out is not None and self._grid is not None:
+            probs = _probabilities(out[n_probe:].float())
+            transfers["boundary"] = probs.reshape(self.grid_size, self.grid_size, -1)
+        elif out is not None and self._curve is not None:
+            transfers["curve"] = out[n_probe:].float()
+        dead: list[torch.Tensor] = []
+        dead_names: list[str] = []
+        for name in self._nodes:
+            o = outs.get(name)
+            if not isinstance(o, torch.Tensor) or o.dim() == 0:
+                continue
+            o = o.detach()[:n_probe]
+            if name in self._relu_nodes and o.dim() >= 2:
+                # a unit (feature, or channel for feature maps) is dead if it is 0 for every probe sample
+                alive = (o > 0).reshape(o.shape[0], o.shape[1], -1).any(dim=2).any(dim=0)
+                dead.append(1.0 - alive.float().mean())
+                dead_names.append(name)
+            if o.dim() <= 2:
+                o = o.reshape(o.shape[0], -1)[:MAX_PROBE_ROWS, :MAX_UNITS]
+            else:
+                o = o[:MAX_PROBE_IMAGES, :MAX_FILTERS]
+            transfers["act:" + name] = o.to(ACTIVATION_DTYPE)  # for display: half the bytes to ship
+        if dead:
+            transfers["dead"] = torch.stack(dead)
+        host = {k: v.cpu().numpy() for k, v in transfers.items()}
+        snap.boundary = host.pop("boundary", None)
+        snap.curve = host.pop("curve", None)
+        if "dead" in host:
+            snap.dead_relu = {n: float(v) for n, v in zip(dead_names, host.pop("dead"))}
+        snap.activations = {k[4:]: v for k, v in host.items()}
+
+    def _forward_with_hooks(self, batch: torch.Tensor, outs: dict) -> Any:
+        modules = dict(self.model.named_modules())
+        hooks = []
+        for name in self._nodes:
+            m = modules.get(name)
+            if m is not None:
+                hooks.append(m.register_forward_hook(
+                    lambda _m, _i, o, _n=name: outs.__setitem__(_n, o) if isinstance(o, torch.Tensor) else None))
+        try:
+            return self.model(batch)
+        finally:
+            for h in hooks:
+                h.remove()
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    if logits.dim() == 1:
+        logits = logits[:, None]
+    if logits.shape[1] == 1:  # one logit: binary BCE
+        p1 = torch.sigmoid(logits)
+        return torch.cat([1 - p1, p1], 1)
+    return torch.softmax(logits, 1)
+
+
+def _display_weight(w: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "linear" and w.dim() == 2:
+        return w[:MAX_MATRIX, :MAX_MATRIX].float()
+    if kind == "conv":
+        return w[:MAX_FILTERS, :MAX_FILTERS].float()
+    flat = w.reshape(-1)
+    return flat[: MAX_MATRIX * MAX_MATRIX].float()
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- derived quantities
+def smooth_ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard-style debiased exponential moving average (``weight`` in [0, 1), 0 = raw).
+
+    Vectorised as a convolution with the kernel ``(1 - w) * w**k``, truncated where ``w**k``
+    drops below 1e-6, divided by the same convolution of ones (the debiasing); non-finite
+    values are skipped (they neither count nor poison the average) and stay non-finite.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if weight <= 0 or v.size == 0:
+        return v
+    weight = min(float(weight), 0.999)
+    k = min(v.size, int(math.ceil(math.log(1e-6) / math.log(weight))) + 1)
+    kernel = (1 - weight) * weight ** np.arange(k)
+    finite = np.isfinite(v)
+    num = np.convolve(np.where(finite, v, 0.0), kernel)[: v.size]
+    den = np.convolve(finite.astype(np.float64), kernel)[: v.size]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[~finite] = v[~finite]
+    return out
+
+
+def state_dict_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``model``'s weights (a timeline checkpoint)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def all_finite(state: dict[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())

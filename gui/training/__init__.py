@@ -1,0 +1,123 @@
+"""Training in the GUI: the panel, the live views and the worker that runs the engine's Trainer.
+
+``install_training_ui(window)`` is the main window's extension hook (``gui.app`` finds it).
+Qt is imported lazily here on purpose: the training subprocess imports
+``gui.training.runner_process``, which imports this package first, and must stay Qt-free.
+"""
+from __future__ import annotations
+
+__all__ = ["install_training_ui"]
+
+
+def install_training_ui(window, mode: str | None = None):
+    """Add the training panel, the timeline and the live views to ``window``; returns the controller.
+
+    ``window`` needs ``document`` and ``add_dock(widget, title, area, tabify=True)`` (a QMainWindow).
+    The training subprocess starts now, so it is warm by the time someone presses Train.
+    """
+    from PySide6.QtCore import QEvent, QObject, Qt
+    from PySide6.QtWidgets import QApplication, QGroupBox, QScrollArea, QVBoxLayout, QWidget
+
+    from gui.training.controller import TrainingController
+    from gui.training.worker import TrainingWorker
+
+    worker = TrainingWorker(mode=mode)
+    controller = TrainingController(window.document, worker=worker, parent=window)
+    worker.setParent(controller)
+    window.training = controller
+
+    def dock(widget, title, area, tabify=True):
+        return window.add_dock(widget, title, area, tabify=tabify)
+
+    right, bottom = Qt.RightDockWidgetArea, Qt.BottomDockWidgetArea
+    # The panel and the timeline share one scrollable dock, so the window still fits 1280x800.
+    box = QWidget()
+    col = QVBoxLayout(box)
+    col.setContentsMargins(0, 0, 0, 0)
+    col.addWidget(controller.panel)
+    group = QGroupBox("Timeline")
+    gl = QVBoxLayout(group)
+    gl.setContentsMargins(2, 2, 2, 2)
+    gl.addWidget(controller.timeline)
+    col.addWidget(group)
+    col.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setFrameShape(QScrollArea.NoFrame)
+    scroll.setWidget(box)
+    scroll.setMinimumWidth(min(290, controller.panel.minimumSizeHint().width() + 20))
+    panel_dock = dock(scroll, "Training", right)
+    panel_dock.raise_()
+    # the right column runs the full height, so the panel is not squeezed above the views
+    window.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
+
+    # Live views: three columns at the bottom (split first: a tabbed dock cannot be split).
+    v = controller.views
+    loss_dock = dock(v["loss"], v["loss"].title, bottom, tabify=False)
+    boundary_dock = dock(v["boundary"], v["boundary"].title, bottom, tabify=False)
+    window.splitDockWidget(loss_dock, boundary_dock, Qt.Horizontal)
+    act_dock = dock(v["activations"], v["activations"].title, bottom, tabify=False)
+    window.splitDockWidget(boundary_dock, act_dock, Qt.Horizontal)
+    docks = {"panel": panel_dock, "loss": loss_dock, "boundary": boundary_dock, "activations": act_dock}
+    for key, anchor in (("regression", boundary_dock), ("weights", boundary_dock), ("gradients", act_dock),
+                        ("dead_relu", act_dock), ("lr", loss_dock)):
+        d = dock(v[key], v[key].title, bottom, tabify=False)
+        window.tabifyDockWidget(anchor, d)
+        docks[key] = d
+    # the editor's bottom docks join the loss column as tabs
+    for name in ("problems_dock", "code_dock", "history_dock"):
+        d = getattr(window, name, None)
+        if d is not None and window.dockWidgetArea(d) == bottom:
+            window.tabifyDockWidget(loss_dock, d)
+    problems = getattr(window, "problems_dock", None)
+    (problems or loss_dock).raise_()
+    controller.docks = docks
+    window.resizeDocks([loss_dock], [310], Qt.Vertical)
+    window.resizeDocks([loss_dock, boundary_dock, act_dock], [380, 330, 330], Qt.Horizontal)
+    inspector = getattr(window, "inspector_dock", None)
+    if inspector is not None and window.dockWidgetArea(inspector) == right:
+        window.resizeDocks([inspector, panel_dock], [170, 560], Qt.Vertical)
+
+    def raise_for_data(payload=None):
+        info = controller.info
+        if info is None:
+            ds = getattr(window.document, "dataset", None)
+            shape = tuple(getattr(ds, "input_shape", ()) or ())
+            task = getattr(ds, "task", None)
+            grid = shape == (2,) and task == "classification"
+            curve = shape == (1,) and task == "regression"
+        else:
+            grid, curve = info.grid_extent is not None, info.curve_x is not None
+        (boundary_dock if grid else docks["regression"] if curve else docks["weights"]).raise_()
+        act_dock.raise_()
+        if payload is not None:  # a run started: its loss curve matters more than the problem list
+            loss_dock.raise_()
+
+    raise_for_data()
+    if problems is not None:
+        problems.raise_()
+    controller.worker.runStarted.connect(controller.raise_for_data_slot)
+    controller.raise_for_data = raise_for_data
+    if hasattr(window.document, "datasetChanged"):
+        window.document.datasetChanged.connect(controller.raise_for_data_slot)
+
+    class _CloseWatcher(QObject):
+        """Stops the run when the window really closes (after its own closeEvent accepted)."""
+
+        def eventFilter(self, obj, event):
+            if obj is window and event.type() == QEvent.Close:
+                type(window).event(window, event)  # let the window decide (it may ask to save)
+                if event.isAccepted():
+                    controller.shutdown()
+                return True
+            return False
+
+    watcher = _CloseWatcher(controller)
+    window.installEventFilter(watcher)
+    controller._close_watcher = watcher
+    app = QApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(controller.shutdown)
+    worker.warm()
+    return controller

@@ -1,0 +1,290 @@
+"""The training panel: settings, run controls, progress, and the sentence of the last failure.
+
+The panel only shows and collects; ``TrainingController`` decides.  Its settings round-trip
+through ``settings()`` / ``set_settings()`` as a plain dict of ``TrainConfig`` keys (plus
+``loss: "auto"``, resolved from the graph's Output node when a run starts).
+"""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from engine.train_config import LOSSES, OPTIMIZERS, SCHEDULES
+
+DEFAULTS = {"device": "auto", "loss": "auto", "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 10,
+            "schedule": "none", "seed": 0}
+
+
+def format_duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class _LogSpinBox(QDoubleSpinBox):
+    """A learning-rate box: steps multiply by ~2 (1e-3 -> 2e-3 -> 5e-3 ...), shows 4 significant digits."""
+
+    def __init__(self):
+        super().__init__()
+        self.setDecimals(8)
+        self.setRange(1e-7, 100.0)
+        self.setKeyboardTracking(False)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.4g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text, pos):
+        from PySide6.QtGui import QValidator
+        try:
+            float(text)
+            return QValidator.Acceptable, text, pos
+        except ValueError:
+            return QValidator.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:
+        v = self.value()
+        for _ in range(abs(steps)):
+            mant = v / 10 ** math.floor(math.log10(v))
+            if steps > 0:
+                v = v * (2.5 if round(mant) == 2 else 2.0)
+            else:
+                v = v / (2.5 if round(mant) == 5 else 2.0)
+        self.setValue(float(f"{v:.3g}"))
+
+
+def _combo() -> QComboBox:
+    box = QComboBox()
+    box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(6)
+    return box
+
+
+class TrainingPanel(QWidget):
+    trainClicked = Signal()
+    pauseClicked = Signal()
+    resumeClicked = Signal()
+    stopClicked = Signal()
+    stepClicked = Signal()
+    resetClicked = Signal()
+    retryClicked = Signal(int)  # the new batch size
+    settingsEdited = Signal(dict)
+    overlayToggled = Signal(bool)
+    overlayModeChanged = Signal(str)  # "grad" | "weight"
+    exportCsvClicked = Signal()
+    exportTensorBoardClicked = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+
+        box = QGroupBox("Settings")
+        form = QFormLayout(box)
+        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.device_box = _combo()
+        self.device_box.addItem("Auto (CPU)", "auto")
+        self.device_box.addItem("CPU", "cpu")
+        self.device_box.addItem("CUDA (no GPU found)", "cuda")
+        self._cuda_name: str | None = None
+        self.set_cuda(None)
+        form.addRow("Device", self.device_box)
+        self.loss_box = _combo()
+        self.loss_box.addItem("auto (from the Output)", "auto")
+        for name in LOSSES:
+            self.loss_box.addItem(name, name)
+        form.addRow("Loss", self.loss_box)
+        self.optimizer_box = _combo()
+        for name in OPTIMIZERS:
+            self.optimizer_box.addItem(name, name)
+        form.addRow("Optimizer", self.optimizer_box)
+        self.lr_box = _LogSpinBox()
+        form.addRow("Learning rate", self.lr_box)
+        self.batch_box = QSpinBox()
+        self.batch_box.setRange(1, 65536)
+        form.addRow("Batch size", self.batch_box)
+        self.epochs_box = QSpinBox()
+        self.epochs_box.setRange(1, 100000)
+        form.addRow("Epochs", self.epochs_box)
+        self.schedule_box = _combo()
+        for name in SCHEDULES:
+            self.schedule_box.addItem(name, name)
+        form.addRow("Schedule", self.schedule_box)
+        self.seed_box = QSpinBox()
+        self.seed_box.setRange(0, 2**31 - 1)
+        self.seed_box.setToolTip("The same seed gives the same initial weights and the same batch order")
+        form.addRow("Seed", self.seed_box)
+        outer.addWidget(box)
+
+        grid = QGridLayout()
+        self.train_button = QPushButton("Train")
+        self.train_button.setDefault(True)
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.stop_button = QPushButton("Stop")
+        self.step_button = QPushButton("Step")
+        self.step_button.setToolTip("Train on one batch, then pause")
+        self.reset_button = QPushButton("Reset weights")
+        self.reset_button.setToolTip("Fresh initial weights from the seed (the same seed gives the same weights)")
+        for i, b in enumerate((self.train_button, self.pause_button, self.resume_button)):
+            grid.addWidget(b, 0, i)
+        grid.addWidget(self.step_button, 1, 0)
+        grid.addWidget(self.stop_button, 1, 1)
+        grid.addWidget(self.reset_button, 2, 0, 1, 3)
+        for b in (self.train_button, self.pause_button, self.resume_button, self.stop_button, self.step_button):
+            b.setMinimumWidth(60)
+        outer.addLayout(grid)
+
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat("")
+        outer.addWidget(self.progress_bar)
+        self.progress_label = QLabel("")
+        self.progress_label.setStyleSheet("color: gray;")
+        self.progress_label.setWordWrap(True)  # a long line must not widen the dock
+        outer.addWidget(self.progress_label)
+
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        outer.addWidget(self.status_label)
+        self.retry_button = QPushButton("")
+        self.retry_button.setMinimumWidth(60)
+        self.retry_button.hide()
+        outer.addWidget(self.retry_button)
+        self._retry_batch = 0
+        self.retry_button.clicked.connect(lambda: self.retryClicked.emit(self._retry_batch))
+
+        canvas_box = QGroupBox("On the canvas")
+        cl = QHBoxLayout(canvas_box)
+        self.overlay_check = QCheckBox("Show")
+        self.overlay_check.setToolTip("Tint the edges and show activation thumbnails on the canvas while training")
+        self.overlay_check.setChecked(True)
+        cl.addWidget(self.overlay_check)
+        self.overlay_mode = _combo()
+        self.overlay_mode.addItem("edges: gradient norm", "grad")
+        self.overlay_mode.addItem("edges: weight size", "weight")
+        cl.addWidget(self.overlay_mode, 1)
+        outer.addWidget(canvas_box)
+        self.overlay_check.toggled.connect(self.overlayToggled)
+        self.overlay_mode.currentIndexChanged.connect(lambda _i: self.overlayModeChanged.emit(self.overlay_mode.currentData()))
+
+        export_row = QHBoxLayout()
+        export_row.addWidget(QLabel("Export run:"))
+        self.csv_button = QPushButton("CSV…")
+        self.csv_button.setToolTip("The run's metrics, one row per epoch")
+        self.tb_button = QPushButton("TensorBoard…")
+        self.tb_button.setToolTip("Event files that TensorBoard opens (tensorboard --logdir FOLDER)")
+        export_row.addWidget(self.csv_button)
+        export_row.addWidget(self.tb_button)
+        outer.addLayout(export_row)
+        outer.addStretch(1)
+
+        self.train_button.clicked.connect(self.trainClicked)
+        self.pause_button.clicked.connect(self.pauseClicked)
+        self.resume_button.clicked.connect(self.resumeClicked)
+        self.stop_button.clicked.connect(self.stopClicked)
+        self.step_button.clicked.connect(self.stepClicked)
+        self.reset_button.clicked.connect(self.resetClicked)
+        self.csv_button.clicked.connect(self.exportCsvClicked)
+        self.tb_button.clicked.connect(self.exportTensorBoardClicked)
+        for w in (self.device_box, self.loss_box, self.optimizer_box, self.schedule_box):
+            w.currentIndexChanged.connect(self._edited)
+        for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box):
+            w.valueChanged.connect(self._edited)
+        self._loading = False
+        self.set_settings({})
+        self.set_state("idle")
+        self.set_has_run(False)
+
+    # ------------------------------------------------------------------ settings
+    def set_cuda(self, name: str | None) -> None:
+        """Show the GPU's name (or that there is none) in the device choices."""
+        self._cuda_name = name
+        model = self.device_box.model()
+        i_cuda = self.device_box.findData("cuda")
+        self.device_box.setItemText(0, f"Auto ({'CUDA: ' + name if name else 'CPU'})")
+        self.device_box.setItemText(i_cuda, f"CUDA: {name}" if name else "CUDA (no GPU found)")
+        item = model.item(i_cuda)
+        if item is not None:
+            item.setEnabled(bool(name))
+
+    def settings(self) -> dict:
+        return {
+            "device": self.device_box.currentData(),
+            "loss": self.loss_box.currentData(),
+            "optimizer": self.optimizer_box.currentData(),
+            "lr": float(self.lr_box.value()),
+            "batch_size": int(self.batch_box.value()),
+            "epochs": int(self.epochs_box.value()),
+            "schedule": self.schedule_box.currentData(),
+            "seed": int(self.seed_box.value()),
+        }
+
+    def set_settings(self, values: dict) -> None:
+        v = {**DEFAULTS, **{k: x for k, x in (values or {}).items() if x is not None}}
+        self._loading = True
+        try:
+            for box, key in ((self.device_box, "device"), (self.loss_box, "loss"),
+                             (self.optimizer_box, "optimizer"), (self.schedule_box, "schedule")):
+                i = box.findData(v[key])
+                box.setCurrentIndex(i if i >= 0 else 0)
+            self.lr_box.setValue(float(v["lr"]))
+            self.batch_box.setValue(int(v["batch_size"]))
+            self.epochs_box.setValue(int(v["epochs"]))
+            self.seed_box.setValue(int(v["seed"]))
+        finally:
+            self._loading = False
+
+    def _edited(self, *_args) -> None:
+        if not self._loading:
+            self.settingsEdited.emit(self.settings())
+
+    # ------------------------------------------------------------------ state
+    def set_state(self, state: str) -> None:
+        """"starting" | "idle" | "running" | "paused" | "stopping": which buttons make sense."""
+        idle = state in ("idle", "starting")
+        self.train_button.setEnabled(idle)
+        self.pause_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(state == "paused")
+        self.stop_button.setEnabled(state in ("running", "paused"))
+        self.step_button.setEnabled(state in ("paused", "idle", "starting"))
+        self.reset_button.setEnabled(idle)
+        for w in (self.device_box, self.loss_box, self.optimizer_box, self.lr_box, self.batch_box,
+                  self.epochs_box, self.schedule_box, self.seed_box):
+            w.setEnabled(idle)
+        self.state = state
+
+    def set_has_run(self, has: bool) -> None:
+        self.csv_button.setEnabled(has)
+        self.tb_button.setEnabled(has)
+
+    def set_progress(self, fraction: float, text: str) -> None:
+        self.progress_bar.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
+        self.progress_bar.setFormat(f"{100 * fraction:.0f}%")
+        self.progress_label.setText(text)
+
+    def show_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #d1242f;" if error else "")
+
+    def offer_retry(self, batch_size: int | None) -> None:
+        if batch_size and batch_size >= 1:
+            self._retry_batch = int(batch_size)
+            self.retry_button.setText(f"Retry with batch size {batch_size}")
+            self.retry_button.show()
+        else:
+            self.retry_button.hide()

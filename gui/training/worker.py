@@ -1,0 +1,348 @@
+"""Runs training off the GUI thread: in a warm subprocess (the default) or on a QThread.
+
+Why a subprocess: training and drawing share one GIL inside one process.  Measured here
+(bench/live_views.py, 2-core CPU machine, all eight views animating at ~24 fps), a loop on a
+QThread ran at 0.3-0.65x of its headless speed, the same loop in a spawned subprocess at about
+0.8-1.0x (the subprocess pays ~4-5% for the snapshots themselves; the rest is the GUI process
+drawing on the only other core).  The subprocess takes one to three seconds to start (it imports
+torch), so it is started when the training UI is installed and kept warm between runs.
+LAYERLAB_TRAIN_MODE=thread selects the QThread mode (no second process; slower training).
+
+Both modes run the same Qt-free ``runner_process.run_job``.  What it reports arrives here as
+``(kind, payload)`` messages:
+
+* snapshots go straight into the ``SnapshotInbox`` (any thread may post; the GUI timer drains it,
+  drawing only the newest) - never through the Qt event queue, so no backlog of events builds up;
+* everything else is emitted from a bridge QThread (process mode) or the worker QThread (thread
+  mode) through a signal connected to a slot of ``TrainingWorker``, which lives in the GUI thread:
+  the connection is queued, so ``_on_message`` always runs in the GUI thread.
+"""
+from __future__ import annotations
+
+import os
+import queue as queue_mod
+import sys
+import time
+import types
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from gui.training.runner_process import EpochBatcher, RunControl, RunJob, child_main, run_job, warm_up
+from gui.training.snapshots import SnapshotInbox
+
+MODES = ("process", "thread")
+
+
+def default_mode() -> str:
+    """The benchmark's verdict (see docs/BENCHMARKS.md); LAYERLAB_TRAIN_MODE=thread overrides it."""
+    mode = os.environ.get("LAYERLAB_TRAIN_MODE", "process")
+    return mode if mode in MODES else "process"
+
+
+def child_threads() -> int:
+    """Torch threads for the training subprocess: leave one core to the GUI."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _start_without_main(proc) -> None:
+    """Start a spawn-method process without re-running the caller's ``__main__`` in the child.
+
+    ``spawn`` normally re-imports the main script in the child (to find functions defined there).
+    The child needs nothing from it - its target lives in ``runner_process`` - and re-running a
+    script without an ``if __name__ == "__main__"`` guard would start the GUI or the benchmark a
+    second time.  So ``__main__`` is hidden from ``multiprocessing`` while it prepares the child.
+    """
+    real_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        proc.start()
+    finally:
+        if real_main is not None:
+            sys.modules["__main__"] = real_main
+
+
+class _Bridge(QThread):
+    """Receives the training subprocess's messages and hands them to the GUI thread."""
+
+    message = Signal(object)
+
+    def __init__(self, out_queue, inbox: SnapshotInbox, process, parent=None):
+        super().__init__(parent)
+        self.out_queue = out_queue
+        self.inbox = inbox
+        self.process = process
+
+    def run(self) -> None:
+        while not self.isInterruptionRequested():
+            try:
+                kind, payload = self.out_queue.get(timeout=0.1)
+            except queue_mod.Empty:
+                if not self.process.is_alive():
+                    self.message.emit(("died", self.process.exitcode))
+                    return
+                continue
+            except (EOFError, OSError, ValueError):
+                self.message.emit(("died", self.process.exitcode))
+                return
+            if kind == "snapshot":
+                self.inbox.post(payload)
+            else:
+                self.message.emit((kind, payload))
+                if kind == "bye":
+                    return
+
+
+class _ThreadRun(QThread):
+    """Runs one job on this QThread (thread mode)."""
+
+    message = Signal(object)
+
+    def __init__(self, job: RunJob, inbox: SnapshotInbox, control: RunControl, parent=None):
+        super().__init__(parent)
+        self.job = job
+        self.inbox = inbox
+        self.control = control
+
+    def run(self) -> None:
+        def send(kind: str, payload: Any) -> None:
+            if kind in ("snapshot", "snapshot_now"):
+                self.inbox.post(payload)
+            else:
+                self.message.emit((kind, payload))
+
+        sink = EpochBatcher(send)
+        run_job(self.job, sink, self.control)
+        sink.flush()
+        self.message.emit(("idle", None))
+
+
+class TrainingWorker(QObject):
+    """Starts, steers and stops training runs; reports with signals in the GUI thread.
+
+    ``state``: "starting" (subprocess warming up), "idle", "running", "paused", "stopping".
+    """
+
+    ready = Signal(object)  # dict: startup_s, cuda (GPU name or None)
+    runStarted = Signal(object)  # dict (see runner_process)
+    progress = Signal(object)  # engine.events.Progress
+    epochEnded = Signal(object)  # engine.events.EpochEnd
+    checkpoint = Signal(object)  # dict: epoch, weights (numpy), snapshot, metrics
+    runFinished = Signal(object)  # dict: reason, weights (numpy), history
+    runFailed = Signal(object)  # dict: message, kind, weights, batch_size
+    stateChanged = Signal(str)
+
+    def __init__(self, mode: str | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.mode = mode or default_mode()
+        if self.mode not in MODES:
+            raise ValueError(f"unknown training mode {self.mode!r}")
+        self.inbox = SnapshotInbox()
+        self.state = "idle"
+        self.child_info: dict = {}
+        self._pending_job: RunJob | None = None
+        self._closed = False
+        self._run_id = 0
+        # process mode
+        self._ctx = None
+        self._proc = None
+        self._cmd_q = None
+        self._out_q = None
+        self._backlog = None
+        self._bridge: _Bridge | None = None
+        self._child_ready = False
+        # thread mode
+        self._thread: _ThreadRun | None = None
+        self._control: RunControl | None = None
+        self._warmed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def warm(self) -> None:
+        """Start the training subprocess now (process mode), or import the optimiser stack (thread mode)."""
+        if self._closed:
+            return
+        if self.mode == "process":
+            self._ensure_child()
+        elif not self._warmed:
+            warm_up()  # in the GUI thread, before any run: a first optimiser built mid-run froze the GUI
+            self._warmed = True
+            self._child_ready = True
+            self.ready.emit({"startup_s": 0.0, "cuda": None})
+
+    def _ensure_child(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        import torch.multiprocessing as tmp
+
+        self._ctx = tmp.get_context("spawn")
+        self._cmd_q = self._ctx.Queue()
+        self._out_q = self._ctx.Queue()
+        self._backlog = self._ctx.Value("i", 0)
+        self.inbox.on_drained = self._drained
+        self._child_ready = False
+        self._proc = self._ctx.Process(target=child_main, name="layerlab-trainer",
+                                       args=(self._cmd_q, self._out_q, child_threads(), self._backlog),
+                                       daemon=True)
+        _start_without_main(self._proc)
+        self._bridge = _Bridge(self._out_q, self.inbox, self._proc)
+        self._bridge.message.connect(self._on_message)
+        self._bridge.start()
+        self._set_state("starting")
+
+    def _drained(self, n: int) -> None:
+        if self._backlog is not None and n:
+            with self._backlog.get_lock():
+                self._backlog.value = max(0, self._backlog.value - n)
+
+    @property
+    def is_ready(self) -> bool:
+        return self._child_ready
+
+    @property
+    def busy(self) -> bool:
+        return self.state in ("running", "paused", "stopping") or self._pending_job is not None
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.stateChanged.emit(state)
+
+    # ------------------------------------------------------------------ control
+    def start(self, job: RunJob) -> None:
+        if self._closed:
+            raise RuntimeError("the training worker is shut down")
+        if self.busy:
+            raise RuntimeError("a run is already in progress")
+        self.inbox.clear()
+        self._run_id += 1
+        job.run_id = self._run_id
+        if self.mode == "process":
+            self._ensure_child()
+            if self._backlog is not None:
+                with self._backlog.get_lock():
+                    self._backlog.value = 0
+            self._cmd_q.put(("job", job))
+            self._pending_job = job
+            self._set_state("running" if not job.start_paused else "paused")
+        else:
+            if not self._warmed:
+                self.warm()
+            self._control = RunControl()
+            self._thread = _ThreadRun(job, self.inbox, self._control)
+            self._thread.message.connect(self._on_message)
+            self._pending_job = job
+            self._set_state("running" if not job.start_paused else "paused")
+            self._thread.start()
+
+    def _command(self, name: str) -> None:
+        if self.mode == "process":
+            if self._cmd_q is not None:
+                self._cmd_q.put((name, self._run_id))
+        elif self._control is not None:
+            self._control.command(name)
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self._command("pause")
+            self._set_state("paused")
+
+    def resume(self) -> None:
+        if self.state == "paused":
+            self._command("resume")
+            self._set_state("running")
+
+    def step(self) -> None:
+        """One batch; only while paused."""
+        if self.state == "paused":
+            self._command("step")
+
+    def stop(self) -> None:
+        if self.state in ("running", "paused"):
+            self._command("stop")
+            self._set_state("stopping")
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Stop any run and end the subprocess / thread; returns within about ``timeout_s``."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout_s
+        if self.mode == "process" and self._proc is not None:
+            try:
+                self._cmd_q.put(("stop",))
+                self._cmd_q.put(("quit",))
+            except (OSError, ValueError):
+                pass
+            self._proc.join(max(0.1, deadline - time.monotonic()))
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(1.0)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(1.0)
+            if self._bridge is not None:
+                self._bridge.requestInterruption()
+                self._bridge.wait(int(max(0.2, deadline - time.monotonic()) * 1000) + 500)
+            for q in (self._cmd_q, self._out_q):
+                try:
+                    q.cancel_join_thread()
+                    q.close()
+                except (OSError, ValueError, AttributeError):
+                    pass
+        if self._thread is not None:
+            if self._control is not None:
+                self._control.command("stop")
+            self._thread.wait(int(max(0.2, deadline - time.monotonic()) * 1000) + 500)
+        self._pending_job = None
+        self._set_state("idle")
+
+    # ------------------------------------------------------------------ messages (GUI thread)
+    @Slot(object)
+    def _on_message(self, msg: tuple) -> None:
+        kind, payload = msg
+        if kind == "batch":
+            for item in payload:
+                self._on_message(item)
+            return
+        if kind == "ready":
+            self.child_info = dict(payload)
+            self._child_ready = True
+            if self.state == "starting":
+                self._set_state("idle" if self._pending_job is None else self.state)
+            self.ready.emit(payload)
+        elif kind == "started":
+            self.runStarted.emit(payload)
+        elif kind == "progress":
+            self.progress.emit(payload)
+        elif kind == "epoch":
+            self.epochEnded.emit(payload)
+        elif kind == "checkpoint":
+            self.checkpoint.emit(payload)
+        elif kind == "finished":
+            self._pending_job = None
+            self._set_state("idle")
+            self.runFinished.emit(payload)
+        elif kind == "failed":
+            self._pending_job = None
+            self._set_state("idle")
+            self.runFailed.emit(payload)
+        elif kind == "idle":
+            if self._pending_job is not None:  # ended without a report (should not happen)
+                self._pending_job = None
+            if self.state != "idle":
+                self._set_state("idle")
+            if self._thread is not None and self.mode == "thread":
+                self._thread.wait(2000)
+        elif kind == "died":
+            was_busy = self._pending_job is not None
+            self._pending_job = None
+            self._child_ready = False
+            self._proc = None
+            if not self._closed:
+                self._set_state("idle")
+                if was_busy:
+                    self.runFailed.emit({"message": f"The training process stopped unexpectedly "
+                                                    f"(exit code {payload}). Your graph and weights are unchanged.",
+                                         "kind": "error", "weights": None, "batch_size": 0})
+        elif kind == "bye":
+            pass

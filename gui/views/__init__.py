@@ -1,0 +1,229 @@
+"""Live training views: one pyqtgraph widget per file, all drawn the same way.
+
+Every view is a ``LiveView``.  It builds its plot items once (``reset`` when a new run or
+model changes what there is to show) and ``render(frame)`` updates them in place with
+``setData`` / ``setImage(autoLevels=False, levels=...)``.  A ``Frame`` is what the training
+controller's GUI timer hands out each tick: the newest snapshot (or, while the timeline is
+scrubbed back, the snapshot of that epoch), the run's history, and a cursor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from engine.snapshots import ProbeInfo, Snapshot
+
+# Class colours (Tableau 10): the boundary, the scatter points and the legend agree.
+CLASS_COLORS = np.array([
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+], np.float32)
+
+SERIES_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def series_pen(i: int, width: float = 1.6, style=None) -> pg.QtGui.QPen:
+    pen = pg.mkPen(SERIES_COLORS[i % len(SERIES_COLORS)], width=width)
+    if style is not None:
+        pen.setStyle(style)
+    return pen
+
+
+def class_color(i: int) -> tuple[int, int, int]:
+    c = CLASS_COLORS[i % len(CLASS_COLORS)]
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+DIVERGING = pg.colormap.get("CET-D1")  # blue - white - red: weights (sign matters)
+SEQUENTIAL = pg.colormap.get("viridis")  # activations, histogram density
+
+
+IDLE_MESSAGE = "This view comes alive when training starts."
+
+
+@dataclass
+class Frame:
+    """What the views draw on one timer tick."""
+
+    snapshot: Snapshot | None
+    history: object  # gui.training.snapshots.RunHistory
+    info: ProbeInfo | None
+    cursor: float | None = None  # the epoch the timeline shows (None: live)
+    selected_node: str | None = None  # fx name of the node chosen on the canvas
+
+
+class LiveView(QWidget):
+    """Base class: a title for the dock, a placeholder message, ``reset`` and ``render``."""
+
+    title = "View"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(2, 2, 2, 2)
+        self._layout.setSpacing(2)
+        self._message = QLabel("")
+        self._message.setWordWrap(True)
+        self._message.setStyleSheet("color: gray; padding: 6px;")
+        self._message.hide()
+        self._layout.addWidget(self._message)
+        self.frames_drawn = 0
+        self.show_message(IDLE_MESSAGE)
+
+    def show_message(self, text: str | None) -> None:
+        """A line of text above the plot, e.g. why the view has nothing to show for this model."""
+        self._message.setText(text or "")
+        self._message.setVisible(bool(text))
+
+    def set_epochs(self, epochs: int) -> None:
+        """The run's length: time-series views fix their x axis to it (no axis redraw per frame)."""
+        for plot in self.time_plots():
+            plot.getPlotItem().setXRange(0, max(1, epochs), padding=0.01)
+            plot.getPlotItem().enableAutoRange(x=False)
+
+    def time_plots(self) -> list:
+        """PlotWidgets whose x axis is the epoch."""
+        return []
+
+    def reset(self, info: ProbeInfo | None) -> None:  # pragma: no cover - interface
+        """A new run: rebuild what depends on the model (layers, nodes, data)."""
+
+    def render(self, frame: Frame) -> None:  # pragma: no cover - interface
+        """Update the plot items in place from ``frame``."""
+
+
+class SparseLogAxis(pg.AxisItem):
+    """A y axis whose log mode labels only 1, 2 and 5 times a power of ten: pyqtgraph labels every
+    minor tick (0.06, 0.07, 0.08 ...) when the range spans less than a decade, and they collide."""
+
+    def tickStrings(self, values, scale, spacing):
+        strings = super().tickStrings(values, scale, spacing)
+        if not self.logMode:
+            return strings
+        out = []
+        for v, s in zip(values, strings):
+            mant = 10 ** (v - np.floor(v + 1e-9))
+            out.append(s if min(abs(mant - m) for m in (1, 2, 5, 10)) < 0.05 else "")
+        return out
+
+
+def make_plot(title: str | None = None, left: str | None = None, bottom: str | None = "epoch",
+              log_axis: bool = False) -> pg.PlotWidget:
+    w = pg.PlotWidget(axisItems={"left": SparseLogAxis("left")} if log_axis else None)
+    w.setMenuEnabled(False)
+    pi = w.getPlotItem()
+    pi.hideButtons()
+    # No grid: grid lines belong to the axis items, so with a grid every curve update repaints
+    # the axes' text too - the most expensive part of a pyqtgraph frame.
+    if title:
+        pi.setTitle(title, size="9pt")
+    if left:
+        pi.setLabel("left", left)
+    if bottom:
+        pi.setLabel("bottom", bottom)
+    for side in ("left", "bottom"):
+        pi.getAxis(side).enableAutoSIPrefix(False)
+    w.setMinimumSize(160, 120)
+    return w
+
+
+def make_image_plot(title: str | None = None, axes: bool = True) -> tuple[pg.PlotWidget, pg.ImageItem]:
+    w = make_plot(title, bottom=None)
+    pi = w.getPlotItem()
+    if not axes:  # pixel indices of a tiled image mean nothing to a reader
+        pi.hideAxis("left")
+        pi.hideAxis("bottom")
+    img = pg.ImageItem(axisOrder="row-major")
+    pi.addItem(img)
+    pi.setAspectLocked(False)
+    pi.invertY(True)
+    return w, img
+
+
+def cursor_line() -> pg.InfiniteLine:
+    line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(QColor(120, 120, 120), width=1,
+                                                                     style=pg.QtCore.Qt.DashLine))
+    line.hide()
+    return line
+
+
+def place_cursor(line: pg.InfiniteLine, cursor: float | None) -> None:
+    if cursor is None:
+        line.hide()
+    else:
+        line.setValue(cursor)
+        line.show()
+
+
+def tile_images(maps: np.ndarray, columns: int | None = None, gap: int = 1) -> np.ndarray:
+    """(N, H, W) -> one (rows*(H+gap)-gap, cols*(W+gap)-gap) image, NaN in the gaps."""
+    n, h, w = maps.shape
+    if columns is None:
+        columns = int(np.ceil(np.sqrt(n * h / max(w, 1))))
+    columns = max(1, min(columns, n))
+    rows = int(np.ceil(n / columns))
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan, np.float32)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = maps[i]
+    return out
+
+
+def finite_abs_max(a: np.ndarray, default: float = 1.0) -> float:
+    a = np.asarray(a)
+    if a.size == 0:
+        return default
+    m = np.nanmax(np.abs(np.where(np.isfinite(a), a, np.nan))) if np.isfinite(a).any() else default
+    return float(m) if m > 0 else default
+
+
+class StickyRange:
+    """Sets a plot's y range with hysteresis: it grows at once when data leaves it, but shrinks
+    only when the data fills less than ``shrink_below`` of it.  A range that stays put means the
+    axis (ticks and text) is not redrawn with every frame."""
+
+    def __init__(self, plot: pg.PlotWidget, log: bool = False, margin: float = 0.08, shrink_below: float = 0.45):
+        self.pi = plot.getPlotItem()
+        self.pi.enableAutoRange(y=False)
+        self.log = log
+        self.margin = margin
+        self.shrink_below = shrink_below
+        self.range: tuple[float, float] | None = None
+
+    def reset(self) -> None:
+        self.range = None
+
+    def update(self, *arrays: np.ndarray) -> None:
+        vals = [np.asarray(a, np.float64).ravel() for a in arrays if a is not None and len(a)]
+        if not vals:
+            return
+        v = np.concatenate(vals)
+        v = v[np.isfinite(v)]
+        if self.log:
+            v = v[v > 0]
+            if not v.size:
+                return
+            v = np.log10(v)
+        if not v.size:
+            return
+        lo, hi = float(v.min()), float(v.max())
+        if hi - lo < 1e-12:
+            pad = max(abs(hi) * 0.05, 0.05 if self.log else 1e-6)
+            lo, hi = lo - pad, hi + pad
+        if self.range is not None:
+            r0, r1 = self.range
+            inside = lo >= r0 and hi <= r1
+            if inside and (hi - lo) >= self.shrink_below * (r1 - r0):
+                return
+        pad = (hi - lo) * self.margin
+        self.range = (lo - pad, hi + pad)
+        self.pi.setYRange(*self.range, padding=0)
+
+    def set_log(self, log: bool) -> None:
+        self.log = log
+        self.range = None

@@ -1,0 +1,110 @@
+"""The decision boundary of a classifier on 2-D data, with the training and validation points."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QGraphicsItem
+
+from gui.views import CLASS_COLORS, LiveView, class_color, make_plot
+
+UPSAMPLE = 5  # the grid is computed coarse (cheap for training) and smoothed here, in the GUI
+
+
+def _interp_matrix(n: int, factor: int) -> np.ndarray:
+    """(n*f-f+1, n) linear-interpolation weights: upsampling a grid is two small matrix products."""
+    m = (n - 1) * factor + 1
+    pos = np.linspace(0, n - 1, m)
+    i0 = np.floor(pos).astype(int).clip(0, max(n - 2, 0))
+    frac = pos - i0
+    out = np.zeros((m, n), np.float32)
+    out[np.arange(m), i0] = 1 - frac
+    if n > 1:
+        out[np.arange(m), i0 + 1] += frac
+    return out
+
+
+_MATS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def upsample_bilinear(a: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, C) -> (H*f-f+1, W*f-f+1, C) by separable linear interpolation."""
+    h, w = a.shape[:2]
+    for n in (h, w):
+        if (n, factor) not in _MATS:
+            _MATS[(n, factor)] = _interp_matrix(n, factor)
+    ry, rx = _MATS[(h, factor)], _MATS[(w, factor)]
+    c = a.shape[2]
+    rows = (ry @ a.astype(np.float32).reshape(h, w * c)).reshape(-1, w, c)  # (H', W, C)
+    return (rows.transpose(0, 2, 1) @ rx.T).transpose(0, 2, 1)  # (H', W', C)
+
+
+def boundary_rgb(probs: np.ndarray) -> np.ndarray:
+    """(H, W, C) class probabilities -> (H, W, 3) uint8: class colours mixed by probability,
+    washed out towards white where the model is unsure."""
+    c = probs.shape[-1]
+    colors = CLASS_COLORS[np.arange(c) % len(CLASS_COLORS)]
+    rgb = probs @ colors
+    conf = probs.max(-1, keepdims=True)
+    certainty = (conf - 1.0 / c) / (1.0 - 1.0 / c) if c > 1 else np.ones_like(conf)
+    mix = 0.25 + 0.45 * np.clip(certainty, 0, 1)  # how much colour vs white
+    out = rgb * mix + 255.0 * (1 - mix)
+    return np.nan_to_num(out, nan=200.0).clip(0, 255).astype(np.uint8)
+
+
+class BoundaryView(LiveView):
+    title = "Decision boundary"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = make_plot(bottom="x₁", left="x₂")
+        pi = self.plot.getPlotItem()
+        pi.setAspectLocked(False)
+        self.img = pg.ImageItem(axisOrder="row-major")
+        pi.addItem(self.img)
+        self.train_pts = pg.ScatterPlotItem(size=5, pen=pg.mkPen(255, 255, 255, 160, width=0.6))
+        self.val_pts = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(0, 0, 0, 0), symbol="o")
+        pi.addItem(self.train_pts)
+        pi.addItem(self.val_pts)
+        for pts in (self.train_pts, self.val_pts):  # static between runs: repaint as a cached pixmap
+            pts.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self._layout.addWidget(self.plot, 1)
+        self.info = None
+        self._legend_done = False
+
+    def reset(self, info) -> None:
+        self.info = info
+        pi = self.plot.getPlotItem()
+        self.img.clear()
+        if info is None or info.grid_extent is None:
+            self.train_pts.setData([])
+            self.val_pts.setData([])
+            self.show_message(None if info is None else
+                              "The decision boundary is drawn for classification data with two input features.")
+            return
+        self.show_message(None)
+        x0, x1, y0, y1 = info.grid_extent
+        (xt, yt), (xv, yv) = info.train_xy, info.val_xy
+        self.train_pts.setData(xt[:, 0], xt[:, 1], brush=[pg.mkBrush(*class_color(int(c))) for c in yt])
+        self.val_pts.setData(xv[:, 0], xv[:, 1], pen=[pg.mkPen(*class_color(int(c)), width=1.6) for c in yv])
+        legend = pi.legend
+        if legend is not None:
+            legend.clear()
+            names = info.class_names or tuple(str(i) for i in range(info.n_outputs))
+            for i, name in enumerate(names[:10]):
+                legend.addItem(pg.ScatterPlotItem(brush=pg.mkBrush(*class_color(i)), pen=None, size=8), str(name))
+            legend.addItem(pg.ScatterPlotItem(brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(90, 90, 90), size=8),
+                           "validation")
+        pi.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+
+    def render(self, frame, force: bool = False) -> None:
+        snap = frame.snapshot
+        if snap is None or snap.boundary is None:
+            return
+        info = self.info
+        x0, x1, y0, y1 = info.grid_extent
+        rgb = boundary_rgb(snap.boundary.astype(np.float32))
+        smooth = upsample_bilinear(rgb.astype(np.float32), UPSAMPLE).clip(0, 255).astype(np.uint8)
+        self.img.setImage(smooth, autoLevels=False, levels=(0, 255), rect=QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.frames_drawn += 1

@@ -1,0 +1,137 @@
+"""Loss (train per snapshot, validation per epoch) and the epoch metrics, with log scale and smoothing."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider
+
+from engine.snapshots import smooth_ema
+from gui.views import LiveView, StickyRange, cursor_line, make_plot, place_cursor, series_pen
+
+# Epoch metrics drawn in the lower plot, in this order when present; any other numeric key too.
+MAX_SYMBOLS = 60
+_SKIP = {"epoch", "lr", "time_s", "elapsed_s", "samples_per_s", "step", "steps", "samples"}
+
+
+class LossView(LiveView):
+    title = "Loss and metrics"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        bar = QHBoxLayout()
+        self.log_box = QCheckBox("Log")
+        self.log_box.setToolTip("Logarithmic loss axis")
+        self.log_box.setChecked(True)
+        self.log_box.toggled.connect(self._set_log)
+        bar.addWidget(self.log_box)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("Smooth"))
+        self.smooth_slider = QSlider(Qt.Horizontal)
+        self.smooth_slider.setRange(0, 99)
+        self.smooth_slider.setValue(60)
+        self.smooth_slider.setFixedWidth(80)
+        self.smooth_slider.setToolTip("Exponential moving average of the training loss (0 = raw)")
+        bar.addWidget(self.smooth_slider)
+        self.value_label = QLabel("")
+        bar.addStretch(1)
+        bar.addWidget(self.value_label)
+        self._layout.addLayout(bar)
+
+        self.loss_plot = make_plot(left="loss", log_axis=True)
+        self.loss_plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 60), width=1), antialias=False)
+        self.train_curve = self.loss_plot.plot(pen=series_pen(0), name="train", antialias=False)
+        self.val_curve = self.loss_plot.plot(pen=series_pen(1), name="validation", symbol="o", symbolSize=5,
+                                             symbolBrush=pg.mkBrush("#ff7f0e"), symbolPen=None, antialias=False)
+        self.loss_cursor = cursor_line()
+        self.loss_plot.addItem(self.loss_cursor)
+        self._layout.addWidget(self.loss_plot, 3)
+
+        self.metric_plot = make_plot(left="metric")
+        self.metric_plot.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt")
+        self.metric_plot.setXLink(self.loss_plot)
+        self.metric_cursor = cursor_line()
+        self.metric_plot.addItem(self.metric_cursor)
+        self._layout.addWidget(self.metric_plot, 2)
+        self._metric_curves: dict[str, pg.PlotDataItem] = {}
+        self._last_frame = None
+        self._symbols = True
+        for plot in (self.loss_plot, self.metric_plot):
+            plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+        self.loss_range = StickyRange(self.loss_plot, log=True)
+        self.metric_range = StickyRange(self.metric_plot)
+        self._set_log(True)
+
+    def _set_log(self, on: bool) -> None:
+        self.loss_plot.getPlotItem().setLogMode(y=on)
+        self.loss_range.set_log(on)
+        if self._last_frame is not None:
+            self.render(self._last_frame)
+
+    def time_plots(self) -> list:
+        return [self.loss_plot, self.metric_plot]
+
+    def reset(self, info) -> None:
+        for c in (self.raw_curve, self.train_curve, self.val_curve):
+            c.setData([], [])
+        self._symbols = True
+        self.val_curve.setSymbol("o")
+        self.loss_range.reset()
+        self.metric_range.reset()
+        for name, c in self._metric_curves.items():
+            c.setData([], [])
+        self.value_label.setText("")
+
+    def _metric_curve(self, key: str) -> pg.PlotDataItem:
+        c = self._metric_curves.get(key)
+        if c is None:
+            i = len(self._metric_curves)
+            style = Qt.DashLine if key.startswith("train") else None
+            c = self.metric_plot.plot(pen=series_pen(i + 2, style=style), name=key.replace("_", " "),
+                                      symbol="o" if self._symbols else None, symbolSize=4, antialias=False)
+            self._metric_curves[key] = c
+        return c
+
+    def render(self, frame) -> None:
+        self._last_frame = frame
+        place_cursor(self.loss_cursor, frame.cursor)
+        place_cursor(self.metric_cursor, frame.cursor)
+        h = frame.history
+        x, y = h.loss.arrays()
+        log = self.log_box.isChecked()
+        if log:  # log axes cannot show 0 or negatives
+            keep = y > 0
+            x, y = x[keep], y[keep]
+        finite = np.isfinite(y)
+        x, y = x[finite], y[finite]
+        self.raw_curve.setData(x, y)
+        smooth = smooth_ema(y, self.smooth_slider.value() / 100.0)
+        self.train_curve.setData(x, smooth)
+        vx, vy = h.epoch_series("val_loss")
+        if log and len(vy):
+            ok = vy > 0
+            vx, vy = vx[ok], vy[ok]
+        self.val_curve.setData(vx, vy)
+        few = len(vx) <= MAX_SYMBOLS  # markers are costly to paint and unreadable when dense
+        if few != self._symbols:
+            self._symbols = few
+            self.val_curve.setSymbol("o" if few else None)
+            for c in self._metric_curves.values():
+                c.setSymbol("o" if few else None)
+        metric_values = []
+        for key in h.metric_keys():
+            if key in _SKIP or "loss" in key:
+                continue
+            mx, my = h.epoch_series(key)
+            self._metric_curve(key).setData(mx, my)
+            metric_values.append(my)
+        self.loss_range.update(y, vy)
+        self.metric_range.update(*metric_values)
+        parts = []
+        if len(y):
+            parts.append(f"train {y[-1]:.4g}")
+        if len(vy):
+            parts.append(f"val {vy[-1]:.4g}")
+        self.value_label.setText("   ".join(parts))
+        self.frames_drawn += 1

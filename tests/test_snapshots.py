@@ -1,0 +1,288 @@
+"""Headless snapshots for the live views (engine/snapshots.py) and the Qt-free training runner.
+
+Every figure a view draws is checked against a reference computed another way: gradient norms
+against autograd's gradients, activations against an fx.Interpreter walk, the boundary against
+softmax of the model's own output, histograms against their element count.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import fx, nn
+
+from engine.compile import compile_graph
+from engine.data import load_dataset
+from engine.project import load_starter
+from engine.snapshots import (HIST_BINS, SnapshotCollector, SnapshotThrottle, smooth_ema, state_dict_cpu,
+                              tap_module)
+from engine.spec import InferContext
+from engine.train_config import TrainConfig
+from gui.training.runner_process import (EpochBatcher, RunControl, RunJob, _classify_failure, initial_weights,
+                                         run_job, state_from_numpy)
+
+
+def compiled(starter: str, seed: int = 0):
+    p = load_starter(starter)
+    d = load_dataset(p.data)
+    ctx = InferContext(d.input_shape, d.n_outputs, d.task)
+    torch.manual_seed(seed)
+    return p, d, compile_graph(p.graph, ctx)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return compiled("moons-mlp")
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return compiled("digits-cnn")
+
+
+def _backward(module, x, y):
+    module.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(module(x), y).backward()
+
+
+# ----------------------------------------------------------------------------- collector
+def test_moons_snapshot_has_every_view_and_matches_references(moons):
+    p, d, cm = moons
+    c = SnapshotCollector(cm.module, d, cm.node_names)
+    _backward(cm.module, d.x_train[:32], d.y_train[:32])
+    snap = c.collect(step=7, epoch=0.25, train_loss=0.5, lr=0.01)
+
+    info = c.info
+    assert [lay.name for lay in info.layers] == ["fc1", "fc2", "fc3"]
+    assert info.relu_nodes == ("relu1", "relu2")
+    assert set(info.node_ids.values()) <= set(cm.node_names)  # fx name -> graph node id
+    # gradient norms: per layer, sqrt of the sum of its parameters' squared gradient norms
+    for lay in info.layers:
+        mod = cm.module.get_submodule(lay.name)
+        ref = math.sqrt(sum(float(q.grad.norm()) ** 2 for q in mod.parameters()))
+        assert snap.grad_norms[lay.name] == pytest.approx(ref, rel=1e-5)
+    # histograms count every weight, on a range fixed at the start of the run
+    for lay in info.layers:
+        assert snap.weight_hist[lay.name].shape == (HIST_BINS,)
+        assert snap.weight_hist[lay.name].sum() == pytest.approx(np.prod(lay.weight_shape))
+        assert snap.weights[lay.name].shape == lay.weight_shape
+    # activations: equal to an fx.Interpreter walk over the probe batch, in eval mode
+    env = {}
+
+    class Rec(fx.Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            env[n.name] = out
+            return out
+
+    with torch.no_grad():
+        Rec(cm.module).run(c.probe_x)
+    for name in ("fc1", "relu1", "fc2", "relu2", "fc3"):
+        np.testing.assert_allclose(snap.activations[name], env[name][:64].numpy(), rtol=2e-3, atol=2e-3)  # float16
+    for relu in info.relu_nodes:
+        a = env[relu].numpy()
+        assert snap.dead_relu[relu] == pytest.approx(float((a <= 0).all(axis=0).mean()))
+    # decision boundary: softmax of the model on the grid, row = y, column = x
+    g = info.grid_size
+    assert snap.boundary.shape == (g, g, 2)
+    np.testing.assert_allclose(snap.boundary.sum(-1), 1.0, rtol=1e-5)
+    x0, x1, y0, y1 = info.grid_extent
+    corner = torch.tensor([[x1, y0]])
+    with torch.no_grad():
+        ref = torch.softmax(cm.module(corner), 1)[0].numpy()
+    np.testing.assert_allclose(snap.boundary[0, -1], ref, rtol=1e-4, atol=1e-6)
+    assert snap.train_loss == 0.5 and snap.lr == 0.01 and snap.step == 7
+    assert info.train_xy[0].shape[1] == 2 and len(info.val_xy[0]) > 0
+    assert cm.module.training  # collecting switched to eval and back
+
+
+def test_grad_tap_records_the_next_backward_then_removes_itself(moons):
+    p, d, cm = moons
+    c = SnapshotCollector(cm.module, d, cm.node_names)
+    c.arm_grad_tap()
+    _backward(cm.module, d.x_train[:32], d.y_train[:32])
+    ref = {lay.name: math.sqrt(sum(float(q.grad.norm()) ** 2 for q in cm.module.get_submodule(lay.name).parameters()))
+           for lay in c.info.layers}
+    for q in cm.module.parameters():  # the trainer frees gradients before its snapshot hook runs
+        q.grad = None
+    snap = c.collect()
+    for name, v in ref.items():
+        assert snap.grad_norms[name] == pytest.approx(v, rel=1e-5)
+    assert all(not q._post_accumulate_grad_hooks for q in cm.module.parameters())
+    assert c.collect().grad_norms == {}  # read once
+
+
+def test_tap_module_shares_parameters_and_returns_every_node(moons):
+    p, d, cm = moons
+    tap = tap_module(cm.module, ("relu1", "fc3"))
+    x = d.x_val[:5]
+    with torch.no_grad():
+        out, acts = tap(x)
+        assert torch.equal(out, cm.module(x))
+        with torch.no_grad():
+            cm.module.get_submodule("fc3").bias.add_(1.0)  # a shared parameter, seen by both
+        out2, _ = tap(x)
+        assert torch.allclose(out2, out + 1.0)
+        cm.module.get_submodule("fc3").bias.sub_(1.0)
+    assert set(acts) == {"relu1", "fc3"}
+
+
+def test_cnn_feature_maps_filters_and_dead_channels(cnn):
+    p, d, cm = cnn
+    c = SnapshotCollector(cm.module, d, cm.node_names)
+    snap = c.collect()
+    assert snap.boundary is None and snap.curve is None
+    assert snap.activations["conv1"].shape == (4, 16, 8, 8)  # first probe images, every channel
+    assert snap.weights["conv1"].shape == (16, 1, 3, 3)
+    assert c.info.layer("conv1").kind == "conv"
+    with torch.no_grad():  # kill 4 of conv1's 16 channels: their ReLU outputs are 0 everywhere
+        cm.module.get_submodule("conv1").bias[:4] = -1e4
+    assert c.collect().dead_relu["relu1"] == pytest.approx(4 / 16)
+
+
+def test_regression_curve_is_the_model_on_a_line():
+    p, d, cm = compiled("sine-regression")
+    c = SnapshotCollector(cm.module, d, cm.node_names)
+    snap = c.collect()
+    assert snap.boundary is None
+    assert snap.curve.shape == (200, 1)
+    with torch.no_grad():
+        ref = cm.module(torch.from_numpy(c.info.curve_x).reshape(-1, 1)).numpy()
+    np.testing.assert_allclose(snap.curve, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_smoothing_matches_the_tensorboard_formula_and_skips_nan():
+    rng = np.random.default_rng(0)
+    x = rng.random(500)
+    for w in (0.0, 0.3, 0.9, 0.99):
+        acc = deb = 0.0
+        ref = []
+        for v in x:
+            acc = acc * w + (1 - w) * v
+            deb = deb * w + (1 - w)
+            ref.append(acc / deb if w else v)
+        np.testing.assert_allclose(smooth_ema(x, w), ref, rtol=1e-5, atol=1e-6)  # kernel cut at w**k < 1e-6
+    y = x.copy()
+    y[10] = np.nan
+    out = smooth_ema(y, 0.6)
+    assert np.isnan(out[10]) and np.isfinite(out[11:]).all()
+
+
+def test_throttle_is_time_based():
+    t = SnapshotThrottle(0.05)
+    assert t.due(10.0) and not t.due(10.01) and not t.due(10.049) and t.due(10.051)
+
+
+# ----------------------------------------------------------------------------- the runner (no Qt)
+def _job(starter="moons-mlp", **config):
+    p = load_starter(starter)
+    d = load_dataset(p.data)
+    ctx = (d.input_shape, d.n_outputs, d.task)
+    cm = compile_graph(p.graph, InferContext(*ctx))
+    cfg = TrainConfig.from_dict({**p.training, "epochs": 3, **config}).to_dict()
+    return RunJob(p.graph.to_dict(), ctx, d, cfg, cm.node_names, seed=0)
+
+
+def test_run_job_reports_a_whole_run():
+    out = []
+    run_job(_job(), lambda k, v: out.append((k, v)))
+    kinds = [k for k, _ in out]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert kinds.count("epoch") == 3
+    cps = [v for k, v in out if k == "checkpoint"]
+    assert [c["epoch"] for c in cps] == [0, 1, 2, 3]  # before training, then each epoch
+    assert any(k in ("snapshot", "snapshot_now") for k in kinds)
+    fin = out[-1][1]
+    assert fin["reason"] == "completed" and len(fin["history"]) == 3
+    final = state_from_numpy(fin["weights"])
+    assert all(torch.isfinite(v).all() for v in final.values())
+    # the first checkpoint is the seeded initial weights
+    init = initial_weights(_job().graph, _job().context, 0)
+    for k, v in state_from_numpy(cps[0]["weights"]).items():
+        assert torch.equal(v, init[k])
+
+
+def test_same_seed_same_initial_weights():
+    job = _job()
+    a = initial_weights(job.graph, job.context, 3)
+    b = initial_weights(job.graph, job.context, 3)
+    c = initial_weights(job.graph, job.context, 4)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_diverging_run_fails_with_a_sentence_and_finite_weights():
+    out = []
+    run_job(_job(optimizer="sgd", lr=1e6), lambda k, v: out.append((k, v)))
+    kind, payload = out[-1]
+    assert kind == "failed" and payload["kind"] == "nonfinite"
+    assert "step" in payload["message"] and "'fc" in payload["message"]
+    if payload["weights"] is not None:
+        assert all(np.isfinite(v).all() for v in payload["weights"].values())
+
+
+def test_shape_error_that_escaped_validation_fails_cleanly():
+    job = _job()
+    d = job.dataset
+    # data with 3 features while the graph was validated for 2
+    job.dataset = type(d)(**{**d.__dict__, "x_train": torch.randn(40, 3), "y_train": d.y_train[:40],
+                             "x_val": torch.randn(10, 3), "y_val": d.y_val[:10], "input_shape": (3,)})
+    out = []
+    run_job(job, lambda k, v: out.append((k, v)))
+    kind, payload = out[-1]
+    assert kind == "failed" and payload["kind"] == "shape"
+    assert "shape" in payload["message"].lower()
+
+
+def test_failure_classification():
+    assert _classify_failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")) == "oom"
+    assert _classify_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 2x64)")) == "shape"
+    assert _classify_failure(RuntimeError("something else")) == "error"
+
+
+def test_epoch_batcher_coalesces_epoch_reports():
+    sent = []
+    b = EpochBatcher(lambda k, v: sent.append((k, v)), interval_s=60)
+    b("epoch", 1)  # the first report goes out at once
+    b("checkpoint", 1)
+    b("epoch", 2)
+    b("snapshot", "s")  # snapshots pass straight through
+    b("finished", None)  # anything else flushes the batch first
+    assert sent == [("batch", [("epoch", 1)]), ("snapshot", "s"), ("batch", [("checkpoint", 1), ("epoch", 2)]),
+                    ("finished", None)]
+
+
+def test_run_control_applies_early_commands_and_ignores_stale_ones():
+    class T:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            return lambda: self.calls.append(name)
+
+    c = RunControl()
+    c.begin(1)
+    c.command("pause", 1)
+    c.command("step", 1)
+    t = T()
+    c.attach(t)
+    assert t.calls == ["pause", "step"]
+    c.detach()
+    c.command("stop", 1)  # arrives after run 1 ended
+    c.begin(2)
+    t2 = T()
+    c.attach(t2)
+    assert t2.calls == []  # run 2 is not stopped by run 1's late Stop
+    c.command("stop", 1)
+    assert t2.calls == []
+    c.command("stop", 2)
+    assert t2.calls == ["request_stop"]
+
+
+def test_state_dict_cpu_copies(moons):
+    _, _, cm = moons
+    s = state_dict_cpu(cm.module)
+    s["fc1.bias"].add_(1.0)
+    assert not torch.equal(s["fc1.bias"], cm.module.fc1.bias)
