@@ -30,31 +30,20 @@ MID_DETAIL = 0.8  # below this zoom, nodes show type, shape and parameter count 
 _fonts: dict[str, QFont] = {}
 
 
+# point size and boldness per text role; the *_big roles are for the zoomed-out overview
+_FONT_ROLES: dict[str, tuple[float, bool]] = {
+    "title": (10.0, True), "small": (8.0, False), "badge": (8.5, True), "chip": (10.5, True),
+    "title_big": (13.5, True), "badge_big": (13.0, True), "small_big": (12.0, False),
+}
+
+
 def font(kind: str) -> QFont:
     f = _fonts.get(kind)
     if f is None:
+        size, bold = _FONT_ROLES.get(kind, (8.5, False))
         f = QFont()
-        if kind == "title":
-            f.setPointSizeF(10.0)
-            f.setBold(True)
-        elif kind == "small":
-            f.setPointSizeF(8.0)
-        elif kind == "badge":
-            f.setPointSizeF(8.5)
-            f.setBold(True)
-        elif kind == "title_big":
-            f.setPointSizeF(13.5)
-            f.setBold(True)
-        elif kind == "badge_big":
-            f.setPointSizeF(13.0)
-            f.setBold(True)
-        elif kind == "small_big":
-            f.setPointSizeF(12.0)
-        elif kind == "chip":
-            f.setPointSizeF(10.5)
-            f.setBold(True)
-        else:
-            f.setPointSizeF(8.5)
+        f.setPointSizeF(size)
+        f.setBold(bold)
         _fonts[kind] = f
     return f
 
