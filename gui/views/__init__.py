@@ -97,6 +97,29 @@ class LiveView(QWidget):
         """Update the plot items in place from ``frame``."""
 
 
+class PerSeriesView(LiveView):
+    """One curve per named series (a layer, a ReLU node) over epochs, with a legend and the timeline cursor."""
+
+    def __init__(self, plot: pg.PlotWidget, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.plot = plot
+        self.legend = plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.cursor = cursor_line()
+        plot.addItem(self.cursor)
+        self._curves: dict[str, pg.PlotDataItem] = {}
+
+    def time_plots(self) -> list:
+        return [self.plot]
+
+    def _reset_curves(self, names) -> None:
+        """Drop the last run's curves and make one per name, in a stable colour order."""
+        for c in self._curves.values():
+            self.plot.removeItem(c)
+        self.legend.clear()
+        self._curves = {name: self.plot.plot(pen=series_pen(i), name=name, antialias=False)
+                        for i, name in enumerate(names)}
+
+
 class SparseLogAxis(pg.AxisItem):
     """A y axis whose log mode labels only 1, 2 and 5 times a power of ten: pyqtgraph labels every
     minor tick (0.06, 0.07, 0.08 ...) when the range spans less than a decade, and they collide."""

@@ -2,38 +2,23 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 
-from gui.views import LiveView, StickyRange, cursor_line, make_plot, place_cursor, series_pen
+from gui.views import PerSeriesView, StickyRange, make_plot, place_cursor
 
 
-class GradientsView(LiveView):
+class GradientsView(PerSeriesView):
     title = "Gradient norms"
 
     def __init__(self, parent=None):
-        super().__init__(parent)
-        self.plot = make_plot(left="‖gradient‖ per layer", log_axis=True)
+        super().__init__(make_plot(left="‖gradient‖ per layer", log_axis=True), parent)
         self.plot.getPlotItem().setLogMode(y=True)
-        self.legend = self.plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
         self.plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
-        self.cursor = cursor_line()
-        self.plot.addItem(self.cursor)
         self._layout.addWidget(self.plot, 1)
-        self._curves: dict[str, pg.PlotDataItem] = {}
         self.y_range = StickyRange(self.plot, log=True)
 
-    def time_plots(self) -> list:
-        return [self.plot]
-
     def reset(self, info) -> None:
-        for c in self._curves.values():
-            self.plot.removeItem(c)
-        self.legend.clear()
-        self._curves.clear()
+        self._reset_curves([layer.name for layer in info.layers] if info is not None else [])
         self.y_range.reset()
-        if info is not None:
-            for i, layer in enumerate(info.layers):
-                self._curves[layer.name] = self.plot.plot(pen=series_pen(i), name=layer.name, antialias=False)
         self.show_message(None if self._curves or info is None else "This model has no layers with weights.")
 
     def render(self, frame) -> None:
