@@ -1,6 +1,6 @@
 """Training speed with every live view open and animating, against the same engine headless.
 
-    python bench/live_views.py [--seconds 5] [--repeats 2] [--modes process,thread] [--models ...]
+    python bench/live_views.py [--seconds 2] [--repeats 11] [--modes process,thread] [--models ...]
     python bench/live_views.py --screenshots docs/img     # the two screenshots of the docs, then exit
 
 For the moons MLP, the digits MLP and the small digits CNN it measures, in one run:
@@ -15,8 +15,9 @@ For the moons MLP, the digits MLP and the small digits CNN it measures, in one r
   records how late each of its ticks fires; the 95th percentile of that lateness.
 * ``fps``: frames per second that the views drew with new data (the slowest view).
 
-Each GUI run is paired with a headless run right before it (same model, data, seed and epochs,
-sized to last about ``--seconds``), repeats are interleaved, and medians are reported.  The
+Each GUI run is paired with a headless run (same model, data, seed and epochs, sized to last
+about ``--seconds``), right before it on even repeats and right after it on odd ones; repeats
+are interleaved across models, and medians of the per-pair figures are reported.  The
 "process" mode trains in the warm subprocess (LayerLab's default); "thread" trains on a QThread
 in the GUI process - the comparison that decided the design (see docs/BENCHMARKS.md).
 
@@ -126,6 +127,30 @@ class LatencyProbe:
         return 1000.0 * s[min(len(s) - 1, int(0.95 * len(s)))]
 
 
+def median_ci(values: list[float]) -> tuple[float, float]:
+    """A distribution-free ~95% confidence interval of the median: the order statistics at
+    n/2 -+ 0.98 sqrt(n) (the binomial sign-test interval).  On a shared machine single runs
+    swing by tens of percent; this says how far the reported median can be trusted."""
+    v = sorted(values)
+    n = len(v)
+    if n < 3:
+        return (v[0], v[-1]) if v else (math.nan, math.nan)
+    j = max(0, math.floor(n / 2 - 0.98 * math.sqrt(n)))
+    k = min(n - 1, math.ceil(n / 2 + 0.98 * math.sqrt(n)) - 1)
+    return v[j], v[k]
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system, all threads) of process ``pid`` (None: this one) so far."""
+    if pid is None:
+        return time.process_time()
+    try:  # Linux: /proc/<pid>/stat fields 14 and 15, in clock ticks
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
 def build_window(mode: str):
     from gui import theme
     from gui.app import create_application
@@ -165,6 +190,7 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
     ctl.worker.inbox.received = 0
     assert ctl.train(), ctl.panel.status_label.text()
     started = None
+    child, cpu0 = None, (math.nan, math.nan)
     t_start = time.perf_counter()
     while ctl.worker.busy:
         app.processEvents()
@@ -175,10 +201,13 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
                 v.frames_drawn = 0
             frames0 = ctl.frames
             ctl.worker.inbox.received = 0
+            child = ctl.worker._proc.pid if ctl.worker._proc is not None else None
+            cpu0 = (cpu_seconds(), cpu_seconds(child) if child else math.nan)
         time.sleep(0.0005)
         if time.perf_counter() - t_start > 600:
             raise SystemExit("a GUI run did not finish in 10 minutes")
     t_end = time.perf_counter()
+    cpu1 = (cpu_seconds(), cpu_seconds(child) if started is not None and child else math.nan)
     probe.stop()
     app.processEvents()
     if ctl.last_failure is not None:
@@ -192,6 +221,9 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
             "latency_p95_ms": probe.p95_ms(), "frames_per_s": (ctl.frames - frames0) / duration,
             "fps": min(shown.values()) if shown else 0.0, "view_fps": shown,
             "snapshots_per_s": ctl.worker.inbox.received / duration,
+            # cores busy during the run: the GUI process (views, this harness) and the training process
+            "gui_cores": (cpu1[0] - cpu0[0]) / duration if started else math.nan,
+            "trainer_cores": (cpu1[1] - cpu0[1]) / duration if started else math.nan,
             "views_cost": ctl.last_finish.get("views_cost_s", 0.0) / max(ctl.last_finish.get("run_s", 1.0), 1e-9)}
 
 
@@ -247,8 +279,9 @@ def screenshots(folder: str) -> int:
 # ----------------------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=5.0, help="length of each timed run (about)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0, help="length of each timed run (about)")
+    ap.add_argument("--repeats", type=int, default=11,
+                    help="pairs per model and mode (many short pairs: the machine's drift hits both sides alike)")
     ap.add_argument("--modes", default="process,thread", help="process, thread or both (comma-separated)")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--screenshots", metavar="FOLDER", help="only take the docs screenshots into FOLDER")
@@ -283,35 +316,47 @@ def main() -> int:
               f"({ctl.worker.child_info.get('startup_s', 0):.1f} s to start)", flush=True)
         for r in range(args.repeats):
             for m in models:
-                h = headless_run(make_project(m), data[m], epochs[m])
+                # alternate which of the pair runs first: a machine whose speed drifts (a shared
+                # VM) then biases neither side
+                if r % 2 == 0:
+                    h = headless_run(make_project(m), data[m], epochs[m])
+                    g = gui_run(app, window, ctl, make_project(m), epochs[m])
+                else:
+                    g = gui_run(app, window, ctl, make_project(m), epochs[m])
+                    h = headless_run(make_project(m), data[m], epochs[m])
                 headless[m].append(h)
-                g = gui_run(app, window, ctl, make_project(m), epochs[m])
                 g["vs_headless"] = g["samples_per_s"] / h["samples_per_s"]
                 results[m][mode].append(g)
                 print(f"  {m:11s} run {r + 1}: headless {h['samples_per_s']:9,.0f}/s  GUI {g['samples_per_s']:9,.0f}/s  "
                       f"ratio {g['vs_headless']:.3f}  latency p95 {g['latency_p95_ms']:5.1f} ms  "
                       f"fps {g['fps']:5.1f} (snapshots {g['snapshots_per_s']:.1f}/s, "
-                      f"{100 * g['views_cost']:.1f}% of the trainer's time spent on them)", flush=True)
+                      f"{100 * g['views_cost']:.1f}% of the trainer's time spent on them; cores busy: "
+                      f"GUI {g['gui_cores']:.2f}, trainer {g['trainer_cores']:.2f})", flush=True)
         window._close_confirmed = True
         window.close()
         app.processEvents()
 
     out: dict[str, dict] = {}
     print("\nmedians (targets: vs_headless >= 0.9, latency_p95_ms <= 25, fps >= 20)")
-    print(f"{'model':12s} {'mode':8s} {'headless/s':>11s} {'GUI/s':>10s} {'vs_headless':>11s} {'p95 ms':>7s} {'fps':>6s}")
+    print(f"{'model':12s} {'mode':8s} {'headless/s':>11s} {'GUI/s':>10s} {'vs_headless':>11s} {'95% CI':>13s} "
+          f"{'p95 ms':>7s} {'fps':>6s} {'views cost':>10s}")
     for m in models:
         out[m] = {}
         for i, mode in enumerate(modes):
             rs = results[m][mode]
+            lo, hi = median_ci([r["vs_headless"] for r in rs])
             fig = {
                 "vs_headless": round(statistics.median(r["vs_headless"] for r in rs), 3),
+                "vs_headless_ci95": [round(lo, 3), round(hi, 3)],
+                "trainer_time_on_views": round(statistics.median(r["views_cost"] for r in rs), 4),
                 "latency_p95_ms": round(statistics.median(r["latency_p95_ms"] for r in rs), 1),
                 "fps": round(statistics.median(r["fps"] for r in rs), 1),
                 "samples_per_s": round(statistics.median(r["samples_per_s"] for r in rs)),
                 "headless_samples_per_s": round(statistics.median(h["samples_per_s"] for h in headless[m])),
             }
             print(f"{m:12s} {mode:8s} {fig['headless_samples_per_s']:11,d} {fig['samples_per_s']:10,d} "
-                  f"{fig['vs_headless']:11.3f} {fig['latency_p95_ms']:7.1f} {fig['fps']:6.1f}")
+                  f"{fig['vs_headless']:11.3f} {lo:6.3f}-{hi:6.3f} {fig['latency_p95_ms']:7.1f} {fig['fps']:6.1f} "
+                  f"{100 * fig['trainer_time_on_views']:9.1f}%")
             if i == 0:
                 out[m].update(fig, mode=mode)
             else:

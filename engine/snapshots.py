@@ -21,6 +21,7 @@ points to draw), sent once.  Nothing here imports Qt.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -101,6 +102,41 @@ class Snapshot:
         arrays = [*self.weights.values(), *self.weight_hist.values(), *self.activations.values()]
         arrays += [a for a in (self.boundary, self.curve) if a is not None]
         return int(sum(a.nbytes for a in arrays))
+
+
+@dataclass
+class WeightFrame:
+    """What a training process sends so that another process can build the ``Snapshot``: the
+    scalars, the floating-point state as one flat float32 array (``pack_state``) and the gradient
+    norms per layer.  A few kilobytes for the models people train live on a CPU, and a copy of
+    microseconds instead of the snapshot's forward passes."""
+
+    step: int
+    epoch: float
+    samples: int
+    elapsed_s: float
+    train_loss: float | None
+    lr: float | None
+    state: np.ndarray
+    grad_norms: dict[str, float] = field(default_factory=dict)
+
+
+def pack_state(tensors: list[torch.Tensor]) -> np.ndarray:
+    """One flat float32 host copy of ``tensors`` (one kernel and one transfer)."""
+    if not tensors:
+        return np.zeros(0, np.float32)
+    return torch.cat([t.detach().reshape(-1).float() for t in tensors]).cpu().numpy()
+
+
+def unpack_state(flat: np.ndarray, tensors: list[torch.Tensor]) -> None:
+    """Copy ``flat`` (from ``pack_state``) back into ``tensors``, in place."""
+    total = sum(t.numel() for t in tensors)
+    if flat.size != total:
+        raise ValueError(f"a weight frame of {flat.size} values does not fit a model with {total}")
+    src = torch.from_numpy(np.ascontiguousarray(flat, np.float32))
+    with torch.no_grad():
+        for t, part in zip(tensors, src.split([t.numel() for t in tensors])):
+            t.copy_(part.view(t.shape))
 
 
 class SnapshotThrottle:
@@ -210,6 +246,9 @@ class SnapshotCollector:
         self._layer_infos = tuple(infos)
         self._all_params = [p for _, _, _, ps in self._layers for p in ps]
         self._param_owner = [i for i, (_, _, _, ps) in enumerate(self._layers) for _ in ps]
+        # the floating-point state (parameters, running statistics) in state_dict order: what a frame carries
+        self._state_tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.state_size = sum(t.numel() for t in self._state_tensors)
         self._tap_handles: dict[int, Any] = {}
         self._tapped: dict[int, torch.Tensor] = {}
         self.grad_scaler = None  # a GradScaler whose scale divides tapped norms (fp16 AMP)
@@ -331,6 +370,40 @@ class SnapshotCollector:
         snap.collect_ms = (time.perf_counter() - t0) * 1e3
         return snap
 
+    # ------------------------------------------------------------------ frames: collect elsewhere
+    def frame(self, *, step: int = 0, epoch: float = 0.0, samples: int = 0, elapsed_s: float = 0.0,
+              train_loss: float | None = None, lr: float | None = None) -> WeightFrame:
+        """The cheap half of a snapshot, for a trainer that lets another process do the rest:
+        a flat float32 copy of the model's floating-point state and the gradient norms (which
+        only the training process can see).  ``SnapshotCollector.from_frame`` on a replica of
+        the model turns it into the full ``Snapshot``."""
+        with torch.no_grad():
+            grad_norms = self._grad_norms()
+            flat = pack_state(self._state_tensors)
+        return WeightFrame(step=int(step), epoch=float(epoch), samples=int(samples), elapsed_s=float(elapsed_s),
+                           train_loss=None if train_loss is None else float(train_loss),
+                           lr=None if lr is None else float(lr), state=flat, grad_norms=grad_norms)
+
+    def adopt(self, info: ProbeInfo) -> None:
+        """Draw like the collector that sent ``info``: a replica built later, from other weights,
+        would otherwise fix other histogram ranges, and histograms over time must line up."""
+        if [lay.name for lay in info.layers] != [lay.name for lay in self._layer_infos]:
+            raise ValueError("these snapshots come from a model with other layers")
+        self._layer_infos = tuple(info.layers)
+        self.info = dataclasses.replace(self.info, layers=self._layer_infos)
+
+    def from_frame(self, frame: WeightFrame) -> Snapshot:
+        """The full snapshot of ``frame``: its weights are loaded into this collector's model (a
+        replica of the trainer's, built from the same graph, that has ``adopt``-ed the trainer
+        collector's ``info``) and everything else computed here."""
+        t0 = time.perf_counter()
+        unpack_state(frame.state, self._state_tensors)
+        snap = self.collect(step=frame.step, epoch=frame.epoch, samples=frame.samples, elapsed_s=frame.elapsed_s,
+                            train_loss=frame.train_loss, lr=frame.lr, grads=False)
+        snap.grad_norms = dict(frame.grad_norms)
+        snap.collect_ms = (time.perf_counter() - t0) * 1e3
+        return snap
+
     def _collect_weights(self, snap: Snapshot, grads: bool) -> None:
         if not self._layers:
             return
@@ -350,8 +423,11 @@ class SnapshotCollector:
             snap.weights[name] = shown_np[i]
             snap.weight_hist[name] = hist_np[i]
             snap.weight_mag[name] = float(mag_np[i])
-        if not grads:
-            return
+        if grads:
+            snap.grad_norms = self._grad_norms()
+
+    def _grad_norms(self) -> dict[str, float]:
+        """Per layer: the norm of all its parameters' gradients - present ones, else the tapped ones."""
         owners: list[int] = []
         norms: list[torch.Tensor] = []
         with_grad = [(i, p.grad) for i, p in zip(self._param_owner, self._all_params) if p.grad is not None]
@@ -366,12 +442,11 @@ class SnapshotCollector:
             if scale is not None:  # fp16 AMP: gradients are multiplied by the loss scale
                 norms = [n / scale.reshape(()) for n in norms]
         if not norms:
-            return
+            return {}
         sq = torch.zeros(len(self._layers), device=norms[0].device)
         sq.index_add_(0, torch.tensor(owners, device=norms[0].device), torch.stack(norms).float() ** 2)
         per_layer = sq.sqrt().cpu().numpy()
-        for i in sorted(set(owners)):
-            snap.grad_norms[self._layers[i][0]] = float(per_layer[i])
+        return {self._layers[i][0]: float(per_layer[i]) for i in sorted(set(owners))}
 
     def _forward(self, snap: Snapshot, activations: bool) -> None:
         """One forward pass over [probe batch; boundary grid or curve]: activations, boundary, curve."""

@@ -217,6 +217,7 @@ class Trainer:
         self._waiting = False
         self._paused_s = 0.0
         self._prepared: dict[str, Any] | None = None
+        self._recent_epoch, self._recent_next = -1, 0  # recent_loss(): what it has read so far
 
     # ------------------------------------------------------------ run control (thread-safe)
     def request_stop(self) -> None:
@@ -293,6 +294,27 @@ class Trainer:
                 self._waiting = False
         self._paused_s += time.perf_counter() - t0
         return ok
+
+    # ------------------------------------------------------------ live readings
+    def recent_loss(self) -> float | None:
+        """Mean training loss of the steps since the previous call (None before any step).
+
+        For live views, from a snapshot hook on the training thread.  The loop keeps each
+        step's loss as a device tensor until its next report; this reads only the ones added
+        since the last call: one sync per call, none per step.  With no new step it returns
+        the epoch's running loss as of the last report."""
+        losses = getattr(self, "_losses", None)
+        if losses is None:
+            return None
+        if self._epoch_index != self._recent_epoch:
+            self._recent_epoch, self._recent_next = self._epoch_index, 0
+        fold_from = self._fold_from
+        new = losses[max(0, self._recent_next - fold_from):]
+        self._recent_next = fold_from + len(losses)
+        if not new:
+            v = self._last_train_loss
+            return None if math.isnan(v) else float(v)
+        return float(torch.stack(new).float().mean())
 
     # ------------------------------------------------------------ events
     def _emit(self, event: TrainEvent) -> None:

@@ -16,12 +16,12 @@ from torch import fx, nn
 from engine.compile import compile_graph
 from engine.data import load_dataset
 from engine.project import load_starter
-from engine.snapshots import (HIST_BINS, SnapshotCollector, SnapshotThrottle, smooth_ema, state_dict_cpu,
-                              tap_module)
+from engine.snapshots import (HIST_BINS, SnapshotCollector, SnapshotThrottle, WeightFrame, smooth_ema,
+                              state_dict_cpu, tap_module)
 from engine.spec import InferContext
 from engine.train_config import TrainConfig
-from gui.training.runner_process import (EpochBatcher, RunControl, RunJob, _classify_failure, initial_weights,
-                                         run_job, state_from_numpy)
+from gui.training.runner_process import (FRAME_MAX_VALUES, EpochBatcher, RunControl, RunJob, _classify_failure,
+                                         frames_pay_off, initial_weights, run_job, state_from_numpy)
 
 
 def compiled(starter: str, seed: int = 0):
@@ -112,6 +112,97 @@ def test_grad_tap_records_the_next_backward_then_removes_itself(moons):
         assert snap.grad_norms[name] == pytest.approx(v, rel=1e-5)
     assert all(not q._post_accumulate_grad_hooks for q in cm.module.parameters())
     assert c.collect().grad_norms == {}  # read once
+
+
+class NormNet(nn.Module):
+    """With BatchNorm: a frame must carry running statistics as well as parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(2, 16)
+        self.bn1 = nn.BatchNorm1d(16)
+        self.relu1 = nn.ReLU()
+        self.fc2 = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.fc2(self.relu1(self.bn1(self.fc1(x))))
+
+
+@pytest.mark.parametrize("which", ["moons", "cnn", "batchnorm"])
+def test_a_frame_rebuilt_on_a_replica_is_the_snapshot_of_the_trained_model(which, request):
+    if which == "batchnorm":
+        d = request.getfixturevalue("moons")[1]
+        torch.manual_seed(1)
+        trained, replica, names = fx.symbolic_trace(NormNet()), fx.symbolic_trace(NormNet()), {}
+    else:
+        p, d, cm = request.getfixturevalue(which)
+        ctx = InferContext(d.input_shape, d.n_outputs, d.task)
+        trained, names = cm.module, cm.node_names
+        replica = compile_graph(p.graph, ctx, seed=123).module  # same graph, other weights
+    # move the trained model away from its initial weights and statistics
+    opt = torch.optim.SGD(trained.parameters(), lr=0.5)
+    for i in range(3):
+        _backward(trained, d.x_train[i * 32:(i + 1) * 32], d.y_train[i * 32:(i + 1) * 32])
+        opt.step()
+    c = SnapshotCollector(trained, d, names)
+    c.arm_grad_tap()
+    _backward(trained, d.x_train[:32], d.y_train[:32])
+    ref_norms = {lay.name: math.sqrt(sum(float(q.grad.norm()) ** 2
+                                         for q in trained.get_submodule(lay.name).parameters()))
+                 for lay in c.info.layers}
+    for q in trained.parameters():  # as in the trainer: gradients are gone when the hook runs
+        q.grad = None
+
+    frame = c.frame(step=9, epoch=1.5, samples=288, elapsed_s=0.5, train_loss=0.25, lr=0.01)
+    assert isinstance(frame, WeightFrame) and frame.state.dtype == np.float32
+    assert frame.state.size == c.state_size == sum(t.numel() for t in trained.state_dict().values()
+                                                   if t.is_floating_point())
+    ref = c.collect(grads=False)
+    builder = SnapshotCollector(replica, d, names)
+    builder.adopt(c.info)  # the replica's own initial weights would fix other histogram ranges
+    built = builder.from_frame(frame)
+
+    assert (built.step, built.epoch, built.samples, built.train_loss, built.lr) == (9, 1.5, 288, 0.25, 0.01)
+    assert built.grad_norms == pytest.approx(ref_norms, rel=1e-5)
+    for k, v in trained.state_dict().items():
+        assert torch.equal(replica.state_dict()[k], v) or not v.is_floating_point(), k
+    for key in ("weights", "weight_hist", "activations"):
+        a, b = getattr(ref, key), getattr(built, key)
+        assert a.keys() == b.keys() and a, key
+        for name in a:
+            np.testing.assert_allclose(b[name].astype(np.float32), a[name].astype(np.float32), rtol=1e-5, atol=1e-6)
+    assert built.dead_relu == pytest.approx(ref.dead_relu)
+    if ref.boundary is not None:
+        np.testing.assert_allclose(built.boundary, ref.boundary, rtol=1e-5, atol=1e-6)
+
+
+def test_a_frame_of_another_model_is_refused(moons, cnn):
+    frame = SnapshotCollector(moons[2].module, moons[1], moons[2].node_names).frame()
+    other = SnapshotCollector(cnn[2].module, cnn[1], cnn[2].node_names)
+    with pytest.raises(ValueError, match="does not fit"):
+        other.from_frame(frame)
+    with pytest.raises(ValueError, match="other layers"):
+        other.adopt(SnapshotCollector(moons[2].module, moons[1], moons[2].node_names).info)
+
+
+def test_frames_only_where_they_save_the_training_core_time():
+    assert frames_pay_off(torch.device("cpu"), 10_000)
+    assert not frames_pay_off(torch.device("cpu"), FRAME_MAX_VALUES + 1)  # too much to ship 25 times a second
+    assert not frames_pay_off(torch.device("cuda"), 10_000)  # forward passes are cheap there, copies are not
+
+
+def test_run_job_sends_frames_when_asked_on_a_cpu():
+    out = []
+    job = _job()
+    job.frames = True
+    run_job(job, lambda k, v: out.append((k, v)))
+    started = next(v for k, v in out if k == "started")
+    assert started["frames"] is True and started["run_id"] == job.run_id
+    snaps = [v for k, v in out if k in ("snapshot", "snapshot_now")]
+    assert snaps and all(isinstance(s, WeightFrame) for s in snaps)
+    out.clear()
+    run_job(_job(), lambda k, v: out.append((k, v)))  # the default: the runner builds snapshots itself
+    assert not any(isinstance(v, WeightFrame) for _, v in out)
 
 
 def test_tap_module_shares_parameters_and_returns_every_node(moons):

@@ -163,6 +163,26 @@ def test_run_reports_events_with_plain_values():
     assert snaps and snaps[0] is t.model
 
 
+def test_recent_loss_is_the_mean_of_the_steps_since_the_last_call():
+    readings: list[tuple[int, float | None]] = []
+    box: dict = {}
+
+    def hook(_model):
+        t = box["t"]
+        readings.append((t.global_step, t.recent_loss()))
+
+    # a hook after every step; no mid-epoch report folds the kept losses away
+    t = box["t"] = Trainer(graph_net(), moons(), cfg(progress_interval_s=1e9, snapshot_interval_s=1e-9),
+                           on_snapshot_due=hook)
+    t.run()
+    assert [s for s, _ in readings] == list(range(1, 3 * 6 + 1))
+    for epoch in range(3):  # 192 samples in 6 full batches: the epoch loss is the mean of its steps
+        steps = [v for s, v in readings[epoch * 6:(epoch + 1) * 6]]
+        assert math.isclose(sum(steps) / 6, t.history[epoch]["train_loss"], rel_tol=1e-5)
+    # read twice with no step in between: the epoch's running loss, not a repeat of the last step
+    assert t.recent_loss() == pytest.approx(t.history[-1]["train_loss"], rel=1e-5)
+
+
 # ---------------------------------------------------------------- losses / optimisers / schedules
 @pytest.mark.parametrize("loss, n_out", [("cross_entropy", 2), ("bce_with_logits", 2),
                                          ("bce_with_logits", 1), ("mse", 2)])

@@ -63,6 +63,23 @@ class RunJob:
     run_id: int = 0  # commands name the run they are for
     probe_size: int = 64
     max_threads: int = 0  # cap on torch CPU threads (0: the trainer decides)
+    # send WeightFrames instead of Snapshots where that is cheaper (see ``frames_pay_off``):
+    # the receiver, with its own replica of the model, builds the snapshots off the training core
+    frames: bool = False
+
+
+#: a WeightFrame ships the whole floating-point state: worth it while that is small
+FRAME_MAX_VALUES = 2_000_000
+
+
+def frames_pay_off(device: torch.device, n_values: int) -> bool:
+    """Whether the training process should send WeightFrames rather than build the snapshots.
+
+    On a CPU the snapshot's forward passes (probe batch, decision-boundary grid) take the
+    training core's time; a flat copy of the weights takes microseconds, and the GUI process
+    has its own core to spend.  On a GPU those passes are nearly free and the weights would
+    have to cross to the host, so the training process builds the snapshots itself there."""
+    return device.type == "cpu" and n_values <= FRAME_MAX_VALUES
 
 
 def warm_up() -> None:
@@ -140,36 +157,6 @@ def device_name(device: torch.device | str) -> str:
 
 
 # ----------------------------------------------------------------------------- running one job
-class _LossReader:
-    """Mean training loss of the steps since the previous snapshot.
-
-    The trainer keeps each step's loss as a device tensor until its next report; reading the ones
-    added since the last snapshot costs one sync per snapshot and none per step."""
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self._epoch = -1
-        self._next = 0  # epoch-step index of the first loss not yet read
-
-    def read(self) -> float | None:
-        t = self.trainer
-        losses = getattr(t, "_losses", None)
-        fold_from = getattr(t, "_fold_from", None)
-        epoch = getattr(t, "_epoch_index", None)
-        if losses is None or fold_from is None or epoch is None:
-            v = getattr(t, "_last_train_loss", None)
-            return None if v is None else float(v)
-        if epoch != self._epoch:
-            self._epoch, self._next = epoch, 0
-        start = max(0, self._next - fold_from)
-        new = losses[start:]
-        self._next = fold_from + len(losses)
-        if not new:
-            v = getattr(t, "_last_train_loss", math.nan)
-            return None if v is None or math.isnan(v) else float(v)
-        return float(torch.stack(new).float().mean())
-
-
 class RunControl:
     """Steers the run in progress from another thread (thread-safe).
 
@@ -269,7 +256,7 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
         collector = SnapshotCollector(model, job.dataset, job.node_names, probe_size=job.probe_size,
                                       device=trainer.device)
         collector.grad_scaler = trainer.scaler
-        loss_reader = _LossReader(trainer)
+        frames = job.frames and frames_pay_off(trainer.device, collector.state_size)
     except LayerLabError as e:
         kind = "shape" if _classify_failure(e) == "shape" else "setup"
         sink("failed", {"message": str(e), "kind": kind, "weights": None, "batch_size": batch_size})
@@ -290,11 +277,13 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
         finally:
             spent["s"] += time.perf_counter() - t
 
-    def snapshot_now(force_grads: bool = False):
+    def snapshot_now():
+        """A Snapshot, or the WeightFrame the receiver builds it from (``frames``)."""
         step = trainer.global_step
-        return collector.collect(step=step, epoch=step / steps_per_epoch, samples=step * batch_size,
-                                 elapsed_s=time.perf_counter() - t0, train_loss=loss_reader.read(),
-                                 lr=float(trainer.optimizer.param_groups[0]["lr"]))
+        moment = dict(step=step, epoch=step / steps_per_epoch, samples=step * batch_size,
+                      elapsed_s=time.perf_counter() - t0, train_loss=trainer.recent_loss(),
+                      lr=float(trainer.optimizer.param_groups[0]["lr"]))
+        return collector.frame(**moment) if frames else collector.collect(**moment)
 
     # The trainer calls the hook every ``snapshot_interval_s``; on top of that the snapshots'
     # measured cost decides how often one is actually taken (see the budget constants above).
@@ -334,6 +323,7 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
             if job.max_threads and trainer.device.type == "cpu" and torch.get_num_threads() > job.max_threads:
                 torch.set_num_threads(job.max_threads)
             sink("started", {"event": ev, "info": collector.info, "steps_per_epoch": steps_per_epoch,
+                             "run_id": job.run_id, "frames": frames,
                              "batch_size": batch_size, "epochs": config.epochs,
                              "device_name": device_name(trainer.device)})
             _checkpoint(0, {})

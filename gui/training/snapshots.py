@@ -161,6 +161,11 @@ class SnapshotInbox:
             self.on_drained(len(pending))
         return pending[-1] if pending else None
 
+    def dropped(self, n: int) -> None:
+        """``n`` snapshots were announced (counted against the backlog) but never posted."""
+        if n and self.on_drained is not None:
+            self.on_drained(n)
+
     def clear(self) -> None:
         with self._lock:
             n, self._pending = len(self._pending), []

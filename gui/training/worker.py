@@ -19,6 +19,7 @@ Both modes run the same Qt-free ``runner_process.run_job``.  What it reports arr
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue as queue_mod
 import sys
@@ -28,10 +29,12 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from gui.training.runner_process import EpochBatcher, RunControl, RunJob, child_main, run_job, warm_up
+from engine.snapshots import WeightFrame
+from gui.training.runner_process import EpochBatcher, RunControl, RunJob, build_model, child_main, run_job, warm_up
 from gui.training.snapshots import SnapshotInbox
 
 MODES = ("process", "thread")
+log = logging.getLogger(__name__)
 
 
 def default_mode() -> str:
@@ -63,7 +66,11 @@ def _start_without_main(proc) -> None:
 
 
 class _Bridge(QThread):
-    """Receives the training subprocess's messages and hands them to the GUI thread."""
+    """Receives the training subprocess's messages and hands them to the GUI thread.
+
+    On a CPU the subprocess sends ``WeightFrame``s rather than snapshots (``frames_pay_off``):
+    this thread builds the snapshots from them, on a replica of the run's model, so the
+    forward passes the views need run on the GUI process's core, not the training one."""
 
     message = Signal(object)
 
@@ -72,8 +79,52 @@ class _Bridge(QThread):
         self.out_queue = out_queue
         self.inbox = inbox
         self.process = process
+        self.job: RunJob | None = None  # set by the worker before it sends a job
+        self._builder = None  # SnapshotCollector on a replica of the current run's model
+        self.build_error: str | None = None
+
+    @property
+    def builds_snapshots(self) -> bool:
+        """True while this run's snapshots are built here, from the subprocess's frames."""
+        return self._builder is not None
+
+    def _prepare(self, started: dict) -> None:
+        """At a run's start: the replica that turns this run's frames into snapshots."""
+        self._builder = None
+        job = self.job
+        if not started.get("frames") or job is None or job.run_id != started.get("run_id"):
+            return
+        try:
+            from engine.snapshots import SnapshotCollector
+
+            cm = build_model(job.graph, job.context)
+            builder = SnapshotCollector(cm.module, job.dataset, job.node_names, probe_size=job.probe_size,
+                                        device="cpu")
+            builder.adopt(started["info"])
+            self._builder = builder
+        except Exception as e:  # noqa: BLE001 - the views stay still; training goes on
+            self._fail(e)
+
+    def _snapshot(self, payload):
+        if not isinstance(payload, WeightFrame):
+            return payload
+        if self._builder is None:
+            return None
+        try:
+            return self._builder.from_frame(payload)
+        except Exception as e:  # noqa: BLE001
+            self._builder = None
+            self._fail(e)
+            return None
+
+    def _fail(self, e: BaseException) -> None:
+        self.build_error = f"{type(e).__name__}: {e}"
+        log.error("live views: could not build snapshots for this run (%s)", self.build_error)
 
     def run(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # the replica's forward passes: the training process has the other core(s)
         while not self.isInterruptionRequested():
             try:
                 kind, payload = self.out_queue.get(timeout=0.1)
@@ -86,8 +137,14 @@ class _Bridge(QThread):
                 self.message.emit(("died", self.process.exitcode))
                 return
             if kind == "snapshot":
-                self.inbox.post(payload)
+                snap = self._snapshot(payload)
+                if snap is not None:
+                    self.inbox.post(snap)
+                else:
+                    self.inbox.dropped(1)
             else:
+                if kind == "started":
+                    self._prepare(payload)
                 self.message.emit((kind, payload))
                 if kind == "bye":
                     return
@@ -195,6 +252,12 @@ class TrainingWorker(QObject):
                 self._backlog.value = max(0, self._backlog.value - n)
 
     @property
+    def builds_snapshots(self) -> bool:
+        """Whether the current run's snapshots are built in this process from weight frames
+        (a CPU run in the subprocess) rather than in the training process."""
+        return self._bridge is not None and self._bridge.builds_snapshots
+
+    @property
     def is_ready(self) -> bool:
         return self._child_ready
 
@@ -221,6 +284,9 @@ class TrainingWorker(QObject):
             if self._backlog is not None:
                 with self._backlog.get_lock():
                     self._backlog.value = 0
+            job.frames = True
+            if self._bridge is not None:
+                self._bridge.job = job
             self._cmd_q.put(("job", job))
             self._pending_job = job
             self._set_state("running" if not job.start_paused else "paused")

@@ -122,6 +122,8 @@ def test_a_run_starts_snapshots_arrive_and_every_view_draws(qtbot, win):
     assert ctl.last_failure is None, ctl.last_failure
     assert ctl.last_finish["reason"] == "completed"
     assert ctl.worker.inbox.received >= 2 and ctl.frames >= 2
+    # a CPU run: the subprocess sent weight frames and the GUI process built the snapshots
+    assert ctl.worker.builds_snapshots and ctl.worker._bridge.build_error is None
     assert len(ctl.history.epochs) == epochs and len(ctl.history.checkpoints) == epochs + 1
     for key, view in ctl.views.items():
         if key != "regression":  # moons is classification: the fitted-curve view says why it is empty
