@@ -24,7 +24,6 @@ This module must not import Qt: the subprocess imports it, and nothing else from
 """
 from __future__ import annotations
 
-import math
 import os
 import queue
 import threading
