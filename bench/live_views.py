@@ -14,6 +14,11 @@ For the moons MLP, the digits MLP and the small digits CNN it measures, in one r
 * ``latency_p95_ms``: the GUI event loop's responsiveness during training - a 5 ms QTimer
   records how late each of its ticks fires; the 95th percentile of that lateness.
 * ``fps``: frames per second that the views drew with new data (the slowest view).
+* ``headless_with_a_busy_core``: headless samples/s with an unrelated process spinning on another
+  core, over headless alone - what the machine itself takes from a trainer whose neighbour core
+  is busy (cores that share a physical core or a power budget).  The GUI must draw on some core.
+* ``vs_headless_ci95``: a ~95% confidence interval of the median ratio, and
+  ``trainer_time_on_views``: the share of the training process's time its snapshot work took.
 
 Each GUI run is paired with a headless run (same model, data, seed and epochs, sized to last
 about ``--seconds``), right before it on even repeats and right after it on odd ones; repeats
@@ -88,6 +93,28 @@ def headless_run(project, dataset, epochs: int) -> dict:
     last = trainer.history[-1]
     return {"samples_per_s": epochs * dataset.n_train / last["elapsed_s"], "elapsed_s": last["elapsed_s"],
             "threads": trainer.num_threads}
+
+
+def busy_core_ratio(project, dataset, epochs: int, repeat: int) -> float:
+    """Headless samples/s with an unrelated busy process on another core, over samples/s without."""
+    import subprocess
+
+    def with_spinner() -> float:
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.2)
+            return headless_run(project, dataset, epochs)["samples_per_s"]
+        finally:
+            spinner.kill()
+            spinner.wait()
+
+    if repeat % 2 == 0:
+        alone = headless_run(project, dataset, epochs)["samples_per_s"]
+        busy = with_spinner()
+    else:
+        busy = with_spinner()
+        alone = headless_run(project, dataset, epochs)["samples_per_s"]
+    return busy / alone
 
 
 # ----------------------------------------------------------------------------- GUI side
@@ -180,36 +207,58 @@ def build_window(mode: str):
 
 
 def gui_run(app, window, ctl, project, epochs: int) -> dict:
+    from PySide6.QtCore import QEventLoop, QTimer
+
     window.document.open_project(project)
     app.processEvents()
     ctl.panel.set_settings({**project.training, "epochs": epochs})
     for v in ctl.views.values():
         v.frames_drawn = 0
     probe = LatencyProbe()
-    frames0 = ctl.frames
-    ctl.worker.inbox.received = 0
-    assert ctl.train(), ctl.panel.status_label.text()
-    started = None
-    child, cpu0 = None, (math.nan, math.nan)
+    mark: dict = {}
+
+    def on_started(_payload) -> None:  # the run's clock starts: measure from here
+        mark["t"] = time.perf_counter()
+        probe.start()
+        for v in ctl.views.values():
+            v.frames_drawn = 0
+        mark["frames"] = ctl.frames
+        ctl.worker.inbox.received = 0
+        child = ctl.worker._proc.pid if ctl.worker._proc is not None else None
+        mark["child"] = child
+        mark["cpu"] = (cpu_seconds(), cpu_seconds(child) if child else math.nan)
+
+    def on_state(state: str) -> None:
+        if state == "idle" and not ctl.worker.busy:
+            mark["end"] = time.perf_counter()
+            mark["cpu_end"] = (cpu_seconds(), cpu_seconds(mark["child"]) if mark.get("child") else math.nan)
+            loop.quit()
+
+    # A real event loop, as the app runs (app.exec): polling with processEvents would keep the
+    # GUI process busy and, on a machine whose cores share a physical core, slow the trainer.
+    loop = QEventLoop()
+    ctl.worker.runStarted.connect(on_started)
+    ctl.worker.stateChanged.connect(on_state)
+    watchdog = QTimer()
+    watchdog.setSingleShot(True)
+    watchdog.timeout.connect(loop.quit)
+    watchdog.start(600_000)
     t_start = time.perf_counter()
-    while ctl.worker.busy:
-        app.processEvents()
-        if started is None and ctl.info is not None:
-            started = time.perf_counter()
-            probe.start()
-            for v in ctl.views.values():
-                v.frames_drawn = 0
-            frames0 = ctl.frames
-            ctl.worker.inbox.received = 0
-            child = ctl.worker._proc.pid if ctl.worker._proc is not None else None
-            cpu0 = (cpu_seconds(), cpu_seconds(child) if child else math.nan)
-        time.sleep(0.0005)
-        if time.perf_counter() - t_start > 600:
-            raise SystemExit("a GUI run did not finish in 10 minutes")
-    t_end = time.perf_counter()
-    cpu1 = (cpu_seconds(), cpu_seconds(child) if started is not None and child else math.nan)
+    try:
+        assert ctl.train(), ctl.panel.status_label.text()
+        loop.exec()
+    finally:
+        ctl.worker.runStarted.disconnect(on_started)
+        ctl.worker.stateChanged.disconnect(on_state)
+        watchdog.stop()
+    if "end" not in mark:
+        raise SystemExit("a GUI run did not finish in 10 minutes")
     probe.stop()
     app.processEvents()
+    started = mark.get("t")
+    t_end = mark["end"]
+    frames0 = mark.get("frames", 0)
+    cpu0, cpu1 = mark.get("cpu", (math.nan, math.nan)), mark["cpu_end"]
     if ctl.last_failure is not None:
         raise SystemExit(f"the GUI run failed: {ctl.last_failure.get('message')}")
     duration = t_end - (started or t_start)
@@ -222,8 +271,8 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
             "fps": min(shown.values()) if shown else 0.0, "view_fps": shown,
             "snapshots_per_s": ctl.worker.inbox.received / duration,
             # cores busy during the run: the GUI process (views, this harness) and the training process
-            "gui_cores": (cpu1[0] - cpu0[0]) / duration if started else math.nan,
-            "trainer_cores": (cpu1[1] - cpu0[1]) / duration if started else math.nan,
+            "gui_cores": (cpu1[0] - cpu0[0]) / duration,
+            "trainer_cores": (cpu1[1] - cpu0[1]) / duration,
             "views_cost": ctl.last_finish.get("views_cost_s", 0.0) / max(ctl.last_finish.get("run_s", 1.0), 1e-9)}
 
 
@@ -284,6 +333,8 @@ def main() -> int:
                     help="pairs per model and mode (many short pairs: the machine's drift hits both sides alike)")
     ap.add_argument("--modes", default="process,thread", help="process, thread or both (comma-separated)")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--interference-repeats", type=int, default=5,
+                    help="pairs per model measuring headless training beside an unrelated busy core (0: skip)")
     ap.add_argument("--screenshots", metavar="FOLDER", help="only take the docs screenshots into FOLDER")
     args = ap.parse_args()
     if args.screenshots:
@@ -307,6 +358,17 @@ def main() -> int:
         epochs[m] = max(3, int(round(args.seconds * probe["samples_per_s"] / data[m].n_train)))
         print(f"{m}: {data[m].n_train} training samples, {epochs[m]} epochs per run "
               f"(~{probe['samples_per_s']:,.0f} samples/s headless, {probe['threads']} thread(s))", flush=True)
+
+    # The machine's own share of any gap: headless training with another process merely busy on
+    # another core (no interaction at all).  Where cores share a physical core or a power budget,
+    # that alone slows training, and a GUI that draws must use some core.
+    interference = {}
+    if args.interference_repeats and (os.cpu_count() or 1) > 1:
+        print("\nheadless with another core kept busy by an unrelated process (the machine's share):", flush=True)
+        for m in models:
+            ratios = [busy_core_ratio(make_project(m), data[m], epochs[m], r) for r in range(args.interference_repeats)]
+            interference[m] = statistics.median(ratios)
+            print(f"  {m:11s} {interference[m]:.3f}  ({', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
 
     results: dict[str, dict[str, list[dict]]] = {m: {mode: [] for mode in modes} for m in models}
     headless: dict[str, list[dict]] = {m: [] for m in models}
@@ -359,6 +421,8 @@ def main() -> int:
                   f"{100 * fig['trainer_time_on_views']:9.1f}%")
             if i == 0:
                 out[m].update(fig, mode=mode)
+                if m in interference:
+                    out[m]["headless_with_a_busy_core"] = round(interference[m], 3)
             else:
                 out[m][mode] = fig
     print(json.dumps(out))
