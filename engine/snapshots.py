@@ -16,6 +16,11 @@ so a snapshot costs one probe forward pass, one grid forward pass and a handful 
 transfers.  The caller decides *when* (``SnapshotThrottle``): the trainer asks only when a
 snapshot is due, so nothing is copied off the device between snapshots.
 
+Where the snapshot's forward passes would take the training core's own time (a CPU run), the
+training process can instead send a ``WeightFrame`` - the floating-point state as one flat
+array plus the gradient norms, which only it can see - and another process builds the snapshot
+with ``from_frame`` on a replica of the model that has ``adopt``-ed the trainer's ``ProbeInfo``.
+
 ``ProbeInfo`` holds what does not change during a run (layer list, grid extent, the data
 points to draw), sent once.  Nothing here imports Qt.
 """

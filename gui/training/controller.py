@@ -197,6 +197,7 @@ class TrainingController(QObject):
         w.checkpoint.connect(self._on_checkpoint)
         w.runFinished.connect(self._on_finished)
         w.runFailed.connect(self._on_failed)
+        w.viewsFailed.connect(self._on_views_failed)
         w.stateChanged.connect(self._on_state)
         p.trainClicked.connect(self.train)
         p.pauseClicked.connect(self.worker.pause)
@@ -452,6 +453,11 @@ class TrainingController(QObject):
         if payload.get("reason") == "completed":
             self.panel.set_progress(1.0, self.panel.progress_label.text())
         self._end_run()
+
+    @Slot(str)
+    def _on_views_failed(self, reason: str) -> None:
+        self.panel.show_status(f"Training goes on, but the live views cannot follow this run ({reason}). "
+                               "The results will be complete when it ends.", error=True)
 
     @Slot(object)
     def _on_failed(self, payload: dict) -> None:

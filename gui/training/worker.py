@@ -2,11 +2,13 @@
 
 Why a subprocess: training and drawing share one GIL inside one process.  Measured here
 (bench/live_views.py, 2-core CPU machine, all eight views animating at ~24 fps), a loop on a
-QThread ran at 0.3-0.65x of its headless speed, the same loop in a spawned subprocess at about
-0.8-1.0x (the subprocess pays ~4-5% for the snapshots themselves; the rest is the GUI process
-drawing on the only other core).  The subprocess takes one to three seconds to start (it imports
-torch), so it is started when the training UI is installed and kept warm between runs.
-LAYERLAB_TRAIN_MODE=thread selects the QThread mode (no second process; slower training).
+QThread ran at 0.35-0.55x of its headless speed; the same loop in a spawned subprocess keeps its
+core to itself (see docs/BENCHMARKS.md for the figures).  On a CPU the subprocess does not even
+build the snapshots: it sends ``WeightFrame``s (a flat copy of the weights and the gradient norms,
+tens of microseconds) and the bridge thread here builds the snapshots on a replica of the model.
+The subprocess takes one to three seconds to start (it imports torch), so it is started when the
+training UI is installed and kept warm between runs.  LAYERLAB_TRAIN_MODE=thread selects the
+QThread mode (no second process; slower training).
 
 Both modes run the same Qt-free ``runner_process.run_job``.  What it reports arrives here as
 ``(kind, payload)`` messages:
@@ -91,6 +93,7 @@ class _Bridge(QThread):
     def _prepare(self, started: dict) -> None:
         """At a run's start: the replica that turns this run's frames into snapshots."""
         self._builder = None
+        self.build_error = None
         job = self.job
         if not started.get("frames") or job is None or job.run_id != started.get("run_id"):
             return
@@ -120,6 +123,7 @@ class _Bridge(QThread):
     def _fail(self, e: BaseException) -> None:
         self.build_error = f"{type(e).__name__}: {e}"
         log.error("live views: could not build snapshots for this run (%s)", self.build_error)
+        self.message.emit(("views_failed", self.build_error))
 
     def run(self) -> None:
         import torch
@@ -188,6 +192,7 @@ class TrainingWorker(QObject):
     runFinished = Signal(object)  # dict: reason, weights (numpy), history
     runFailed = Signal(object)  # dict: message, kind, weights, batch_size
     stateChanged = Signal(str)
+    viewsFailed = Signal(str)  # the live views cannot follow this run (training goes on)
 
     def __init__(self, mode: str | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -410,5 +415,7 @@ class TrainingWorker(QObject):
                     self.runFailed.emit({"message": f"The training process stopped unexpectedly "
                                                     f"(exit code {payload}). Your graph and weights are unchanged.",
                                          "kind": "error", "weights": None, "batch_size": 0})
+        elif kind == "views_failed":
+            self.viewsFailed.emit(str(payload))
         elif kind == "bye":
             pass

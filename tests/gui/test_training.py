@@ -199,6 +199,29 @@ def test_a_diverging_run_stops_with_the_sentence_and_the_window_stays_usable(qtb
     assert ctl.reset_weights()
 
 
+def test_when_the_views_cannot_follow_training_goes_on_and_says_so(qtbot, win, monkeypatch):
+    from engine.snapshots import SnapshotCollector
+
+    def broken(self, frame):
+        raise RuntimeError("replica broke")
+
+    monkeypatch.setattr(SnapshotCollector, "from_frame", broken)  # the bridge thread builds snapshots here
+    ctl = win.training
+    settings(ctl, epochs=300)
+    with qtbot.waitSignal(ctl.worker.viewsFailed, timeout=20_000) as blocker:
+        assert ctl.train()
+        qtbot.waitUntil(lambda: "cannot follow" in ctl.panel.status_label.text(), timeout=20_000)
+    assert "replica broke" in blocker.args[0]
+    wait_idle(qtbot, ctl, timeout=60_000)
+    assert ctl.last_failure is None and ctl.last_finish["reason"] == "completed"
+    assert len(ctl.history.epochs) == 300  # epochs and checkpoints still arrive
+    monkeypatch.undo()
+    assert ctl.train()  # the next run builds its snapshots again
+    qtbot.waitUntil(lambda: ctl.worker.builds_snapshots, timeout=20_000)
+    wait_idle(qtbot, ctl, timeout=60_000)
+    assert ctl.worker._bridge.build_error is None and ctl.frames > 0
+
+
 def test_timeline_scrubs_back_and_restores_weights(qtbot, win):
     ctl, doc = win.training, win.document
     settings(ctl, epochs=4)
