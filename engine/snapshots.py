@@ -214,7 +214,8 @@ class SnapshotCollector:
 
     def __init__(self, model: nn.Module, dataset: Any, node_names: dict[str, str] | None = None, *,
                  probe_size: int = 64, grid_size: int = 28, curve_points: int = 200,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None,
+                 hist_ranges: dict[str, tuple[float, float]] | None = None):
         self.model = model
         self.device = torch.device(device) if device is not None else _model_device(model)
         self.task = dataset.task
@@ -244,10 +245,14 @@ class SnapshotCollector:
                 continue
             params = [p for p in mod.parameters() if p.requires_grad]
             self._layers.append((name, mod, w, params))
-            r = float(w.detach().abs().max()) if w.numel() else 1.0
-            r = max(2.0 * r, 1e-3) if math.isfinite(r) else 1.0
+            if hist_ranges and name in hist_ranges:  # a run that continues an earlier one's histograms
+                lo, hi = (float(v) for v in hist_ranges[name])
+            else:
+                r = float(w.detach().abs().max()) if w.numel() else 1.0
+                r = max(2.0 * r, 1e-3) if math.isfinite(r) else 1.0
+                lo, hi = -r, r
             infos.append(LayerInfo(name, _layer_kind(mod, w), tuple(w.shape), sum(p.numel() for p in params),
-                                   (-r, r)))
+                                   (lo, hi)))
         self._layer_infos = tuple(infos)
         self._all_params = [p for _, _, _, ps in self._layers for p in ps]
         self._param_owner = [i for i, (_, _, _, ps) in enumerate(self._layers) for _ in ps]

@@ -175,6 +175,10 @@ class TrainingController(QObject):
         self._overlay_published = False
         self._scrub_index = -1
         self._scrub_model = None
+        # The epoch of the history whose weights the document holds (None: they are not from it).
+        # A run started from them continues the history: curves, epochs and the timeline go on.
+        self._lineage_epoch: int | None = None
+        self._epoch_offset = 0
         self._frame_times: collections.deque = collections.deque(maxlen=240)
         self.frames = 0
         self._shut = False
@@ -219,6 +223,8 @@ class TrainingController(QObject):
             document.trainingConfigChanged.connect(self._load_settings)
         if hasattr(document, "projectReplaced"):
             document.projectReplaced.connect(self._on_project_replaced)
+        if hasattr(document, "datasetChanged"):
+            document.datasetChanged.connect(self._on_dataset_changed)
         self._load_settings()
         p.set_state(self.worker.state)
         if self.worker.mode == "thread":
@@ -249,9 +255,14 @@ class TrainingController(QObject):
         except Exception:  # noqa: BLE001
             pass
 
+    @Slot(object)
+    def _on_dataset_changed(self, *_args) -> None:
+        self._lineage_epoch = None  # curves over other data would not continue these
+
     @Slot()
     def _on_project_replaced(self) -> None:
         self._load_settings()
+        self._lineage_epoch = None
         if self.worker.busy:  # another project was opened mid-run: its weights must not land there
             self._discard_result = True
             self.worker.stop()
@@ -305,7 +316,12 @@ class TrainingController(QObject):
         self.job = job
         self.last_failure = self.last_finish = None
         self.panel.offer_retry(None)
-        self._clear_run()
+        if self._lineage_epoch is not None and job.weights is not None and self.history.checkpoints:
+            if self.info is not None:  # histograms over time keep their bins
+                job.hist_ranges = {lay.name: lay.hist_range for lay in self.info.layers}
+            self._continue_history(self._lineage_epoch)
+        else:
+            self._clear_run()
         self.panel.show_status("Starting…" if self.worker.is_ready else
                                "Starting the training process (it loads PyTorch once)…")
         self.panel.set_progress(0.0, "")
@@ -345,7 +361,20 @@ class TrainingController(QObject):
         self.panel.show_status(f"Fresh weights from seed {seed}.")
         return True
 
+    def _continue_history(self, epoch: int) -> None:
+        """The next run starts from the weights of ``epoch``: keep the history up to there."""
+        self.history.truncate(epoch)
+        self.history.x_offset = self._epoch_offset = epoch
+        self._latest = None
+        self._scrub_index = -1
+        self._scrub_model = None
+        self.timeline.clear()
+        for cp in self.history.checkpoints:
+            self.timeline.add_checkpoint(cp.epoch, cp.metrics)
+
     def _clear_run(self) -> None:
+        self._lineage_epoch = None
+        self._epoch_offset = 0
         self.history.clear()
         self.info = None
         self._latest = None
@@ -372,7 +401,7 @@ class TrainingController(QObject):
         for v in self.views.values():
             v.show_message(None)
             v.reset(self.info)
-            v.set_epochs(self.epochs)
+            v.set_epochs(self._epoch_offset + self.epochs)
         selected = self._selected_fx()
         if selected:  # the node chosen on the canvas before the run
             self.views["activations"].select_node(selected)
@@ -403,7 +432,7 @@ class TrainingController(QObject):
 
     @Slot(object)
     def _on_epoch(self, ev) -> None:
-        self.history.add_epoch(ev.epoch, ev.metrics)
+        self.history.add_epoch(self._epoch_offset + ev.epoch, ev.metrics)
         # Short epochs end before the trainer's first mid-epoch Progress report: show progress here too.
         m = ev.metrics
         elapsed = m.get("elapsed_s")
@@ -416,9 +445,11 @@ class TrainingController(QObject):
 
     @Slot(object)
     def _on_checkpoint(self, payload: dict) -> None:
-        self.history.checkpoints.append(Checkpoint(int(payload["epoch"]), payload["weights"], None,
-                                                   dict(payload.get("metrics") or {})))
-        self.timeline.add_checkpoint(int(payload["epoch"]), payload.get("metrics") or {})
+        epoch = self._epoch_offset + int(payload["epoch"])
+        if self.history.checkpoints and self.history.checkpoints[-1].epoch == epoch:
+            return  # a continued run's starting point: the history has that epoch already
+        self.history.checkpoints.append(Checkpoint(epoch, payload["weights"], None, dict(payload.get("metrics") or {})))
+        self.timeline.add_checkpoint(epoch, payload.get("metrics") or {})
 
     @Slot(object)
     def _on_finished(self, payload: dict) -> None:
@@ -430,20 +461,23 @@ class TrainingController(QObject):
             self._end_run()
             return
         stored = self._apply_weights(state_from_numpy(payload["weights"]))
+        rows = self.history.epochs
+        # the next run continues this history; a run stopped mid-epoch continues from its last whole epoch
+        self._lineage_epoch = self.history.checkpoints[-1].epoch if stored and self.history.checkpoints else None
         if stored:
             try:
-                self.document.project.history = list(payload.get("history") or [])
+                self.document.project.history = [dict(r) for r in rows]
             except AttributeError:
                 pass
-        rows = self.history.epochs
         last = rows[-1] if rows else {}
         summary = ", ".join(f"{k.replace('_', ' ')} {last[k]:.4g}" for k in ("val_loss", "val_accuracy", "val_mse")
                             if isinstance(last.get(k), (int, float)))
         what = {"completed": "Finished", "stopped": "Stopped", "early_stopping": "Stopped early (no improvement)"}
         head = what.get(payload.get("reason"), "Finished")
-        epochs = len(rows)
+        epochs = len(payload.get("history") or [])
+        in_all = f"; {len(rows)} epochs in all" if len(rows) != epochs else ""
         self.panel.show_status(f"{head} after {epochs} epoch{'s' if epochs != 1 else ''} "
-                               f"({payload.get('steps', 0):,} steps){': ' + summary if summary else ''}. "
+                               f"({payload.get('steps', 0):,} steps{in_all}){': ' + summary if summary else ''}. "
                                + ("The weights are in the project." if stored else
                                   "The graph was edited during the run, so these weights no longer fit it "
                                   "and were not stored; train again."))
@@ -472,9 +506,11 @@ class TrainingController(QObject):
             # Keep the newest epoch checkpoint that is finite: the weights at the failing step may be
             # finite but already blown up, and training on from them would fail again at once.
             good = self._newest_finite_checkpoint()
+            self._lineage_epoch = None
             if good is not None and self._apply_weights(state_from_numpy(good.weights)):
                 kept = (" The weights from before training are kept." if good.epoch == 0 else
                         f" The weights from the end of epoch {good.epoch} are kept.")
+                self._lineage_epoch = good.epoch
             elif weights is not None and self._apply_weights(state_from_numpy(weights)):
                 kept = " The last finite weights are kept."
         if payload.get("kind") == "oom":
@@ -606,6 +642,8 @@ class TrainingController(QObject):
                 cm = build_model(self.job.graph, self.job.context, self.job.seed)
                 collector = SnapshotCollector(cm.module, self.job.dataset, self.job.node_names,
                                               probe_size=self.job.probe_size)
+                if self.info is not None:
+                    collector.adopt(self.info)  # the run's histogram bins, not this replica's
                 self._scrub_model = (cm.module, collector)
             module, collector = self._scrub_model
             module.load_state_dict(state_from_numpy(cp.weights))
@@ -627,6 +665,7 @@ class TrainingController(QObject):
             self.panel.show_status("These weights do not fit the graph as it is now (it was edited after the run).",
                                    error=True)
             return False
+        self._lineage_epoch = cp.epoch  # the next run goes on from this epoch
         what = "the initial weights" if cp.epoch == 0 else f"the weights of epoch {cp.epoch}"
         self.panel.show_status(f"Restored {what}. Train continues from them.")
         return True

@@ -65,6 +65,7 @@ class RunJob:
     # send WeightFrames instead of Snapshots where that is cheaper (see ``frames_pay_off``):
     # the receiver, with its own replica of the model, builds the snapshots off the training core
     frames: bool = False
+    hist_ranges: dict | None = None  # layer -> (lo, hi): a run continuing a history keeps its histogram bins
 
 
 #: a WeightFrame ships the whole floating-point state: worth it while that is small
@@ -253,7 +254,7 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
         trainer = Trainer(model, job.dataset, config, callbacks=[lambda ev: _timed(_on_event, ev)],
                           on_snapshot_due=lambda m: _timed(_on_snapshot, m))
         collector = SnapshotCollector(model, job.dataset, job.node_names, probe_size=job.probe_size,
-                                      device=trainer.device)
+                                      device=trainer.device, hist_ranges=job.hist_ranges)
         collector.grad_scaler = trainer.scaler
         frames = job.frames and frames_pay_off(trainer.device, collector.state_size)
     except LayerLabError as e:

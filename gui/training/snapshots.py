@@ -65,6 +65,13 @@ class SeriesBuffer:
             y = np.concatenate([y, np.asarray(self.last[1], np.float32).reshape((1,) + y.shape[1:])])
         return x, y
 
+    def truncate(self, x_max: float) -> None:
+        """Drop the samples after ``x_max`` (x must be increasing: one run, or runs that continue)."""
+        n = int(np.searchsorted(self._x[:self._n], x_max, side="right"))
+        self._n = n
+        if self.last is not None and self.last[0] > x_max:
+            self.last = (float(self._x[n - 1]), self._y[n - 1].copy()) if n else None
+
     def clear(self) -> None:
         self._n = 0
         self._stride = 1
@@ -83,13 +90,18 @@ class Checkpoint:
 
 
 class RunHistory:
-    """Everything the views plot over time, for the current run; lives in the GUI thread."""
+    """Everything the views plot over time; lives in the GUI thread.
+
+    One run, or several where each continued from where the one before left off: ``x_offset``
+    (epochs) is added to the epochs of the current run's snapshots, so its curves go on from there.
+    """
 
     def __init__(self, capacity: int = 2000):
         self.capacity = capacity
         self.clear()
 
     def clear(self) -> None:
+        self.x_offset = 0.0
         self.info: ProbeInfo | None = None
         self.loss = SeriesBuffer(self.capacity)
         self.lr = SeriesBuffer(self.capacity)
@@ -103,7 +115,7 @@ class RunHistory:
         self.n_snapshots = 0
 
     def add(self, snap: Snapshot) -> None:
-        x = snap.epoch
+        x = snap.epoch + self.x_offset
         self.n_snapshots += 1
         if snap.train_loss is not None:
             self.loss.append(x, snap.train_loss)
@@ -121,13 +133,28 @@ class RunHistory:
         self.latest = snap
 
     def add_epoch(self, epoch: int, metrics: dict) -> None:
-        row = {"epoch": epoch, **metrics}
+        """Metrics of epoch ``epoch``, counted over the whole history (not the run's own count)."""
+        row = {**metrics, "epoch": epoch}
         self.epochs.append(row)
+        self._index(row)
+
+    def _index(self, row: dict) -> None:
         for k, v in row.items():
             if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
                 xs, ys = self._epoch_cols.setdefault(k, ([], []))
-                xs.append(float(epoch))
+                xs.append(float(row["epoch"]))
                 ys.append(float(v))
+
+    def truncate(self, epoch: int) -> None:
+        """Keep everything up to the end of ``epoch``: a run that continues from there follows."""
+        for buf in (self.loss, self.lr, *self.grad_norms.values(), *self.dead_relu.values(),
+                    *self.weight_hist.values()):
+            buf.truncate(float(epoch))
+        self.epochs = [row for row in self.epochs if row["epoch"] <= epoch]
+        self.checkpoints = [cp for cp in self.checkpoints if cp.epoch <= epoch]
+        self._epoch_cols = {}
+        for row in self.epochs:
+            self._index(row)
 
     def epoch_series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = self._epoch_cols.get(key, ((), ()))

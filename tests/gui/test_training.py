@@ -247,6 +247,38 @@ def test_timeline_scrubs_back_and_restores_weights(qtbot, win):
     assert ctl.timeline.live and not ctl.views["loss"].loss_cursor.isVisible()
 
 
+def test_training_again_continues_the_history_until_the_weights_change(qtbot, win):
+    ctl, doc = win.training, win.document
+    settings(ctl, epochs=3)
+    assert ctl.train()
+    wait_idle(qtbot, ctl)
+    ranges = [lay.hist_range for lay in ctl.info.layers]
+    settings(ctl, epochs=2)
+    assert ctl.train()  # from the weights the first run left: its curves, epochs and timeline go on
+    wait_idle(qtbot, ctl)
+    assert [r["epoch"] for r in ctl.history.epochs] == [1, 2, 3, 4, 5]
+    assert [c.epoch for c in ctl.history.checkpoints] == [0, 1, 2, 3, 4, 5]
+    x, _ = ctl.history.loss.arrays()
+    assert np.all(np.diff(x) >= 0) and x[0] <= 3.0 and x[-1] == pytest.approx(5.0)  # one curve across both runs
+    assert [lay.hist_range for lay in ctl.info.layers] == ranges  # histograms over time keep their bins
+    assert "after 2 epochs" in ctl.panel.status_label.text() and "5 epochs in all" in ctl.panel.status_label.text()
+    assert [r["epoch"] for r in doc.project.history] == [1, 2, 3, 4, 5]
+
+    ctl.timeline.show_checkpoint(3)
+    ctl.timeline.restore_button.click()  # back to epoch 3: what came after is another branch
+    settings(ctl, epochs=1)
+    assert ctl.train()
+    wait_idle(qtbot, ctl)
+    assert [r["epoch"] for r in ctl.history.epochs] == [1, 2, 3, 4]
+    assert [c.epoch for c in ctl.history.checkpoints] == [0, 1, 2, 3, 4]
+    assert ctl.history.loss.arrays()[0][-1] == pytest.approx(4.0)
+
+    assert ctl.reset_weights()  # fresh weights: a fresh history
+    assert ctl.train()
+    wait_idle(qtbot, ctl)
+    assert [r["epoch"] for r in ctl.history.epochs] == [1]
+
+
 def test_export_csv_and_tensorboard(qtbot, win, tmp_path):
     ctl = win.training
     settings(ctl, epochs=3)
