@@ -82,6 +82,23 @@ def test_generators_shapes_dtypes_and_determinism(source):
         assert a.input_shape == (1,) and a.n_outputs == 1 and a.class_names == []
 
 
+@pytest.mark.parametrize("source, n, noise, seed, extra", [
+    ("moons", 1000, 0.2, 0, {}), ("moons", 37, 0.0, 5, {}), ("moons", 1001, 0.35, 123, {}),
+    ("circles", 1000, 0.1, 0, {"factor": 0.5}), ("circles", 11, 0.0, 3, {"factor": 0.3}),
+    ("circles", 999, 0.05, 42, {"factor": 0.8})])
+def test_moons_and_circles_are_scikit_learns_points_exactly(source, n, noise, seed, extra):
+    """They are generated without importing scikit-learn (it costs about a second when a lab
+    opens), but a spec must keep giving the points it always gave."""
+    from sklearn import datasets as skd
+
+    from engine.data import generators
+
+    x, y, _, _ = getattr(generators, source)({"n_samples": n, "noise": noise, "seed": seed, **extra})
+    make = skd.make_moons if source == "moons" else skd.make_circles
+    rx, ry = make(n_samples=n, noise=noise, random_state=seed, **extra)
+    assert np.array_equal(y, ry) and np.array_equal(x, rx)
+
+
 def test_noise_changes_the_data():
     quiet = load_dataset({"source": "sine", "noise": 0.0, "standardize": False})
     x, y = quiet.x_train[:, 0], quiet.y_train[:, 0]
