@@ -432,10 +432,12 @@ class DatasetPanel(QWidget):
         plot.setLabel("left", names[1])
         return plot
 
-    def _on_theme(self, _t) -> None:
+    def _on_theme(self, t) -> None:
+        from gui.views import restyle_plot  # lazy, as pyqtgraph is here
+
         for plot in (self.balance, self.scatter):
             if plot is not None:
-                plot.setBackground(theme.current().base)
+                restyle_plot(plot, t)
 
 
 def csv_columns(path: str, max_bytes: int = 65536) -> list[str]:

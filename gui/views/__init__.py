@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from engine.snapshots import ProbeInfo, Snapshot
+from gui import theme
 
 # Class colours (Tableau 10): the boundary, the scatter points and the legend agree.
 CLASS_COLORS = np.array([
@@ -74,6 +75,11 @@ class LiveView(QWidget):
         self._layout.addWidget(self._message)
         self.frames_drawn = 0
         self.show_message(IDLE_MESSAGE)
+        theme.add_listener(self._on_theme)  # held weakly: a closed view does not linger
+
+    def _on_theme(self, t) -> None:
+        for plot in self.findChildren(pg.PlotWidget):
+            restyle_plot(plot, t)
 
     def show_message(self, text: str | None) -> None:
         """A line of text above the plot, e.g. why the view has nothing to show for this model."""
@@ -133,6 +139,23 @@ class SparseLogAxis(pg.AxisItem):
             mant = 10 ** (v - np.floor(v + 1e-9))
             out.append(s if min(abs(mant - m) for m in (1, 2, 5, 10)) < 0.05 else "")
         return out
+
+
+def restyle_plot(w: pg.PlotWidget, t) -> None:
+    """Give an existing plot theme ``t``'s frame colours: background, axes, title, legend text.
+
+    pyqtgraph reads its configured colours only when an item is made, so after a theme switch
+    every plot already on screen is restyled here (the data colours stay as they are)."""
+    w.setBackground(t.base)
+    pi = w.getPlotItem()
+    for side in ("left", "bottom", "right", "top"):
+        axis = pi.getAxis(side)
+        axis.setPen(t.subtext)
+        axis.setTextPen(t.subtext)
+    if pi.titleLabel.text:
+        pi.titleLabel.setText(pi.titleLabel.text, color=t.subtext)
+    if pi.legend is not None:
+        pi.legend.setLabelTextColor(t.subtext)
 
 
 def make_plot(title: str | None = None, left: str | None = None, bottom: str | None = "epoch",

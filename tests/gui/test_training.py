@@ -20,6 +20,7 @@ import torch
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QEvent, QTimer  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.project import load_starter  # noqa: E402
@@ -277,6 +278,25 @@ def test_training_again_continues_the_history_until_the_weights_change(qtbot, wi
     assert ctl.train()
     wait_idle(qtbot, ctl)
     assert [r["epoch"] for r in ctl.history.epochs] == [1]
+
+
+def test_the_live_views_follow_a_theme_switch(win):
+    import pyqtgraph as pg
+
+    from gui import theme
+
+    plots = [p for v in win.training.views.values() for p in v.findChildren(pg.PlotWidget)]
+    assert len(plots) >= 8
+    try:
+        for name in ("dark", "light"):
+            t = theme.apply_theme(name, persist=False)
+            for p in plots:
+                assert p.backgroundBrush().color().name() == QColor(t.base).name()
+                axis = p.getPlotItem().getAxis("bottom")
+                assert axis.textPen().color().name() == QColor(t.subtext).name()
+                assert axis.labelStyle.get("color") == QColor(t.subtext).name()
+    finally:
+        theme.apply_theme("light", persist=False)
 
 
 def test_export_csv_and_tensorboard(qtbot, win, tmp_path):
