@@ -37,7 +37,7 @@ import torch
 from torch import fx, nn
 
 # Display caps: what a view can show usefully, and what crosses a process boundary 30 times a second.
-MAX_MATRIX = 128  # rows / columns of a weight heatmap
+MAX_MATRIX = 128  # rows / columns of a weight heatmap (larger matrices are pooled down to it)
 MAX_FILTERS = 64  # conv filters (output channels) and input channels shown
 MAX_PROBE_ROWS = 64  # probe samples kept for vector activations
 MAX_PROBE_IMAGES = 4  # probe samples kept for feature-map activations
@@ -531,9 +531,20 @@ def _probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, 1)
 
 
+def max_magnitude_pool(w: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``w`` (2-D) shrunk to ``size``: each cell is the entry of largest magnitude, sign kept, of
+    its block (adaptive pooling's blocks).  Unlike a crop it shows the whole matrix, and unlike an
+    average it does not wash positive and negative weights out to zero."""
+    w = w.float()
+    _, idx = torch.nn.functional.adaptive_max_pool2d(w.abs()[None, None], size, return_indices=True)
+    return w.reshape(-1)[idx.reshape(-1)].reshape(size)
+
+
 def _display_weight(w: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "linear" and w.dim() == 2:
-        return w[:MAX_MATRIX, :MAX_MATRIX].float()
+        if w.shape[0] > MAX_MATRIX or w.shape[1] > MAX_MATRIX:
+            return max_magnitude_pool(w, (min(w.shape[0], MAX_MATRIX), min(w.shape[1], MAX_MATRIX)))
+        return w.float()
     if kind == "conv":
         return w[:MAX_FILTERS, :MAX_FILTERS].float()
     flat = w.reshape(-1)

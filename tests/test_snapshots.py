@@ -7,6 +7,7 @@ softmax of the model's own output, histograms against their element count.
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -203,6 +204,51 @@ def test_run_job_sends_frames_when_asked_on_a_cpu():
     out.clear()
     run_job(_job(), lambda k, v: out.append((k, v)))  # the default: the runner builds snapshots itself
     assert not any(isinstance(v, WeightFrame) for _, v in out)
+
+
+def test_large_matrices_are_pooled_to_the_largest_magnitude_of_each_block():
+    from engine.snapshots import MAX_MATRIX, max_magnitude_pool
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(300, 200, generator=g)
+    w[17, 150] = -50.0  # the most salient weight must survive, sign and all
+    small = max_magnitude_pool(w, (MAX_MATRIX, MAX_MATRIX))
+    assert small.shape == (MAX_MATRIX, MAX_MATRIX) and (small == -50.0).sum() == 1
+    for i, j in [(0, 0), (5, 77), (MAX_MATRIX - 1, MAX_MATRIX - 1), (63, 100)]:
+        # adaptive pooling's block: rows floor(i*H/h) .. ceil((i+1)*H/h)
+        r0, r1 = (i * 300) // MAX_MATRIX, -((-(i + 1) * 300) // MAX_MATRIX)
+        c0, c1 = (j * 200) // MAX_MATRIX, -((-(j + 1) * 200) // MAX_MATRIX)
+        block = w[r0:r1, c0:c1]
+        assert small[i, j] == block.reshape(-1)[block.abs().argmax()]
+
+    # what a snapshot carries for such layers
+    ds = types.SimpleNamespace(task="classification", input_shape=(300,), n_outputs=2,
+                               x_train=torch.randn(64, 300, generator=g), y_train=torch.randint(0, 2, (64,), generator=g),
+                               x_val=torch.randn(16, 300, generator=g), y_val=torch.randint(0, 2, (16,), generator=g))
+    class Wide(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.relu1, self.fc2 = nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 2)
+
+        def forward(self, x):
+            return self.fc2(self.relu1(self.fc1(x)))
+
+    model = fx.symbolic_trace(Wide())
+    snap = SnapshotCollector(model, ds).collect()
+    expected = max_magnitude_pool(model.fc1.weight.detach(), (MAX_MATRIX, MAX_MATRIX))
+    np.testing.assert_array_equal(snap.weights["fc1"], expected.numpy())
+    assert snap.weights["fc2"].shape == (2, MAX_MATRIX)  # 2 x 200: only the long side shrinks
+
+
+def test_the_weights_view_says_what_its_picture_leaves_out():
+    from engine.snapshots import LayerInfo
+    from gui.views.weights_view import shown_note
+
+    lin = LayerInfo("fc1", "linear", (784, 300), 0, (-1.0, 1.0))
+    assert shown_note(lin, np.zeros((128, 128))) == " (pooled to 128×128)"
+    assert shown_note(LayerInfo("fc2", "linear", (64, 32), 0, (-1.0, 1.0)), np.zeros((64, 32))) == ""
+    conv = LayerInfo("c", "conv", (128, 96, 3, 3), 0, (-1.0, 1.0))
+    assert shown_note(conv, np.zeros((64, 64, 3, 3))) == " (first 64 of 128 filters, first 64 of 96 input channels)"
 
 
 def test_tap_module_shares_parameters_and_returns_every_node(moons):

@@ -27,6 +27,19 @@ def weight_image(w: np.ndarray, kind: str) -> np.ndarray:
     return pad.reshape(side, side)
 
 
+def shown_note(layer, w: np.ndarray) -> str:
+    """What the picture leaves out, if anything: pooled matrices, filters beyond the first."""
+    full = tuple(layer.weight_shape)
+    if layer.kind == "linear" and len(full) == 2 and tuple(w.shape) != full:
+        return f" (pooled to {w.shape[0]}×{w.shape[1]})"
+    if layer.kind == "conv" and len(full) >= 3:
+        parts = [f"first {w.shape[0]} of {full[0]} filters"] if w.shape[0] < full[0] else []
+        if w.shape[1] < full[1]:
+            parts.append(f"first {w.shape[1]} of {full[1]} input channels")
+        return f" ({', '.join(parts)})" if parts else ""
+    return ""
+
+
 class WeightsView(LiveView):
     title = "Weights"
 
@@ -105,7 +118,9 @@ class WeightsView(LiveView):
             r = self._levels[name] = max(float(np.nanmax(np.abs(img))) if np.isfinite(img).any() else 1.0, 1e-6) * 1.2
         self.matrix_img.setImage(img, autoLevels=False, levels=(-r, r))
         shape = "×".join(map(str, layer.weight_shape))
-        self.stats.setText(f"{shape}   mean |w| {snap.weight_mag.get(name, 0.0):.3g}")
+        self.stats.setText(f"{shape}{shown_note(layer, w)}   mean |w| {snap.weight_mag.get(name, 0.0):.3g}")
+        self.stats.setToolTip("Matrices larger than the view are pooled: each cell shows the largest-magnitude "
+                              "weight of its block. Conv layers with many filters show the first ones.")
 
         buf = frame.history.weight_hist.get(name)
         if buf is not None and len(buf) + (buf.last is not None) > 0:
