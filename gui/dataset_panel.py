@@ -14,10 +14,11 @@ import os
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout, QHBoxLayout, QHeaderView,
                                QLabel, QMenu, QPushButton, QScrollArea, QSpinBox, QTableView, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from engine.data.params import SPLIT_DEFAULTS
 from gui import dialogs, theme
 
 PREVIEW_ROWS = 200
@@ -124,6 +125,23 @@ class DatasetPanel(QWidget):
         self.apply_button = QPushButton("Apply settings")
         self.apply_button.clicked.connect(self.apply_params)
         self.param_widgets: dict[str, QWidget] = {}
+        self.split_host = QWidget()
+        self.split_form = QFormLayout(self.split_host)
+        self.split_form.setContentsMargins(0, 0, 0, 0)
+        self.val_box = self._percent_box("Share of the data held out to validate on, every epoch")
+        self.test_box = self._percent_box("Share held out for a final test, never used in training")
+        self.split_seed_box = QSpinBox()
+        self.split_seed_box.setRange(0, 1_000_000)
+        self.split_seed_box.setToolTip("Which rows go to which split (the data itself stays the same)")
+        self.stratify_box = QCheckBox("stratified")
+        self.stratify_box.setToolTip("Keep each class's share the same in every split")
+        self.standardize_box = QCheckBox("standardise inputs")
+        self.standardize_box.setToolTip("Scale each input to mean 0 and spread 1, fitted on the training split only")
+        self.split_form.addRow("validation", self.val_box)
+        self.split_form.addRow("test", self.test_box)
+        self.split_form.addRow("split seed", self.split_seed_box)
+        self.split_form.addRow(self.stratify_box)
+        self.split_form.addRow(self.standardize_box)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.RichText)
@@ -152,6 +170,10 @@ class DatasetPanel(QWidget):
         lay.addLayout(row)
         lay.addWidget(self.description)
         lay.addWidget(self.params_host)
+        split_title = QLabel("Split")
+        split_title.setObjectName("Muted")
+        lay.addWidget(split_title)
+        lay.addWidget(self.split_host)
         lay.addWidget(self.apply_button, 0, Qt.AlignRight)
         lay.addWidget(self.error)
         lay.addWidget(self.summary)
@@ -187,13 +209,45 @@ class DatasetPanel(QWidget):
             self.refresh()  # put the combo back on the data in use
         return ok
 
+    @staticmethod
+    def _percent_box(tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(0.0, 90.0)
+        box.setDecimals(1)
+        box.setSingleStep(5.0)
+        box.setSuffix(" %")
+        box.setToolTip(tip)
+        return box
+
+    def split_settings(self) -> dict:
+        """The split keys of a data spec, as the form shows them."""
+        return {"val_fraction": round(self.val_box.value() / 100.0, 4),
+                "test_fraction": round(self.test_box.value() / 100.0, 4),
+                "split_seed": int(self.split_seed_box.value()),
+                "stratify": self.stratify_box.isChecked(),
+                "standardize": self.standardize_box.isChecked()}
+
+    def _show_split(self, spec: dict) -> None:
+        values = {**SPLIT_DEFAULTS, **{k: spec[k] for k in SPLIT_DEFAULTS if k in spec}}
+        for w in (self.val_box, self.test_box, self.split_seed_box, self.stratify_box, self.standardize_box):
+            w.blockSignals(True)
+        self.val_box.setValue(100.0 * float(values["val_fraction"]))
+        self.test_box.setValue(100.0 * float(values["test_fraction"]))
+        self.split_seed_box.setValue(int(values["split_seed"]))
+        self.stratify_box.setChecked(bool(values["stratify"]))
+        self.standardize_box.setChecked(bool(values["standardize"]))
+        for w in (self.val_box, self.test_box, self.split_seed_box, self.stratify_box, self.standardize_box):
+            w.blockSignals(False)
+        ds = self.doc.dataset
+        self.stratify_box.setEnabled(ds is None or ds.task == "classification")
+
     def apply_params(self) -> None:
-        source = self.doc.project.data.get("source")
-        if source not in self._by_name:
-            return
+        """Reload the data with the form's settings: one undoable step, or a sentence if they do not work."""
         spec = dict(self.doc.project.data)
-        for key, w in self.param_widgets.items():
-            spec[key] = w.currentText() if isinstance(w, QComboBox) else w.value()
+        if spec.get("source") in self._by_name:
+            for key, w in self.param_widgets.items():
+                spec[key] = w.currentText() if isinstance(w, QComboBox) else w.value()
+        spec.update(self.split_settings())
         if spec != self.doc.project.data:
             self.use_spec(spec)
 
@@ -259,6 +313,7 @@ class DatasetPanel(QWidget):
         info = self._by_name.get(source)
         self.description.setText(info["description"] if info else f"Imported {source} data.")
         self._build_params(info, spec)
+        self._show_split(spec)
         ds = self.doc.dataset
         if self.doc.dataset_error:
             self.error.setText(f"✖ {self.doc.dataset_error}")
@@ -311,7 +366,6 @@ class DatasetPanel(QWidget):
             self.param_widgets[key] = w
             self.params_form.addRow(key.replace("_", " "), w)
         self.params_host.setVisible(bool(self.param_widgets))
-        self.apply_button.setVisible(bool(self.param_widgets))
 
     def _ensure_balance(self):
         if self.balance is None:

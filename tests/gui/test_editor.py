@@ -590,6 +590,33 @@ def test_dataset_choice_is_undoable_and_input_adapts(window, dlg):
     assert doc.project.data["source"] == "moons"
 
 
+def test_split_settings_reload_the_data_as_one_undoable_step(window, dlg):
+    doc = window.document
+    panel = window.dataset_panel
+    n = len(doc.dataset.x_train) + len(doc.dataset.x_val) + len(doc.dataset.x_test)
+    assert panel.val_box.value() == pytest.approx(20.0) and panel.stratify_box.isChecked()
+    panel.val_box.setValue(30.0)
+    panel.test_box.setValue(10.0)
+    panel.split_seed_box.setValue(7)
+    panel.apply_button.click()
+    settle(window)
+    spec = doc.project.data
+    assert (spec["val_fraction"], spec["test_fraction"], spec["split_seed"]) == (0.3, 0.1, 7)
+    counts = doc.dataset.summary()["counts"]
+    assert (counts["val"], counts["test"], counts["train"]) == (round(0.3 * n), round(0.1 * n), n - round(0.4 * n))
+    assert f"validation {counts['val']:,}" in panel.summary.text()
+    doc.undo_stack.undo()
+    settle(window)
+    assert doc.project.data.get("val_fraction", 0.2) == 0.2 and panel.val_box.value() == pytest.approx(20.0)
+    # settings that leave nothing to train on: a sentence, and the data stays as it was
+    panel.val_box.setValue(90.0)
+    panel.test_box.setValue(90.0)
+    panel.apply_button.click()
+    settle(window)
+    assert dlg.errors and doc.project.data.get("val_fraction", 0.2) == 0.2
+    assert panel.val_box.value() == pytest.approx(20.0)  # the form shows the data in use again
+
+
 def test_dataset_import_csv_with_target_chooser(window, tmp_path, monkeypatch):
     csv = tmp_path / "pets.csv"
     rows = ["weight,height,kind"] + [f"{w},{h},{'cat' if w < 6 else 'dog'}" for w, h in
