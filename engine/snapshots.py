@@ -259,6 +259,10 @@ class SnapshotCollector:
         # the floating-point state (parameters, running statistics) in state_dict order: what a frame carries
         self._state_tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
         self.state_size = sum(t.numel() for t in self._state_tensors)
+        # flat views of an all-float32, contiguous state stay valid: the optimiser updates in place
+        self._flat_views = ([t.detach().view(-1) for t in self._state_tensors]
+                            if self._state_tensors and all(t.dtype == torch.float32 and t.is_contiguous()
+                                                           for t in self._state_tensors) else None)
         self._tap_handles: dict[int, Any] = {}
         self._tapped: dict[int, torch.Tensor] = {}
         self.grad_scaler = None  # a GradScaler whose scale divides tapped norms (fp16 AMP)
@@ -389,7 +393,10 @@ class SnapshotCollector:
         the model turns it into the full ``Snapshot``."""
         with torch.no_grad():
             grad_norms = self._grad_norms()
-            flat = pack_state(self._state_tensors)
+            if self._flat_views is not None:  # the common case: one kernel, no per-tensor conversions
+                flat = torch.cat(self._flat_views).cpu().numpy()
+            else:
+                flat = pack_state(self._state_tensors)
         return WeightFrame(step=int(step), epoch=float(epoch), samples=int(samples), elapsed_s=float(elapsed_s),
                            train_loss=None if train_loss is None else float(train_loss),
                            lr=None if lr is None else float(lr), state=flat, grad_norms=grad_norms)
@@ -453,10 +460,11 @@ class SnapshotCollector:
                 norms = [n / scale.reshape(()) for n in norms]
         if not norms:
             return {}
-        sq = torch.zeros(len(self._layers), device=norms[0].device)
-        sq.index_add_(0, torch.tensor(owners, device=norms[0].device), torch.stack(norms).float() ** 2)
-        per_layer = sq.sqrt().cpu().numpy()
-        return {self._layers[i][0]: float(per_layer[i]) for i in sorted(set(owners))}
+        # one stack and one transfer; the few per-layer sums are cheaper in Python than as kernels
+        sq: dict[int, float] = {}
+        for i, v in zip(owners, torch.stack(norms).tolist()):
+            sq[i] = sq.get(i, 0.0) + v * v
+        return {self._layers[i][0]: math.sqrt(total) for i, total in sorted(sq.items())}
 
     def _forward(self, snap: Snapshot, activations: bool) -> None:
         """One forward pass over [probe batch; boundary grid or curve]: activations, boundary, curve."""

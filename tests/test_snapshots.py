@@ -335,10 +335,12 @@ def test_run_job_reports_a_whole_run():
     assert fin["reason"] == "completed" and len(fin["history"]) == 3
     final = state_from_numpy(fin["weights"])
     assert all(torch.isfinite(v).all() for v in final.values())
-    # the first checkpoint is the seeded initial weights
+    # the first checkpoint is the seeded initial weights; the last one, the weights the run ended with
     init = initial_weights(_job().graph, _job().context, 0)
     for k, v in state_from_numpy(cps[0]["weights"]).items():
         assert torch.equal(v, init[k])
+    for k, v in state_from_numpy(cps[-1]["weights"]).items():
+        assert torch.equal(v, final[k]) and not torch.equal(v, init[k])
 
 
 def test_same_seed_same_initial_weights():
