@@ -186,6 +186,21 @@ class MoveNodesCommand(GraphCommand):
             self.graph.move(nid, old)
 
 
+class NudgeNodesCommand(MoveNodesCommand):
+    """Arrow-key moves: a run of nudges of the same selection is one undo step (Qt merges them)."""
+
+    ID = 0x4E55  # "NU"
+
+    def id(self) -> int:
+        return self.ID
+
+    def mergeWith(self, other) -> bool:
+        if not isinstance(other, NudgeNodesCommand) or other.moves.keys() != self.moves.keys():
+            return False
+        self.moves = {k: (self.moves[k][0], other.moves[k][1]) for k in self.moves}
+        return True
+
+
 class RecordedCommand(GraphCommand):
     """Runs an engine function that edits the graph and returns its own undo function
     (``engine.fixes.apply_fix``, ``insert_on_edge``).
@@ -363,6 +378,20 @@ def move_nodes(doc, positions: dict[str, tuple[float, float]], text: str = "") -
     if not moves:
         return False
     doc.undo_stack.push(MoveNodesCommand(doc, moves, text))
+    return True
+
+
+def nudge_nodes(doc, node_ids: list[str], dx: float, dy: float) -> bool:
+    """Move these nodes by (dx, dy); repeated nudges of one selection undo as one step."""
+    if not node_ids:
+        return False
+    moves = {}
+    for nid in node_ids:
+        x, y = doc.graph.node(nid).pos
+        moves[nid] = ((x, y), (x + dx, y + dy))
+    n = len(moves)
+    text = f"Move {doc.graph.node(node_ids[0]).name}" if n == 1 else f"Move {n} layers"
+    doc.undo_stack.push(NudgeNodesCommand(doc, moves, text))
     return True
 
 

@@ -79,6 +79,12 @@ class LayerTree(QTreeWidget):
         drag.exec(Qt.CopyAction)
 
 
+def layer_matches(spec: LayerSpec, words: list[str]) -> bool:
+    """True if every (lower-case) word is in the layer's name, category or description."""
+    hay = f"{spec.type} {spec.category} {spec.description}".lower()
+    return all(w in hay for w in words)
+
+
 class Palette(QWidget):
     """Emits ``addRequested(type)`` on double-click (or Enter)."""
 
@@ -90,7 +96,7 @@ class Palette(QWidget):
         self.search.setPlaceholderText("Search layers…")
         self.search.setClearButtonEnabled(True)
         self.tree = LayerTree()
-        hint = QLabel("Drag a layer onto the canvas, or double-click it.")
+        hint = QLabel("Drag a layer onto the canvas, or double-click it. Double-click the canvas to search.")
         hint.setObjectName("Muted")
         hint.setWordWrap(True)
         lay = QVBoxLayout(self)
@@ -143,9 +149,7 @@ class Palette(QWidget):
             any_visible = False
             for j in range(top.childCount()):
                 child = top.child(j)
-                spec = REGISTRY.get(child.data(0, TYPE_ROLE))
-                hay = f"{spec.type} {spec.category} {spec.description}".lower()
-                visible = all(w in hay for w in words)
+                visible = layer_matches(REGISTRY.get(child.data(0, TYPE_ROLE)), words)
                 child.setHidden(not visible)
                 any_visible |= visible
             top.setHidden(not any_visible)

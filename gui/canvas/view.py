@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QGraphicsView
 
@@ -46,6 +46,8 @@ class GraphView(QGraphicsView):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setMouseTracking(True)
         self._hint_state = None
+        self._quick_add = None
+        self._quick_add_pos = QPointF()
         scene.doc.graphChanged.connect(self._check_hint)
         self.zoomChanged.connect(self._zoom_detail)
 
@@ -162,10 +164,46 @@ class GraphView(QGraphicsView):
             return
         super().mouseReleaseEvent(event)
 
+    # ------------------------------------------------------------------ quick add
+    def mouseDoubleClickEvent(self, event) -> None:
+        pos = event.position().toPoint()
+        if event.button() == Qt.LeftButton and self.itemAt(pos) is None:  # empty canvas
+            self.quick_add_at(self.mapToScene(pos), self.viewport().mapToGlobal(pos))
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def quick_add_at(self, scene_pos: QPointF, global_pos):
+        """Open the quick-add search; the layer picked there is added at ``scene_pos``."""
+        from gui.canvas.quick_add import QuickAdd
+
+        if self._quick_add is None:
+            self._quick_add = QuickAdd(self)
+            self._quick_add.chosen.connect(self._quick_add_chosen)
+        self._quick_add_pos = scene_pos
+        self._quick_add.popup(global_pos)
+        return self._quick_add
+
+    @Slot(str)
+    def _quick_add_chosen(self, type_name: str) -> None:
+        self.graph_scene.add_layer(type_name, self._quick_add_pos)
+        self.setFocus()
+
+    NUDGE = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, -1), Qt.Key_Down: (0, 1)}
+
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(Qt.OpenHandCursor)
+            event.accept()
+            return
+        step = self.NUDGE.get(event.key())
+        ids = self.graph_scene.selected_node_ids() if step and self.scene().focusItem() is None else []
+        if ids:  # arrow keys nudge the selection by one grid step, five with Shift
+            from gui.commands import nudge_nodes
+
+            d = GRID * (5 if event.modifiers() & Qt.ShiftModifier else 1)
+            nudge_nodes(self.graph_scene.doc, ids, step[0] * d, step[1] * d)
             event.accept()
             return
         super().keyPressEvent(event)

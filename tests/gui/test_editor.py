@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.project import load_starter  # noqa: E402
 from gui import dialogs, theme  # noqa: E402
-from gui.canvas.node_item import NodeItem  # noqa: E402
+from gui.canvas.node_item import GRID, NodeItem  # noqa: E402
 from gui.commands import (AddNodeCommand, ConnectCommand, RemoveNodeCommand, SetParamCommand,  # noqa: E402
                           auto_layout)
 from gui.document import Document  # noqa: E402
@@ -474,6 +474,62 @@ def test_keyboard_shortcuts_on_the_canvas(window):
     QTest.keySequence(window.view, QKeySequence(QKeySequence.Redo))
     settle(window)
     assert len(g.nodes) == n - 1
+
+
+def test_double_click_on_empty_canvas_finds_and_adds_a_layer_there(window):
+    doc = window.document
+    window.view.fit_to_view()
+    settle(window)
+    empty = window.scene.nodes_rect().bottomRight() + QPointF(200, 150)
+    vp_pos = viewport_pos(window, empty)
+    n = len(doc.graph.nodes)
+    QTest.mouseDClick(window.view.viewport(), Qt.LeftButton, Qt.NoModifier, vp_pos)
+    popup = window.view._quick_add
+    assert popup is not None and popup.isVisible()
+    QTest.keyClicks(popup.edit, "batchnorm")
+    assert popup.visible_types() == ["BatchNorm1d", "BatchNorm2d"]
+    QTest.keyClick(popup.edit, Qt.Key_Down)  # the second match
+    QTest.keyClick(popup.edit, Qt.Key_Return)
+    settle(window)
+    assert not popup.isVisible() and len(doc.graph.nodes) == n + 1
+    node = doc.graph.nodes[-1]
+    assert node.type == "BatchNorm2d"
+    centre = window.scene.nodes[node.id].sceneBoundingRect().center()
+    assert abs(centre.x() - empty.x()) <= GRID + 1 and abs(centre.y() - empty.y()) <= GRID + 10  # where clicked
+    doc.undo_stack.undo()
+    assert len(doc.graph.nodes) == n
+    # Escape adds nothing; words match descriptions too
+    window.view.quick_add_at(empty, window.view.viewport().mapToGlobal(vp_pos))
+    QTest.keyClicks(popup.edit, "negative zero")
+    assert "ReLU" in popup.visible_types()
+    QTest.keyClick(popup.edit, Qt.Key_Escape)
+    assert not popup.isVisible() and len(doc.graph.nodes) == n
+
+
+def test_arrow_keys_nudge_the_selection_and_a_run_of_nudges_undoes_at_once(window):
+    doc = window.document
+    a, b = item_of(window, "fc1"), item_of(window, "relu1")
+    a.setSelected(True)
+    b.setSelected(True)
+    start = {n: doc.graph.node(n).pos for n in (a.node_id, b.node_id)}
+    depth = doc.undo_stack.count()
+    window.view.setFocus()
+    for key in (Qt.Key_Right, Qt.Key_Right, Qt.Key_Down):
+        QTest.keyClick(window.view, key)
+    QTest.keyClick(window.view, Qt.Key_Left, Qt.ShiftModifier)  # five grid steps
+    settle(window)
+    for n, (x, y) in start.items():
+        assert doc.graph.node(n).pos == (x + 2 * GRID - 5 * GRID, y + GRID)
+    assert doc.undo_stack.count() == depth + 1  # one step, however many presses
+    doc.undo_stack.undo()
+    settle(window)
+    assert {n: doc.graph.node(n).pos for n in start} == start
+    assert item_of(window, "fc1").pos().x() == start[a.node_id][0]  # the canvas follows the graph
+    a.setSelected(False)
+    b.setSelected(False)
+    before = doc.graph.to_dict()
+    QTest.keyClick(window.view, Qt.Key_Right)  # nothing selected: arrows do not edit
+    assert doc.graph.to_dict() == before
 
 
 def test_rubber_band_and_drag_move_is_one_undo_step(window):

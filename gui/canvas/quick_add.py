@@ -1,0 +1,95 @@
+"""Quick add: double-click empty canvas, type a few letters, press Enter - the layer appears there.
+
+A small popup with a search field over the layer catalog (the palette's matching: name,
+category or description).  Up/Down move through the matches, Enter or a click adds the
+highlighted one, Escape or a click elsewhere closes it.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QPoint, Qt, Signal
+from PySide6.QtWidgets import QFrame, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from engine.layers import REGISTRY
+from gui import theme
+from gui.palette import layer_matches, swatch
+
+
+class QuickAdd(QFrame):
+    """Emits ``chosen(type)`` and closes when a layer is picked."""
+
+    chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent, Qt.Popup)
+        self.setFrameShape(QFrame.StyledPanel)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("Add a layer: type to search…")
+        self.list = QListWidget()
+        self.list.setUniformItemSizes(True)
+        for specs in REGISTRY.categories().values():
+            for spec in specs:
+                item = QListWidgetItem(swatch(theme.category_color(spec.category)), f"{spec.type}")
+                item.setData(Qt.UserRole, spec.type)
+                item.setToolTip(f"{spec.category}: {spec.description}")
+                self.list.addItem(item)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(4)
+        lay.addWidget(self.edit)
+        lay.addWidget(self.list)
+        self.resize(240, 300)
+        self.edit.textChanged.connect(self.filter)
+        self.edit.installEventFilter(self)
+        self.list.itemActivated.connect(self._pick)
+        self.list.itemClicked.connect(self._pick)
+        self.filter("")
+
+    def visible_types(self) -> list[str]:
+        return [self.list.item(i).data(Qt.UserRole) for i in range(self.list.count())
+                if not self.list.item(i).isHidden()]
+
+    def filter(self, text: str) -> None:
+        words = text.lower().split()
+        first = None
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            visible = layer_matches(REGISTRY.get(item.data(Qt.UserRole)), words)
+            item.setHidden(not visible)
+            if visible and first is None:
+                first = item
+        self.list.setCurrentItem(first)
+
+    def popup(self, global_pos: QPoint) -> None:
+        self.edit.clear()
+        self.move(global_pos)
+        self.show()
+        self.edit.setFocus()
+
+    def eventFilter(self, obj, event) -> bool:
+        # the search field keeps the focus; the arrow keys and Enter act on the list
+        if obj is self.edit and event.type() == QEvent.KeyPress:
+            key = event.key()
+            if key in (Qt.Key_Down, Qt.Key_Up):
+                self._step(1 if key == Qt.Key_Down else -1)
+                return True
+            if key in (Qt.Key_Return, Qt.Key_Enter):
+                if self.list.currentItem() is not None and not self.list.currentItem().isHidden():
+                    self._pick(self.list.currentItem())
+                return True
+            if key == Qt.Key_Escape:
+                self.close()
+                return True
+        return super().eventFilter(obj, event)
+
+    def _step(self, d: int) -> None:
+        rows = [i for i in range(self.list.count()) if not self.list.item(i).isHidden()]
+        if not rows:
+            return
+        cur = self.list.currentRow()
+        k = rows.index(cur) + d if cur in rows else 0
+        self.list.setCurrentRow(rows[max(0, min(len(rows) - 1, k))])
+
+    def _pick(self, item: QListWidgetItem) -> None:
+        type_name = item.data(Qt.UserRole)
+        self.close()
+        self.chosen.emit(type_name)
