@@ -292,7 +292,25 @@ class NodeItem(QGraphicsItem):
     def set_port_detail(self, visible: bool) -> None:
         """Ports are hidden when zoomed far out: a thousand invisible dots still cost paint calls."""
         for p in (*self.inputs.values(), *self.outputs.values()):
+            p.setScale(1.0)
             p.setVisible(visible)
+
+    # Zoomed far out, the hovered layer still shows its ports, at their usual size on screen, so a
+    # connection can start there (and end on any layer's body: the drag picks its best port).
+    def hoverEnterEvent(self, event) -> None:
+        scene = self.scene()
+        if scene is not None and not scene.port_detail:
+            scale = 1.0 / max(getattr(scene, "zoom", 1.0), 1e-3)
+            for p in (*self.inputs.values(), *self.outputs.values()):
+                p.setScale(scale)
+                p.setVisible(True)
+        super().hoverEnterEvent(event)
+
+    def hoverLeaveEvent(self, event) -> None:
+        scene = self.scene()
+        if scene is not None and not scene.port_detail:
+            self.set_port_detail(False)
+        super().hoverLeaveEvent(event)
 
     def refresh_theme(self) -> None:
         self.category_color = theme.category_color(self.spec.category)

@@ -45,6 +45,7 @@ class GraphScene(QGraphicsScene):
         self._overlay_nodes: set[str] = set()
         self._paste_count = 0
         self.port_detail = True
+        self.zoom = 1.0  # the view's, for items that keep a size on screen (ports revealed when zoomed out)
         self.setSceneRect(QRectF(-SCENE_EXTENT, -SCENE_EXTENT, 2 * SCENE_EXTENT, 2 * SCENE_EXTENT))
         self.setItemIndexMethod(QGraphicsScene.NoIndex)
         doc.graphEvent.connect(self._on_graph_event)
@@ -263,7 +264,6 @@ class GraphScene(QGraphicsScene):
         # Qt's exit-time clean-up deletes it after Python has gone (SIGSEGV on quit after a copy).
         QApplication.clipboard().setText(json.dumps(fragment, indent=1))
         self._paste_count = 0
-        self.port_detail = True
         return True
 
     def cut_selection(self) -> None:

@@ -52,6 +52,7 @@ class GraphView(QGraphicsView):
         self.zoomChanged.connect(self._zoom_detail)
 
     def _zoom_detail(self, z: float) -> None:
+        self.graph_scene.zoom = z
         self.graph_scene.set_port_detail(z >= LOW_DETAIL)
 
     def _hint_kind(self) -> str:

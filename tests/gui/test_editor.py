@@ -198,6 +198,38 @@ def test_port_drag_creates_edge(window):
     assert window.scene.preview_items() == []  # the preview pipe is gone
 
 
+def test_zoomed_far_out_the_hovered_layer_shows_its_ports_and_connects(window):
+    doc = window.document
+    doc.new(None)  # Input and Output only
+    settle(window)
+    g = doc.graph
+    doc.push(AddNodeCommand(doc, "Linear", {"units": "auto"}, (280, 0)))
+    settle(window)
+    inp, fc = window.scene.nodes[g.node_by_name("input1").id], window.scene.nodes[g.node_by_name("fc1").id]
+    window.view.fit_to_view()
+    window.view.set_zoom(0.2, inp.sceneBoundingRect().center())
+    settle(window)
+    port = inp.outputs["out"]
+    assert not window.scene.port_detail and not port.isVisible()
+    vp = window.view.viewport()
+    QTest.mouseMove(vp, viewport_pos(window, inp.sceneBoundingRect().center()))
+    settle(window)
+    assert port.isVisible() and port.scale() == pytest.approx(5.0, rel=0.05)
+    assert port.sceneBoundingRect().width() * window.view.zoom() >= 15  # big enough to grab on screen
+    # drag from the revealed port to the other layer's body: its input is chosen
+    a = viewport_pos(window, port.scenePos())
+    b = viewport_pos(window, fc.sceneBoundingRect().center())
+    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, a)
+    for k in range(1, 5):
+        QTest.mouseMove(vp, a + (b - a) * (k / 4.0))
+    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, b)
+    settle(window)
+    assert [(e.src, e.dst) for e in g.edges] == [(inp.node_id, fc.node_id)]
+    QTest.mouseMove(vp, QPoint(2, 2))  # away from every layer: the ports hide again
+    settle(window)
+    assert not port.isVisible() and port.scale() == 1.0
+
+
 def test_invalid_connection_is_refused_with_reason(window):
     doc = window.document
     g = doc.graph
