@@ -72,6 +72,27 @@ def test_csv_semicolon_delimiter_is_sniffed(tmp_path):
     assert ds.feature_names == ["a", "b"] and ds.class_names == ["x", "z"]
 
 
+def test_decimal_comma_files_are_read_as_numbers(tmp_path):
+    """1,5 means 1.5 in a ;-delimited European file: numbers, not 18 one-hot categories."""
+    rows = ["a;b;y"] + [f"{i},5;{10 - i},25;{'x' if i % 2 else 'z'}" for i in range(8)]
+    p = write(tmp_path / "eu.csv", "\n".join(rows) + "\n")
+    ds = load_dataset(csv_spec(p, target="y", standardize=False, val_fraction=0.0))
+    assert ds.feature_names == ["a", "b"]
+    got = sorted(map(tuple, ds.x_train.tolist()))
+    assert got == sorted((i + 0.5, 10 - i + 0.25) for i in range(8))
+    # said explicitly, and refused where the choice makes no sense
+    same = load_dataset(csv_spec(p, target="y", standardize=False, val_fraction=0.0, decimal=","))
+    assert sorted(map(tuple, same.x_train.tolist())) == got
+    with pytest.raises(DataError, match="decimal"):
+        load_dataset(csv_spec(p, target="y", decimal=";"))
+
+
+def test_a_comma_delimited_file_keeps_its_commas_as_delimiters(tmp_path):
+    p = write(tmp_path / "us.csv", "a,b,y\n1,5,x\n2,6,z\n3,7,x\n4,8,z\n")
+    ds = load_dataset(csv_spec(p, target="y", standardize=False, val_fraction=0.0))
+    assert ds.feature_names == ["a", "b"] and sorted(ds.x_train[:, 0].tolist()) == [1, 2, 3, 4]
+
+
 def test_categorical_column_is_one_hot_encoded(tmp_path):
     p = write(tmp_path / "c.csv",
               "size,colour,y\n1,red,0\n2,blue,1\n3,green,0\n4,red,1\n5,blue,0\n")

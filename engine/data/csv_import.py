@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "target": None,          # column name, column index, or a list of names (several regression targets); None = last column
     "header": "auto",        # "auto" | true | false
     "delimiter": "auto",     # "auto" sniffs among , ; tab |
+    "decimal": "auto",       # "auto" | "." | ",": "auto" takes "1,5" as 1.5 in files not delimited by commas
     "categorical": "onehot",  # "onehot" | "reject"
     "task": "auto",          # "auto" | "classification" | "regression"
     "ignore": [],            # columns left out of the features (ids, free text)
@@ -69,7 +71,22 @@ def _read_text(path: str) -> str:
         return raw.decode("latin-1")
 
 
-def _parse_rows(text: str, path: str, delimiter: str) -> tuple[list[list[str]], list[int]]:
+_COMMA_DECIMAL = re.compile(r"^[+-]?\d*,\d+([eE][+-]?\d+)?$")
+_POINT_DECIMAL = re.compile(r"^[+-]?\d*\.\d+([eE][+-]?\d+)?$")
+
+
+def _uses_decimal_comma(rows: list[list[str]]) -> bool:
+    """European spreadsheets write 1,5 for 1.5 (and then delimit with ;).  Decided on the
+    whole file: some cell must look like a decimal-comma number and none like a decimal-point one."""
+    comma = point = False
+    for row in rows[:2000]:
+        for cell in row:
+            comma = comma or bool(_COMMA_DECIMAL.match(cell))
+            point = point or bool(_POINT_DECIMAL.match(cell))
+    return comma and not point
+
+
+def _parse_rows(text: str, path: str, delimiter: str, decimal: str = ".") -> tuple[list[list[str]], list[int]]:
     if delimiter == "auto":
         try:
             delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
@@ -88,6 +105,8 @@ def _parse_rows(text: str, path: str, delimiter: str) -> tuple[list[list[str]], 
                         "check the quotes on that line.") from e
     if not rows:
         raise DataError(f"{path}: the file is empty; it needs a header row and data rows.")
+    if decimal == "," or (decimal == "auto" and delimiter != "," and _uses_decimal_comma(rows)):
+        rows = [[c.replace(",", ".") if _COMMA_DECIMAL.match(c) else c for c in row] for row in rows]
     width = len(rows[0])
     for row, line in zip(rows, lines):
         if len(row) != width:
@@ -208,6 +227,7 @@ def load_csv(spec: dict, base_dir=None) -> dict:
     delimiter = spec.get("delimiter", "auto")
     if not isinstance(delimiter, str) or (delimiter != "auto" and len(delimiter) != 1):
         raise DataError(f"data spec (csv): 'delimiter' must be \"auto\" or one character, got {delimiter!r}.")
+    decimal = get_choice(spec, "decimal", "auto", ("auto", ".", ","))
     categorical = get_choice(spec, "categorical", "onehot", ("onehot", "reject"))
     task = get_choice(spec, "task", "auto", ("auto", "classification", "regression"))
     max_categories = get_int(spec, "max_categories", 50, minimum=2)
@@ -215,7 +235,7 @@ def load_csv(spec: dict, base_dir=None) -> dict:
     if not isinstance(ignore, list):
         ignore = [ignore]
 
-    rows, lines = _parse_rows(_read_text(path), path, delimiter)
+    rows, lines = _parse_rows(_read_text(path), path, delimiter, decimal)
     has_header = detect_header(rows) if header == "auto" else header
     width = len(rows[0])
     names = _column_names(rows[0] if has_header else None, width)
