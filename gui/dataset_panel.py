@@ -247,7 +247,15 @@ class DatasetPanel(QWidget):
         if spec.get("source") in self._by_name:
             for key, w in self.param_widgets.items():
                 spec[key] = w.currentText() if isinstance(w, QComboBox) else w.value()
-        spec.update(self.split_settings())
+        split = self.split_settings()
+        held_out = split["val_fraction"] + split["test_fraction"]
+        if held_out >= 1.0:  # said in the form's own terms (the engine's sentence names spec keys)
+            dialogs.show_error(self, "Cannot split the data this way",
+                               f"Validation and test together take {100 * held_out:.0f} % of the data, which "
+                               "leaves nothing to train on. Keep their sum below 100 % (e.g. 20 % and 10 %).")
+            self._show_split(self.doc.project.data)
+            return
+        spec.update(split)
         if spec != self.doc.project.data:
             self.use_spec(spec)
 

@@ -702,6 +702,7 @@ def test_split_settings_reload_the_data_as_one_undoable_step(window, dlg):
     panel.apply_button.click()
     settle(window)
     assert dlg.errors and doc.project.data.get("val_fraction", 0.2) == 0.2
+    assert "180 %" in dlg.errors[-1][1] and "below 100 %" in dlg.errors[-1][1]  # in the form's terms
     assert panel.val_box.value() == pytest.approx(20.0)  # the form shows the data in use again
 
 
