@@ -199,12 +199,7 @@ class DatasetPanel(QWidget):
             self.use_spec({"source": name, **self._by_name[name]["params"]})
 
     def use_spec(self, spec: dict) -> bool:
-        from PySide6.QtWidgets import QApplication
-        QApplication.setOverrideCursor(Qt.WaitCursor)
-        try:
-            ok = self.doc.set_data_spec(spec, parent=self)
-        finally:
-            QApplication.restoreOverrideCursor()
+        ok = self.doc.set_data_spec(spec, parent=self)  # loads off the GUI thread (gui/busy.py)
         if not ok:
             self.refresh()  # put the combo back on the data in use
         return ok

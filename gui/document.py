@@ -230,11 +230,16 @@ class Document(QObject):
         self.datasetChanged.emit(dataset)
 
     def set_data_spec(self, spec: dict, parent=None) -> bool:
-        """Switch to another dataset as one undoable step; bad data shows a sentence and changes nothing."""
-        from gui import dialogs
+        """Switch to another dataset as one undoable step; bad data shows a sentence and changes nothing.
+
+        The data loads on a worker thread (a big image folder takes a while): the window keeps
+        painting, and after a moment a dialog offers to cancel."""
+        from gui import busy, dialogs
         from gui.commands import SetDataSpecCommand
         try:
-            dataset = self.load_data(spec)
+            dataset = busy.run_busy(parent, "Loading the data…", lambda: self.load_data(spec))
+        except busy.Cancelled:
+            return False
         except LayerLabError as exc:
             dialogs.show_error(parent, "Cannot load the data", str(exc))
             return False

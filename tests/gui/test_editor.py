@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zipfile
 
 import pytest
@@ -676,6 +677,37 @@ def test_dataset_choice_is_undoable_and_input_adapts(window, dlg):
     assert not doc.set_data_spec({"source": "csv", "path": "/nonexistent.csv"})
     assert dlg.errors and "not found" in dlg.errors[-1][1]
     assert doc.project.data["source"] == "moons"
+
+
+def test_slow_data_loads_keep_the_window_alive_and_can_be_cancelled(window, dlg, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    doc, panel = window.document, window.dataset_panel
+    real = doc.load_data
+
+    def slow(spec, *a, **k):  # a big image folder, say
+        time.sleep(0.8)
+        return real(spec, *a, **k)
+
+    monkeypatch.setattr(doc, "load_data", slow)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(50)
+    assert panel.use_spec({"source": "circles"})  # waits, but the event loop runs meanwhile
+    timer.stop()
+    assert doc.project.data["source"] == "circles" and len(ticks) >= 5
+
+    def cancel():
+        for d in QApplication.topLevelWidgets():
+            if isinstance(d, QProgressDialog) and d.isVisible():
+                next(b for b in d.findChildren(QPushButton) if "Cancel" in b.text()).click()
+
+    QTimer.singleShot(500, cancel)
+    assert not panel.use_spec({"source": "xor"})
+    assert doc.project.data["source"] == "circles" and not dlg.errors  # nothing changed, nothing to report
+    assert panel.combo.currentData() == "circles"
 
 
 def test_split_settings_reload_the_data_as_one_undoable_step(window, dlg):
