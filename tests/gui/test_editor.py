@@ -99,16 +99,28 @@ def viewport_pos(window, scene_pos: QPointF) -> QPoint:
     return window.view.mapFromScene(scene_pos)
 
 
-def drag_ports(window, src_port, dst_port) -> None:
-    """Press on one port, move in steps, release on the other: the real mouse path."""
+def drag(window, a: QPoint, b: QPoint) -> None:
+    """Press at viewport point ``a``, move in steps, release at ``b``: the real mouse path."""
     vp = window.view.viewport()
-    a = viewport_pos(window, src_port.scenePos())
-    b = viewport_pos(window, dst_port.scenePos())
     QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, a)
     for k in range(1, 5):
         QTest.mouseMove(vp, a + (b - a) * (k / 4.0))
     QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, b)
     settle(window)
+
+
+def drag_ports(window, src_port, dst_port) -> None:
+    drag(window, viewport_pos(window, src_port.scenePos()), viewport_pos(window, dst_port.scenePos()))
+
+
+def input_linear_output(window):
+    """A fresh document: Input, Output and one unconnected Linear(auto) 'fc1'."""
+    doc = window.document
+    doc.new(None)  # Input and Output only
+    settle(window)
+    doc.push(AddNodeCommand(doc, "Linear", {"units": "auto"}, (280, 0)))
+    settle(window)
+    return doc.graph
 
 
 def node_by_name(window, name):
@@ -180,11 +192,7 @@ def test_palette_double_click_and_search(window, qtbot):
 
 def test_port_drag_creates_edge(window):
     doc = window.document
-    doc.new(None)  # Input and Output only
-    settle(window)
-    g = doc.graph
-    doc.push(AddNodeCommand(doc, "Linear", {"units": "auto"}, (280, 0)))
-    settle(window)
+    g = input_linear_output(window)
     inp, out, fc = g.node_by_name("input1"), g.node_by_name("output1"), g.node_by_name("fc1")
     window.view.fit_to_view()
     settle(window)
@@ -200,12 +208,7 @@ def test_port_drag_creates_edge(window):
 
 
 def test_zoomed_far_out_the_hovered_layer_shows_its_ports_and_connects(window):
-    doc = window.document
-    doc.new(None)  # Input and Output only
-    settle(window)
-    g = doc.graph
-    doc.push(AddNodeCommand(doc, "Linear", {"units": "auto"}, (280, 0)))
-    settle(window)
+    g = input_linear_output(window)
     inp, fc = window.scene.nodes[g.node_by_name("input1").id], window.scene.nodes[g.node_by_name("fc1").id]
     window.view.fit_to_view()
     window.view.set_zoom(0.2, inp.sceneBoundingRect().center())
@@ -218,13 +221,7 @@ def test_zoomed_far_out_the_hovered_layer_shows_its_ports_and_connects(window):
     assert port.isVisible() and port.scale() == pytest.approx(5.0, rel=0.05)
     assert port.sceneBoundingRect().width() * window.view.zoom() >= 15  # big enough to grab on screen
     # drag from the revealed port to the other layer's body: its input is chosen
-    a = viewport_pos(window, port.scenePos())
-    b = viewport_pos(window, fc.sceneBoundingRect().center())
-    QTest.mousePress(vp, Qt.LeftButton, Qt.NoModifier, a)
-    for k in range(1, 5):
-        QTest.mouseMove(vp, a + (b - a) * (k / 4.0))
-    QTest.mouseRelease(vp, Qt.LeftButton, Qt.NoModifier, b)
-    settle(window)
+    drag(window, viewport_pos(window, port.scenePos()), viewport_pos(window, fc.sceneBoundingRect().center()))
     assert [(e.src, e.dst) for e in g.edges] == [(inp.node_id, fc.node_id)]
     QTest.mouseMove(vp, QPoint(2, 2))  # away from every layer: the ports hide again
     settle(window)
