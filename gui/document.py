@@ -293,9 +293,15 @@ class Document(QObject):
         self.flush()
 
     def _prepare(self, project: Project, path: str | None):
+        """The project's dataset (loaded off the GUI thread, see gui/busy.py) and the sentence if it failed.
+        A cancelled load opens the project without data, saying so, like data that failed to load."""
+        from gui import busy
         try:
-            dataset = self.load_data(project.data, project.normalization, path)
+            dataset = busy.run_busy(None, "Loading the project's data…",
+                                    lambda: self.load_data(project.data, project.normalization, path))
             return dataset, ""
+        except busy.Cancelled:
+            return None, "Loading the data was cancelled; choose it again in the Data panel."
         except LayerLabError as exc:
             return None, str(exc)
 

@@ -707,6 +707,28 @@ def test_slow_data_loads_keep_the_window_alive_and_can_be_cancelled(window, dlg,
     assert panel.combo.currentData() == "circles"
 
 
+def test_opening_a_project_whose_data_load_is_cancelled_opens_it_without_data(window, dlg, monkeypatch, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    doc = window.document
+    path = doc.save(str(tmp_path / "p.layerlab"))
+    names = [n.name for n in doc.graph.nodes]
+    real = doc.load_data
+    monkeypatch.setattr(doc, "load_data", lambda *a, **k: (time.sleep(1.0), real(*a, **k))[1])
+
+    def cancel():
+        for d in QApplication.topLevelWidgets():
+            if isinstance(d, QProgressDialog) and d.isVisible():
+                next(b for b in d.findChildren(QPushButton) if "Cancel" in b.text()).click()
+
+    QTimer.singleShot(500, cancel)
+    assert window.open_path(path, ask=False)
+    assert doc.dataset is None and "cancelled" in doc.dataset_error
+    assert [n.name for n in doc.graph.nodes] == names  # the graph is there; the data can be chosen again
+    assert "cancelled" in window.statusBar().currentMessage()
+
+
 def test_split_settings_reload_the_data_as_one_undoable_step(window, dlg):
     doc = window.document
     panel = window.dataset_panel
