@@ -113,6 +113,15 @@ def drag_ports(window, src_port, dst_port) -> None:
     drag(window, viewport_pos(window, src_port.scenePos()), viewport_pos(window, dst_port.scenePos()))
 
 
+def cancel_busy_dialog() -> None:
+    """Press Cancel on the busy dialog of a slow load (gui/busy.py), as a person would."""
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    for d in QApplication.topLevelWidgets():
+        if isinstance(d, QProgressDialog) and d.isVisible():
+            next(b for b in d.findChildren(QPushButton) if "Cancel" in b.text()).click()
+
+
 def input_linear_output(window):
     """A fresh document: Input, Output and one unconnected Linear(auto) 'fc1'."""
     doc = window.document
@@ -678,7 +687,6 @@ def test_dataset_choice_is_undoable_and_input_adapts(window, dlg):
 
 def test_slow_data_loads_keep_the_window_alive_and_can_be_cancelled(window, dlg, monkeypatch):
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QProgressDialog, QPushButton
 
     doc, panel = window.document, window.dataset_panel
     real = doc.load_data
@@ -696,12 +704,7 @@ def test_slow_data_loads_keep_the_window_alive_and_can_be_cancelled(window, dlg,
     timer.stop()
     assert doc.project.data["source"] == "circles" and len(ticks) >= 5
 
-    def cancel():
-        for d in QApplication.topLevelWidgets():
-            if isinstance(d, QProgressDialog) and d.isVisible():
-                next(b for b in d.findChildren(QPushButton) if "Cancel" in b.text()).click()
-
-    QTimer.singleShot(500, cancel)
+    QTimer.singleShot(500, cancel_busy_dialog)
     assert not panel.use_spec({"source": "xor"})
     assert doc.project.data["source"] == "circles" and not dlg.errors  # nothing changed, nothing to report
     assert panel.combo.currentData() == "circles"
@@ -709,7 +712,6 @@ def test_slow_data_loads_keep_the_window_alive_and_can_be_cancelled(window, dlg,
 
 def test_opening_a_project_whose_data_load_is_cancelled_opens_it_without_data(window, dlg, monkeypatch, tmp_path):
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QProgressDialog, QPushButton
 
     doc = window.document
     path = doc.save(str(tmp_path / "p.layerlab"))
@@ -717,12 +719,7 @@ def test_opening_a_project_whose_data_load_is_cancelled_opens_it_without_data(wi
     real = doc.load_data
     monkeypatch.setattr(doc, "load_data", lambda *a, **k: (time.sleep(1.0), real(*a, **k))[1])
 
-    def cancel():
-        for d in QApplication.topLevelWidgets():
-            if isinstance(d, QProgressDialog) and d.isVisible():
-                next(b for b in d.findChildren(QPushButton) if "Cancel" in b.text()).click()
-
-    QTimer.singleShot(500, cancel)
+    QTimer.singleShot(500, cancel_busy_dialog)
     assert window.open_path(path, ask=False)
     assert doc.dataset is None and "cancelled" in doc.dataset_error
     assert [n.name for n in doc.graph.nodes] == names  # the graph is there; the data can be chosen again
