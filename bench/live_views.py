@@ -212,8 +212,6 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
     window.document.open_project(project)
     app.processEvents()
     ctl.panel.set_settings({**project.training, "epochs": epochs})
-    for v in ctl.views.values():
-        v.frames_drawn = 0
     probe = LatencyProbe()
     mark: dict = {}
 
@@ -263,8 +261,9 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
         raise SystemExit(f"the GUI run failed: {ctl.last_failure.get('message')}")
     duration = t_end - (started or t_start)
     last = ctl.history.epochs[-1]
-    drawn = {k: v.frames_drawn / duration for k, v in ctl.views.items() if k != "regression" or ctl.info.curve_x is not None}
-    shown = {k: f for k, f in drawn.items() if not (k == "boundary" and ctl.info.grid_extent is None)
+    # the boundary and fitted-curve views only draw for data they fit (2-D classification, 1-D regression)
+    shown = {k: v.frames_drawn / duration for k, v in ctl.views.items()
+             if not (k == "boundary" and ctl.info.grid_extent is None)
              and not (k == "regression" and ctl.info.curve_x is None)}
     return {"samples_per_s": epochs * ctl.job.dataset.n_train / last["elapsed_s"], "elapsed_s": last["elapsed_s"],
             "latency_p95_ms": probe.p95_ms(), "frames_per_s": (ctl.frames - frames0) / duration,

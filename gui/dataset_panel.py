@@ -224,15 +224,11 @@ class DatasetPanel(QWidget):
 
     def _show_split(self, spec: dict) -> None:
         values = {**SPLIT_DEFAULTS, **{k: spec[k] for k in SPLIT_DEFAULTS if k in spec}}
-        for w in (self.val_box, self.test_box, self.split_seed_box, self.stratify_box, self.standardize_box):
-            w.blockSignals(True)
         self.val_box.setValue(100.0 * float(values["val_fraction"]))
         self.test_box.setValue(100.0 * float(values["test_fraction"]))
         self.split_seed_box.setValue(int(values["split_seed"]))
         self.stratify_box.setChecked(bool(values["stratify"]))
         self.standardize_box.setChecked(bool(values["standardize"]))
-        for w in (self.val_box, self.test_box, self.split_seed_box, self.stratify_box, self.standardize_box):
-            w.blockSignals(False)
         ds = self.doc.dataset
         self.stratify_box.setEnabled(ds is None or ds.task == "classification")
 

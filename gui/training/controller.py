@@ -178,7 +178,6 @@ class TrainingController(QObject):
         # The epoch of the history whose weights the document holds (None: they are not from it).
         # A run started from them continues the history: curves, epochs and the timeline go on.
         self._lineage_epoch: int | None = None
-        self._epoch_offset = 0
         self._frame_times: collections.deque = collections.deque(maxlen=240)
         self.frames = 0
         self._shut = False
@@ -364,24 +363,24 @@ class TrainingController(QObject):
     def _continue_history(self, epoch: int) -> None:
         """The next run starts from the weights of ``epoch``: keep the history up to there."""
         self.history.truncate(epoch)
-        self.history.x_offset = self._epoch_offset = epoch
+        self.history.x_offset = epoch
+        self._show_history_afresh()
+
+    def _clear_run(self) -> None:
+        self._lineage_epoch = None
+        self.history.clear()
+        self.info = None
+        self._show_history_afresh()
+        self.panel.set_has_run(False)
+
+    def _show_history_afresh(self) -> None:
+        """Nothing live and nothing scrubbed yet; the timeline lists the history's checkpoints."""
         self._latest = None
         self._scrub_index = -1
         self._scrub_model = None
         self.timeline.clear()
         for cp in self.history.checkpoints:
             self.timeline.add_checkpoint(cp.epoch, cp.metrics)
-
-    def _clear_run(self) -> None:
-        self._lineage_epoch = None
-        self._epoch_offset = 0
-        self.history.clear()
-        self.info = None
-        self._latest = None
-        self._scrub_index = -1
-        self._scrub_model = None
-        self.timeline.clear()
-        self.panel.set_has_run(False)
 
     # ------------------------------------------------------------------ worker signals
     @Slot(object)
@@ -401,7 +400,7 @@ class TrainingController(QObject):
         for v in self.views.values():
             v.show_message(None)
             v.reset(self.info)
-            v.set_epochs(self._epoch_offset + self.epochs)
+            v.set_epochs(self.history.x_offset + self.epochs)
         selected = self._selected_fx()
         if selected:  # the node chosen on the canvas before the run
             self.views["activations"].select_node(selected)
@@ -432,7 +431,7 @@ class TrainingController(QObject):
 
     @Slot(object)
     def _on_epoch(self, ev) -> None:
-        self.history.add_epoch(self._epoch_offset + ev.epoch, ev.metrics)
+        self.history.add_epoch(self.history.x_offset + ev.epoch, ev.metrics)
         # Short epochs end before the trainer's first mid-epoch Progress report: show progress here too.
         m = ev.metrics
         elapsed = m.get("elapsed_s")
@@ -445,7 +444,7 @@ class TrainingController(QObject):
 
     @Slot(object)
     def _on_checkpoint(self, payload: dict) -> None:
-        epoch = self._epoch_offset + int(payload["epoch"])
+        epoch = self.history.x_offset + int(payload["epoch"])
         if self.history.checkpoints and self.history.checkpoints[-1].epoch == epoch:
             return  # a continued run's starting point: the history has that epoch already
         self.history.checkpoints.append(Checkpoint(epoch, payload["weights"], None, dict(payload.get("metrics") or {})))

@@ -93,7 +93,7 @@ class RunHistory:
     """Everything the views plot over time; lives in the GUI thread.
 
     One run, or several where each continued from where the one before left off: ``x_offset``
-    (epochs) is added to the epochs of the current run's snapshots, so its curves go on from there.
+    (whole epochs) is added to the current run's own epoch numbers, so its curves go on from there.
     """
 
     def __init__(self, capacity: int = 2000):
@@ -101,7 +101,7 @@ class RunHistory:
         self.clear()
 
     def clear(self) -> None:
-        self.x_offset = 0.0
+        self.x_offset = 0
         self.info: ProbeInfo | None = None
         self.loss = SeriesBuffer(self.capacity)
         self.lr = SeriesBuffer(self.capacity)

@@ -31,7 +31,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.snapshots import WeightFrame
+from engine.snapshots import SnapshotCollector, WeightFrame
 from gui.training.runner_process import EpochBatcher, RunControl, RunJob, build_model, child_main, run_job, warm_up
 from gui.training.snapshots import SnapshotInbox
 
@@ -98,8 +98,6 @@ class _Bridge(QThread):
         if not started.get("frames") or job is None or job.run_id != started.get("run_id"):
             return
         try:
-            from engine.snapshots import SnapshotCollector
-
             cm = build_model(job.graph, job.context)
             builder = SnapshotCollector(cm.module, job.dataset, job.node_names, probe_size=job.probe_size,
                                         device="cpu")
