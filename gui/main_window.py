@@ -369,25 +369,24 @@ class MainWindow(QMainWindow):
             return self.save()
         return answer == "discard"
 
-    def new_project(self, template: str | None = None) -> bool:
-        if not self.maybe_save():
+    def _replace_document(self, load: Callable[[], None], failure_title: str, ask: bool = True) -> bool:
+        """Offer to save, then ``load()`` another project; a LayerLabError shows one sentence and
+        leaves the current document as it was."""
+        if ask and not self.maybe_save():
             return False
         try:
-            self.document.new(template)
+            load()
         except LayerLabError as exc:
-            dialogs.show_error(self, "Cannot create the project", str(exc))
+            dialogs.show_error(self, failure_title, str(exc))
             return False
         return True
 
+    def new_project(self, template: str | None = None) -> bool:
+        return self._replace_document(lambda: self.document.new(template), "Cannot create the project")
+
     def open_starter(self, name: str) -> bool:
-        if not self.maybe_save():
-            return False
-        try:
-            self.document.open_project(load_starter(name))
-        except LayerLabError as exc:
-            dialogs.show_error(self, "Cannot open the starter lab", str(exc))
-            return False
-        return True
+        return self._replace_document(lambda: self.document.open_project(load_starter(name)),
+                                      "Cannot open the starter lab")
 
     def open_dialog(self) -> bool:
         if not self.maybe_save():
@@ -398,12 +397,7 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str, ask: bool = True) -> bool:
         """Open a file; a bad file shows one sentence and leaves the current document untouched."""
-        if ask and not self.maybe_save():
-            return False
-        try:
-            self.document.open(path)
-        except LayerLabError as exc:
-            dialogs.show_error(self, "Cannot open the project", str(exc))
+        if not self._replace_document(lambda: self.document.open(path), "Cannot open the project", ask):
             return False
         add_recent_file(path)
         if self.document.dataset_error:

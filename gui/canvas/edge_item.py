@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from engine.spec import fmt_shape
 from gui import theme
-from gui.canvas.node_item import LOW_DETAIL, font
+from gui.canvas.node_item import LOW_DETAIL, HoverHighlight, font
 
 
 def pipe_path(a: QPointF, b: QPointF) -> QPainterPath:
@@ -45,7 +45,7 @@ def _color(name: str) -> QColor:
     return c
 
 
-class EdgeItem(QGraphicsItem):
+class EdgeItem(HoverHighlight, QGraphicsItem):
     def __init__(self, edge_id: str, src_item, dst_item, src_port: str, dst_port: str):
         super().__init__()
         self.edge_id = edge_id
@@ -53,7 +53,6 @@ class EdgeItem(QGraphicsItem):
         self.src_port, self.dst_port = src_port, dst_port
         self.shape_text = ""
         self.overlay_color: QColor | None = None
-        self._hover = False
         self._path = QPainterPath()
         self._shape = QPainterPath()
         self._rect = QRectF()
@@ -92,14 +91,6 @@ class EdgeItem(QGraphicsItem):
         if self._shape.isEmpty():
             self._shape = _stroker.createStroke(self._path)
         return self._shape
-
-    def hoverEnterEvent(self, event) -> None:
-        self._hover = True
-        self.update()
-
-    def hoverLeaveEvent(self, event) -> None:
-        self._hover = False
-        self.update()
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         t = theme.current()

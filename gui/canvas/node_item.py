@@ -92,7 +92,21 @@ def param_summary(node: Node, spec: LayerSpec, task: str | None, data_caption: s
     return " · ".join(parts) if parts else spec.category.lower()
 
 
-class PortItem(QGraphicsItem):
+class HoverHighlight:
+    """Mixin for canvas items drawn highlighted under the mouse: ``_hover`` and a repaint on enter/leave."""
+
+    _hover = False
+
+    def hoverEnterEvent(self, event) -> None:
+        self._hover = True
+        self.update()
+
+    def hoverLeaveEvent(self, event) -> None:
+        self._hover = False
+        self.update()
+
+
+class PortItem(HoverHighlight, QGraphicsItem):
     """An input (left edge) or output (right edge) port.  Drag from one to connect."""
 
     def __init__(self, node_item: "NodeItem", name: str, is_input: bool, multi: bool, index: int, count: int):
@@ -102,7 +116,6 @@ class PortItem(QGraphicsItem):
         self.is_input = is_input
         self.multi = multi
         self.state = ""  # "", "valid", "invalid"
-        self._hover = False
         y = NODE_H * (index + 1) / (count + 1)
         self.setPos(0.0 if is_input else NODE_W, y)
         self.setAcceptHoverEvents(True)
@@ -134,14 +147,6 @@ class PortItem(QGraphicsItem):
             self.state = state
             self.update()
 
-    def hoverEnterEvent(self, event) -> None:
-        self._hover = True
-        self.update()
-
-    def hoverLeaveEvent(self, event) -> None:
-        self._hover = False
-        self.update()
-
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         if lod < LOW_DETAIL:
@@ -161,7 +166,7 @@ class PortItem(QGraphicsItem):
             painter.drawEllipse(QPointF(0, 0), r, r)
 
 
-class FixChip(QGraphicsItem):
+class FixChip(HoverHighlight, QGraphicsItem):
     """A small "Fix: insert Flatten" button under a node in error; one click applies the engine's fix."""
 
     def __init__(self, node_item: "NodeItem"):
@@ -170,7 +175,6 @@ class FixChip(QGraphicsItem):
         self.fix: Fix | None = None
         self.text = ""
         self._w = 0.0
-        self._hover = False
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.PointingHandCursor)
         self.setZValue(3)
@@ -187,14 +191,6 @@ class FixChip(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:
         return QRectF(0, 0, self._w, 24)
-
-    def hoverEnterEvent(self, event) -> None:
-        self._hover = True
-        self.update()
-
-    def hoverLeaveEvent(self, event) -> None:
-        self._hover = False
-        self.update()
 
     def mousePressEvent(self, event) -> None:
         event.accept()

@@ -628,6 +628,21 @@ def test_edge_hover_tooltip_shows_shape_and_status_totals(window):
     assert "ready to train" in window.state_label.text()
 
 
+def test_ports_and_edges_light_up_under_the_mouse(window):
+    window.view.fit_to_view()
+    settle(window)
+    vp = window.view.viewport()
+    port = item_of(window, "fc1").outputs["out"]
+    edge = next(iter(window.scene.edges.values()))
+    for item, at in ((port, port.scenePos()), (edge, edge.mapToScene(edge._path.pointAtPercent(0.5)))):
+        QTest.mouseMove(vp, viewport_pos(window, at))
+        settle(window)
+        assert item._hover, type(item).__name__
+        QTest.mouseMove(vp, QPoint(2, 2))
+        settle(window)
+        assert not item._hover, type(item).__name__
+
+
 def test_problems_click_selects_node(window):
     doc = window.document
     fc = break_cnn(window)
