@@ -2,13 +2,15 @@
 
     python main.py                 open the app on the default starter lab
     python main.py PROJECT         open a project in the app
-    python main.py train|labs ...  the headless command line (see --help)
+    python main.py COMMAND ...     the headless command line (see --help)
 """
 from __future__ import annotations
 
 import sys
 
-CLI_COMMANDS = ("train", "labs", "-h", "--help")
+from engine.commands import COMMAND_NAMES
+
+CLI_COMMANDS = (*COMMAND_NAMES, "-h", "--help")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 
 class LayerLabError(Exception):
-    """Base class: bad input that the user can fix.  ``str(e)`` is the sentence."""
+    """Base class: bad input that the user can fix.  ``str(e)`` is the sentence.
+
+    ``kind`` says what went wrong in one word, for code that must act on it (the GUI offers a
+    retry for ``out_of_memory``, the CLI picks its exit status): decisions are taken on the kind,
+    never on the sentence, which is free to change."""
+
+    kind = "bad_input"
 
     def __init__(self, message: str, fix: str | None = None):
         super().__init__(message)
@@ -22,22 +28,65 @@ class LayerLabError(Exception):
 class ParamError(LayerLabError):
     """A layer parameter value is out of range or of the wrong type."""
 
+    kind = "graph"
+
 
 class GraphError(LayerLabError):
     """A graph edit or a graph document is invalid."""
+
+    kind = "graph"
 
 
 class ShapeError(LayerLabError):
     """Shapes do not fit together at a node."""
 
+    kind = "shape"
+
 
 class DataError(LayerLabError):
     """A dataset cannot be loaded or encoded."""
+
+    kind = "data"
 
 
 class ProjectFileError(LayerLabError):
     """A project / graph file is missing, corrupt, truncated, foreign or of an unknown version."""
 
+    kind = "file"
+
 
 class TrainingError(LayerLabError):
     """A training run stopped because of a problem (non-finite loss, bad config...)."""
+
+    kind = "training"
+
+
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite; ``node`` names the first graph node whose output broke."""
+
+    kind = "non_finite"
+
+    def __init__(self, message: str, *, epoch: int, step: int, node: str | None = None,
+                 where: str = "none", fix: str | None = None):
+        super().__init__(message, fix)
+        self.epoch, self.step, self.node, self.where = epoch, step, node, where
+
+
+class Diverged(TrainingError):
+    """The loss stayed finite but grew by orders of magnitude."""
+
+    kind = "diverged"
+
+    def __init__(self, message: str, *, epoch: int, step: int, fix: str | None = None):
+        super().__init__(message, fix)
+        self.epoch, self.step = epoch, step
+
+
+class OutOfMemory(TrainingError):
+    """The device ran out of memory; ``batch_size`` is the one that did not fit."""
+
+    kind = "out_of_memory"
+
+    def __init__(self, message: str, *, batch_size: int, fix: str | None = None):
+        super().__init__(message, fix)
+        self.batch_size = batch_size

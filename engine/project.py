@@ -1,8 +1,9 @@
 """Project documents and ``*.layerlab`` bundles.
 
 A bundle is a zip holding ``project.json`` (versioned: graph, data spec,
-training config, normalisation, metrics history) and, once trained,
-``weights.safetensors``.  Nothing is pickled.  Saves are atomic (temp file,
+training config, normalisation, the run record) and, once trained,
+``weights.safetensors`` (the current weights) and ``timeline.safetensors`` (the weights the
+timeline kept, per epoch).  Nothing is pickled.  Saves are atomic (temp file,
 fsync, rename) so a crash mid-save never leaves a half-written project.
 A plain ``.json`` file may hold a project document or a bare graph document.
 """
@@ -27,7 +28,12 @@ from engine.graph import GRAPH_FORMAT, Graph
 from engine.versioning import migrate
 
 PROJECT_FORMAT = "layerlab.project"
-PROJECT_VERSION = 1
+PROJECT_VERSION = 2
+TIMELINE_MEMBER = "timeline.safetensors"
+#: a saved timeline keeps at most this many epochs (the first, the last and evenly spaced ones)...
+MAX_SAVED_CHECKPOINTS = 64
+#: ... and at most this many bytes of weights
+MAX_SAVED_TIMELINE_BYTES = 256 << 20
 BUNDLE_SUFFIX = ".layerlab"
 DEFAULT_STARTER = "moons-mlp"
 MAX_MEMBER_BYTES = 2 << 30  # refuse absurd zip members (zip bombs) before reading them
@@ -43,6 +49,11 @@ class Project:
     normalization: dict | None = None
     history: list[dict] = field(default_factory=list)
     weights: dict[str, torch.Tensor] | None = None
+    #: the timeline: epoch (0 = before training) -> the weights at the end of that epoch
+    checkpoints: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: what the last run said and how it ended: {"status": sentence, "outcome": "completed" |
+    #: "stopped" | "early_stopping" | "failed" | "interrupted", "failure": {"kind", "node"}, ...}
+    run: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -55,21 +66,66 @@ class Project:
             "training": self.training,
             "normalization": self.normalization,
             "history": self.history,
+            "run": {**self.run, "checkpoint_epochs": saved_checkpoint_epochs(self.checkpoints)},
         }
 
     @classmethod
-    def from_dict(cls, doc: Any, weights: dict | None = None) -> "Project":
+    def from_dict(cls, doc: Any, weights: dict | None = None,
+                  checkpoints: dict[int, dict] | None = None) -> "Project":
         doc = migrate_project_doc(doc)
         try:
+            run = dict(doc.get("run") or {})
+            run.pop("checkpoint_epochs", None)  # derived from the checkpoints themselves
             return cls(graph=Graph.from_dict(doc["graph"]), data=dict(doc.get("data") or {"source": "moons"}),
                        training=dict(doc.get("training") or {}), name=str(doc.get("name", "Untitled")),
                        description=str(doc.get("description", "")), normalization=doc.get("normalization"),
-                       history=list(doc.get("history") or []), weights=weights)
+                       history=list(doc.get("history") or []), weights=weights,
+                       checkpoints=dict(checkpoints or {}), run=run)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProjectFileError(f"The project document is invalid: missing or bad field {exc}.") from None
 
 
-PROJECT_MIGRATIONS: dict[int, Any] = {}
+def _v1_to_v2(doc: dict) -> dict:
+    """Version 2 adds the run record (``run``) and the saved timeline; a v1 file has neither."""
+    return {**doc, "run": {}}
+
+
+PROJECT_MIGRATIONS: dict[int, Any] = {1: _v1_to_v2}
+
+
+def saved_checkpoint_epochs(checkpoints: dict[int, dict], max_count: int = MAX_SAVED_CHECKPOINTS,
+                            max_bytes: int = MAX_SAVED_TIMELINE_BYTES) -> list[int]:
+    """Which timeline epochs a save keeps: all when they fit, else the first, the last and evenly
+    spaced ones in between, as many as ``max_count`` and ``max_bytes`` allow."""
+    epochs = sorted(checkpoints)
+    if not epochs:
+        return []
+    per = max(1, sum(int(v.numel()) * v.element_size() for v in checkpoints[epochs[-1]].values()))
+    keep = max(1, min(max_count, max_bytes // per, len(epochs)))
+    if keep >= len(epochs):
+        return epochs
+    if keep == 1:
+        return [epochs[-1]]
+    picks = {epochs[round(i * (len(epochs) - 1) / (keep - 1))] for i in range(keep)}
+    return sorted(picks)
+
+
+def _timeline_tensors(checkpoints: dict[int, dict]) -> dict[str, torch.Tensor]:
+    out = {}
+    for epoch in saved_checkpoint_epochs(checkpoints):
+        for k, v in checkpoints[epoch].items():
+            out[f"{epoch}/{k}"] = torch.as_tensor(v).detach().to("cpu").contiguous()
+    return out
+
+
+def _timeline_from_tensors(tensors: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+    out: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        epoch, sep, name = key.partition("/")
+        if not sep or not epoch.isdigit() or not name:
+            raise ProjectFileError(f"the project's timeline has a malformed entry {key[:40]!r}.")
+        out.setdefault(int(epoch), {})[name] = v
+    return out
 
 
 def migrate_project_doc(doc: Any) -> dict:
@@ -103,6 +159,8 @@ def project_bytes(project: Project) -> bytes:
         if project.weights:
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in project.weights.items()}
             z.writestr("weights.safetensors", save_safetensors(tensors))
+        if project.checkpoints:
+            z.writestr(TIMELINE_MEMBER, save_safetensors(_timeline_tensors(project.checkpoints)))
     return buf.getvalue()
 
 
@@ -151,6 +209,9 @@ def _load_bundle(raw: bytes) -> Project:
             weights = None
             if "weights.safetensors" in names:
                 weights = load_safetensors(_read_member(z, "weights.safetensors"))
+            checkpoints = None
+            if TIMELINE_MEMBER in names:
+                checkpoints = _timeline_from_tensors(load_safetensors(_read_member(z, TIMELINE_MEMBER)))
     except ProjectFileError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
@@ -159,7 +220,7 @@ def _load_bundle(raw: bytes) -> Project:
         raise ProjectFileError("the project's project.json is not valid JSON (the file is corrupt).") from None
     except Exception as exc:  # safetensors raises its own SafetensorError types
         raise ProjectFileError(f"the project's weights cannot be read ({type(exc).__name__}); the file is corrupt.") from None
-    return Project.from_dict(doc, weights)
+    return Project.from_dict(doc, weights, checkpoints)
 
 
 def _load_json(raw: bytes) -> Project:

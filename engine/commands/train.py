@@ -1,0 +1,86 @@
+"""``layerlab train``: train a project headless and save the trained bundle and its metrics."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from engine.cli_support import (EXIT_OK, BadInput, ProgressPrinter, positive_float, positive_int,
+                                project_base_dir, resolve_project)
+
+HELP = "train a project headless and save the trained bundle"
+
+
+def add_arguments(t) -> None:
+    t.add_argument("project", nargs="?", help="a .layerlab bundle or .json project (default: the starter lab)")
+    t.add_argument("--data", help="train on this CSV (or .npz) file instead of the project's dataset")
+    t.add_argument("--target", help="the CSV column to predict (required with a CSV --data)")
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--lr", type=positive_float, help="learning rate")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--out", help="output folder for model.layerlab and metrics.csv (default: runs/<project>)")
+    t.add_argument("--json", action="store_true", help="end stdout with one JSON line of the final metrics")
+
+
+def data_spec_for_file(path: str, target: str | None, base: dict) -> dict:
+    """The data spec for ``--data FILE``, keeping the project's split settings."""
+    p = Path(path)
+    if not p.exists():
+        raise BadInput(f"{path}: no such file.")
+    split = {k: base[k] for k in ("val_fraction", "test_fraction", "split_seed", "standardize") if k in base}
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        return {"source": "npz", "path": str(p.resolve()), **split}
+    if suffix in (".csv", ".tsv", ".txt"):
+        if not target:
+            raise BadInput(f"{path}: say which column to predict with --target COLUMN.")
+        return {"source": "csv", "path": str(p.resolve()), "target": target, **split}
+    raise BadInput(f"{path}: --data takes a .csv or .npz file.")
+
+
+def run(args) -> int:
+    from engine.run import execute, prepare_run, save_run_outputs
+    from engine.train import resolve_device
+
+    project = resolve_project(args.project)
+    base_dir = project_base_dir(args.project)
+    if args.data:
+        project.data = data_spec_for_file(args.data, args.target, project.data)
+        project.weights = None  # the old weights belong to another input size
+        project.checkpoints = {}
+        project.normalization = None
+    elif args.target:
+        raise BadInput("--target only makes sense with --data FILE.csv.")
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                 "seed": args.seed, "device": args.device}
+    prepared = prepare_run(project, overrides=overrides, base_dir=base_dir)
+    device = resolve_device(prepared.config.device)  # raises for cuda without CUDA, before anything is written
+    out_dir = Path(args.out or Path("runs") / Path(args.project or "moons-mlp").stem)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir}: exists and is not a folder.")
+
+    trainer, result = execute(prepared, callbacks=[ProgressPrinter(sys.stdout, sys.stderr,
+                                                                   prepared.config.epochs)])
+    history = trainer.history
+    dataset = prepared.dataset
+    project.training = prepared.config.to_dict()
+    project.history = history
+    project.normalization = dataset.normalization.to_dict() if dataset.normalization else None
+    project.weights = {k: v.detach().cpu() for k, v in prepared.compiled.module.state_dict().items()}
+    project.run = {"outcome": result.reason, "epochs": len(history)}
+    bundle, metrics = save_run_outputs(out_dir, project, history)
+    final = dict(history[-1]) if history else {}
+    summary = {k: final[k] for k in ("val_accuracy", "val_mse", "val_loss", "train_loss") if final.get(k) is not None}
+    summary.update(epochs=len(history), samples_per_s=round(_mean_speed(history), 1), device=str(device),
+                   params=prepared.analysis.total_params, stopped=result.reason, out=str(out_dir))
+    sys.stderr.write(f"Saved {bundle} and {metrics}\n")
+    if args.json:
+        print(json.dumps(summary))
+    return EXIT_OK
+
+
+def _mean_speed(history: list[dict]) -> float:
+    speeds = [h["samples_per_s"] for h in history if h.get("samples_per_s")]
+    return sum(speeds) / len(speeds) if speeds else 0.0

@@ -1,0 +1,191 @@
+"""Running a project: prepare a run, execute it, write its outputs.
+
+This is the one place that knows how a *project* (graph + data spec + settings + weights)
+becomes a training run.  The CLI (``engine/commands/train.py``) and the GUI's training
+process (``engine/runner.py``) are thin shells over it:
+
+    prepared = prepare_run(project, overrides={"epochs": 5})    # data, checks, seeded model, config
+    trainer, finished = execute(prepared, callbacks=[...])        # the engine Trainer
+    save_run_outputs(out_dir, prepared.project, trainer.history)  # bundle + metrics.csv, one writer each
+
+and the same preparation builds "the model at epoch k" for work outside training
+(``engine/model_at.py``).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from engine.errors import LayerLabError
+from engine.spec import InferContext
+
+
+class WeightsMismatch(LayerLabError):
+    """Stored weights do not fit the graph they are loaded into."""
+
+    kind = "setup"
+
+
+@dataclass
+class PreparedRun:
+    """Everything a run needs, checked: nothing left to fail but the training itself."""
+
+    project: Any  # engine.project.Project
+    dataset: Any  # engine.data.Dataset
+    context: InferContext
+    analysis: Any  # engine.validate.Analysis
+    config: Any  # engine.train_config.TrainConfig
+    compiled: Any  # engine.compile.CompiledModel (weights loaded from the project, or fresh from the seed)
+    from_project_weights: bool = False
+
+
+def context_for(dataset) -> InferContext:
+    """What shape inference needs to know about ``dataset`` (an empty context for no data)."""
+    if dataset is None:
+        return InferContext()
+    return InferContext(tuple(int(s) for s in dataset.input_shape), int(dataset.n_outputs), dataset.task)
+
+
+def output_loss(graph) -> str:
+    """The loss the graph's Output node asks for ("auto" when there is no Output)."""
+    outputs = graph.nodes_of_type("Output")
+    return outputs[0].params.get("loss", "auto") if outputs else "auto"
+
+
+def run_config(stored: Mapping | None, graph, task: str | None, overrides: Mapping | None = None):
+    """The ``TrainConfig`` of a run: the project's stored settings, overridden by ``overrides``
+    (CLI flags, the training panel) where those are not None, with ``loss: auto`` resolved from
+    the graph's Output node.  A bad stored setting is refused with its name (TrainingError)."""
+    from engine.layers.io import resolve_loss
+    from engine.train_config import TrainConfig
+
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    merged = dict(stored or {})
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None and k in known})
+    if merged.get("loss", "auto") == "auto":
+        merged["loss"] = resolve_loss(output_loss(graph), task)
+    return TrainConfig.from_dict(merged)
+
+
+def load_weights(module, weights: Mapping) -> None:
+    """Load a state dict that must fit ``module`` exactly (names, shapes); WeightsMismatch otherwise."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(weights))
+    extra = sorted(set(weights) - set(own))
+    wrong = sorted(k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape))
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}")
+        if extra:
+            parts.append(f"unexpected {', '.join(extra[:3])}{'…' if len(extra) > 3 else ''}")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"'{k}' is {tuple(weights[k].shape)} but the graph needs {tuple(own[k].shape)}")
+        raise WeightsMismatch("The stored weights do not fit the graph (" + "; ".join(parts) + ").",
+                              fix="reset the weights or retrain from scratch")
+    module.load_state_dict(dict(weights))
+
+
+def prepare_run(project, dataset=None, overrides: Mapping | None = None, *, base_dir: str | None = None,
+                use_project_weights: bool = True) -> PreparedRun:
+    """Load the data (unless given), check the graph against it, merge the settings and build the
+    model: from the project's weights when it has some that fit (and ``use_project_weights``),
+    else fresh weights that depend on the seed alone.  Bad input raises a LayerLabError."""
+    from engine.compile import compile_graph
+    from engine.validate import GraphInvalid, ShapeInference
+
+    if dataset is None:
+        from engine.data import load_dataset
+
+        dataset = load_dataset(project.data, project.normalization, base_dir=base_dir)
+    context = context_for(dataset)
+    analysis = ShapeInference(project.graph, context).analyze()
+    if not analysis.ok:
+        raise GraphInvalid(analysis)
+    config = run_config(project.training, project.graph, dataset.task, overrides)
+    weights = project.weights if use_project_weights else None
+    compiled = compile_graph(project.graph, context, analysis, seed=None if weights else config.seed)
+    if weights:
+        load_weights(compiled.module, weights)
+    return PreparedRun(project, dataset, context, analysis, config, compiled, from_project_weights=bool(weights))
+
+
+def execute(prepared: PreparedRun, callbacks: Iterable = (), on_snapshot_due=None):
+    """Train the prepared model; returns ``(trainer, RunFinished)``.  Failures raise TrainingError."""
+    from engine.train import Trainer
+
+    trainer = Trainer(prepared.compiled.module, prepared.dataset, prepared.config, callbacks=callbacks,
+                      on_snapshot_due=on_snapshot_due)
+    return trainer, trainer.run()
+
+
+# ----------------------------------------------------------------------------- outputs
+def metrics_columns(rows: list[dict]) -> list[str]:
+    """Every key any row has, in first-seen order, ``epoch`` first."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    if "epoch" in keys:
+        keys.remove("epoch")
+        keys.insert(0, "epoch")
+    return keys
+
+
+def metrics_csv_bytes(rows: list[dict]) -> bytes:
+    """One row per epoch, one column per metric (empty where a row has no value)."""
+    keys = metrics_columns(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
+    return buf.getvalue().encode("utf-8")
+
+
+def write_metrics_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
+    from engine.project import atomic_write_bytes
+
+    path = Path(path)
+    atomic_write_bytes(path, metrics_csv_bytes(rows))
+    return path
+
+
+def write_run_tensorboard(logdir: str | os.PathLike, rows: list[dict], loss_xy: tuple | None = None,
+                          steps_per_epoch: int = 1) -> Path:
+    """Epoch metrics under ``epoch/<name>`` (step = epoch) and, when given, the live training loss
+    under ``train/loss`` (step = optimiser step)."""
+    from engine.tensorboard import EventFileWriter
+
+    with EventFileWriter(logdir) as w:
+        for r in rows:
+            epoch = int(r.get("epoch", 0))
+            for k, v in r.items():
+                if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    w.add_scalar(f"epoch/{k}", float(v), epoch)
+        if loss_xy is not None:
+            xs, ys = loss_xy
+            for x, y in zip(xs, ys):
+                w.add_scalar("train/loss", float(y), int(round(float(x) * steps_per_epoch)))
+        return w.path
+
+
+BUNDLE_NAME = "model.layerlab"
+METRICS_NAME = "metrics.csv"
+
+
+def save_run_outputs(out_dir: str | os.PathLike, project, rows: list[dict]) -> tuple[Path, Path]:
+    """The trained bundle and its metrics CSV, side by side in ``out_dir``."""
+    from engine.project import save_project
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle, metrics = out / BUNDLE_NAME, out / METRICS_NAME
+    save_project(bundle, project)
+    write_metrics_csv(metrics, rows)
+    return bundle, metrics
