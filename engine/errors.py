@@ -61,6 +61,12 @@ class TrainingError(LayerLabError):
     kind = "training"
 
 
+class ModelDataMismatch(TrainingError):
+    """The model cannot take the data: a batch does not go through, or the output has the wrong size."""
+
+    kind = "shape"
+
+
 class NonFiniteLoss(TrainingError):
     """The loss became NaN or infinite; ``node`` names the first graph node whose output broke."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +22,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from engine.atomic import atomic_write_bytes
 from engine.errors import ProjectFileError
 from engine.graph import GRAPH_FORMAT, Graph
 from engine.versioning import migrate
@@ -30,6 +30,7 @@ from engine.versioning import migrate
 PROJECT_FORMAT = "layerlab.project"
 PROJECT_VERSION = 2
 TIMELINE_MEMBER = "timeline.safetensors"
+SERIES_MEMBER = "run_series.safetensors"
 #: a saved timeline keeps at most this many epochs (the first, the last and evenly spaced ones)...
 MAX_SAVED_CHECKPOINTS = 64
 #: ... and at most this many bytes of weights
@@ -54,6 +55,9 @@ class Project:
     #: what the last run said and how it ended: {"status": sentence, "outcome": "completed" |
     #: "stopped" | "early_stopping" | "failed" | "interrupted", "failure": {"kind", "node"}, ...}
     run: dict = field(default_factory=dict)
+    #: the live views' time series of the last run (loss per snapshot, gradient norms, dead ReLUs,
+    #: weight histograms over time), as named float arrays: the GUI's RunHistory saves and restores them
+    series: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -71,7 +75,7 @@ class Project:
 
     @classmethod
     def from_dict(cls, doc: Any, weights: dict | None = None,
-                  checkpoints: dict[int, dict] | None = None) -> "Project":
+                  checkpoints: dict[int, dict] | None = None, series: dict | None = None) -> "Project":
         doc = migrate_project_doc(doc)
         try:
             run = dict(doc.get("run") or {})
@@ -80,7 +84,7 @@ class Project:
                        training=dict(doc.get("training") or {}), name=str(doc.get("name", "Untitled")),
                        description=str(doc.get("description", "")), normalization=doc.get("normalization"),
                        history=list(doc.get("history") or []), weights=weights,
-                       checkpoints=dict(checkpoints or {}), run=run)
+                       checkpoints=dict(checkpoints or {}), run=run, series=dict(series or {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProjectFileError(f"The project document is invalid: missing or bad field {exc}.") from None
 
@@ -133,25 +137,6 @@ def migrate_project_doc(doc: Any) -> dict:
 
 
 # ----------------------------------------------------------------------------- writing
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def project_bytes(project: Project) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -161,6 +146,9 @@ def project_bytes(project: Project) -> bytes:
             z.writestr("weights.safetensors", save_safetensors(tensors))
         if project.checkpoints:
             z.writestr(TIMELINE_MEMBER, save_safetensors(_timeline_tensors(project.checkpoints)))
+        if project.series:
+            z.writestr(SERIES_MEMBER, save_safetensors({k: torch.as_tensor(v).contiguous()
+                                                        for k, v in project.series.items()}))
     return buf.getvalue()
 
 
@@ -212,6 +200,9 @@ def _load_bundle(raw: bytes) -> Project:
             checkpoints = None
             if TIMELINE_MEMBER in names:
                 checkpoints = _timeline_from_tensors(load_safetensors(_read_member(z, TIMELINE_MEMBER)))
+            series = None
+            if SERIES_MEMBER in names:
+                series = {k: v.numpy() for k, v in load_safetensors(_read_member(z, SERIES_MEMBER)).items()}
     except ProjectFileError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
@@ -220,7 +211,7 @@ def _load_bundle(raw: bytes) -> Project:
         raise ProjectFileError("the project's project.json is not valid JSON (the file is corrupt).") from None
     except Exception as exc:  # safetensors raises its own SafetensorError types
         raise ProjectFileError(f"the project's weights cannot be read ({type(exc).__name__}); the file is corrupt.") from None
-    return Project.from_dict(doc, weights, checkpoints)
+    return Project.from_dict(doc, weights, checkpoints, series)
 
 
 def _load_json(raw: bytes) -> Project:

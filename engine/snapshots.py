@@ -1,28 +1,32 @@
 """What the live views draw, collected headless as numpy arrays.
 
+Vocabulary (used everywhere): a **snapshot** is the live views' payload for one moment of a
+run (this module); a **checkpoint** is a per-epoch copy of the weights (the timeline, and the
+resumable files of ``Trainer.save_checkpoint``); a **frame** is one update of the rendered views
+in the GUI.  A **raw snapshot** is a snapshot before its forward passes: the weights and the
+gradient norms only, which a training process ships so that another process can finish it.
+
 A ``SnapshotCollector`` is built once per run around the model and the data.  Each
-``collect()`` reads the model *as it is now* and returns a ``Snapshot``:
+``collect()`` reads the model *as it is now* and returns a ``Snapshot``, composed from the probes
+(``engine.probes``):
 
-- per layer with weights: the main weight (cropped for display), a histogram of it on a
-  range fixed at the start of the run (so histograms over time line up), its mean
-  magnitude and the gradient norm of all its parameters;
-- per graph node: its output on a fixed *probe batch* (the first validation samples), and
-  for ReLU nodes the fraction of units that are zero for every probe sample ("dead");
-- for 2-feature classification data, the class probabilities on a grid over the input
-  plane (the decision boundary); for 1-feature regression, the prediction on a line.
+- per layer with weights: the main weight (shrunk for display), a histogram of it on a range
+  fixed at the start of the run (so histograms over time line up), its mean magnitude and the
+  gradient norm of all its parameters;
+- per graph node: its output on a fixed *probe batch* (the first validation samples), and for
+  ReLU nodes the fraction of units that are zero for every probe sample ("dead");
+- for 2-feature classification data, the class probabilities on a grid over the input plane
+  (the decision boundary); for 1-feature regression, the prediction along a line.
 
-Everything is computed on the model's device and copied to the host in one go per kind,
-so a snapshot costs one probe forward pass, one grid forward pass and a handful of
-transfers.  The caller decides *when* (``SnapshotThrottle``): the trainer asks only when a
-snapshot is due, so nothing is copied off the device between snapshots.
+Everything is computed on the model's device and copied to the host in one go per kind, so a
+snapshot costs one forward pass over [probe batch; grid or curve] and a handful of transfers.
+The trainer calls its snapshot hook only when one is due, so nothing is copied off the device
+between snapshots.  Where the forward pass would take the training core's own time (a CPU run),
+the training process sends ``raw()`` snapshots instead, and another process calls
+``from_raw`` on a replica of the model that has ``adopt``-ed the trainer's ``ProbeInfo``.
 
-Where the snapshot's forward passes would take the training core's own time (a CPU run), the
-training process can instead send a ``WeightFrame`` - the floating-point state as one flat
-array plus the gradient norms, which only it can see - and another process builds the snapshot
-with ``from_frame`` on a replica of the model that has ``adopt``-ed the trainer's ``ProbeInfo``.
-
-``ProbeInfo`` holds what does not change during a run (layer list, grid extent, the data
-points to draw), sent once.  Nothing here imports Qt.
+``ProbeInfo`` holds what does not change during a run (layer list, grid extent, the data points
+to draw), sent once.  Nothing here imports Qt.
 """
 from __future__ import annotations
 
@@ -36,17 +40,18 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from engine.probes import activations as act_probe
+from engine.probes import dead_relu, decision_grid, fitted_curve
+from engine.probes import weights as weight_probe
+from engine.probes.weights import HIST_BINS, MAX_FILTERS, MAX_MATRIX, max_magnitude_pool  # noqa: F401 (re-exported)
+
 # Display caps: what a view can show usefully, and what crosses a process boundary 30 times a second.
-MAX_MATRIX = 128  # rows / columns of a weight heatmap (larger matrices are pooled down to it)
-MAX_FILTERS = 64  # conv filters (output channels) and input channels shown
 MAX_PROBE_ROWS = 64  # probe samples kept for vector activations
 MAX_PROBE_IMAGES = 4  # probe samples kept for feature-map activations
 MAX_PROBE_IMAGE_BATCH = 32  # probe batch for image / sequence inputs (dead units are judged on these)
 MAX_UNITS = 256  # units of a vector activation kept
 MAX_POINTS = 2000  # train / val points drawn under a decision boundary
-HIST_BINS = 64
 ACTIVATION_DTYPE = torch.float16  # activations are only drawn: float16 halves what crosses to the GUI
-RELU_TYPES = (nn.ReLU, nn.ReLU6)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class LayerInfo:
     weight_shape: tuple[int, ...]
     n_params: int
     hist_range: tuple[float, float]
+    #: (C, H, W) when this Linear reads a flattened image: its units are drawn as image templates
+    image_shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class Snapshot:
     boundary: np.ndarray | None = None  # (G, G, C) class probabilities, row = y, column = x
     curve: np.ndarray | None = None  # (n, T) predictions at ProbeInfo.curve_x
     collect_ms: float = 0.0
+    pinned: bool = False  # taken at a pause or a Step: a busy GUI may drop others, never this one
 
     def nbytes(self) -> int:
         arrays = [*self.weights.values(), *self.weight_hist.values(), *self.activations.values()]
@@ -110,11 +118,11 @@ class Snapshot:
 
 
 @dataclass
-class WeightFrame:
-    """What a training process sends so that another process can build the ``Snapshot``: the
-    scalars, the floating-point state as one flat float32 array (``pack_state``) and the gradient
-    norms per layer.  A few kilobytes for the models people train live on a CPU, and a copy of
-    microseconds instead of the snapshot's forward passes."""
+class RawSnapshot:
+    """A snapshot before its forward passes, as a training process ships it: the scalars, the
+    floating-point state as one flat float32 array (``pack_state``) and the gradient norms per
+    layer (which only the training process can see).  A few kilobytes for the models people
+    train live on a CPU, and a copy of microseconds instead of the snapshot's forward passes."""
 
     step: int
     epoch: float
@@ -124,6 +132,7 @@ class WeightFrame:
     lr: float | None
     state: np.ndarray
     grad_norms: dict[str, float] = field(default_factory=dict)
+    pinned: bool = False
 
 
 def pack_state(tensors: list[torch.Tensor]) -> np.ndarray:
@@ -137,64 +146,11 @@ def unpack_state(flat: np.ndarray, tensors: list[torch.Tensor]) -> None:
     """Copy ``flat`` (from ``pack_state``) back into ``tensors``, in place."""
     total = sum(t.numel() for t in tensors)
     if flat.size != total:
-        raise ValueError(f"a weight frame of {flat.size} values does not fit a model with {total}")
+        raise ValueError(f"a raw snapshot of {flat.size} values does not fit a model with {total}")
     src = torch.from_numpy(np.ascontiguousarray(flat, np.float32))
     with torch.no_grad():
         for t, part in zip(tensors, src.split([t.numel() for t in tensors])):
             t.copy_(part.view(t.shape))
-
-
-class SnapshotThrottle:
-    """``due()`` is true at most once per ``interval_s`` (monotonic clock); ``interval_s=0`` is always due."""
-
-    def __init__(self, interval_s: float = 1.0 / 30.0):
-        self.interval_s = float(interval_s)
-        self._next = 0.0
-
-    def due(self, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        if now >= self._next:
-            self._next = now + self.interval_s
-            return True
-        return False
-
-    def reset(self) -> None:
-        self._next = 0.0
-
-
-def tap_module(model: fx.GraphModule, names: tuple[str, ...]) -> fx.GraphModule:
-    """A GraphModule sharing ``model``'s submodules (and so its parameters) whose forward returns
-    ``(output, {name: value of node name})``: every activation in one plain forward pass, without
-    the per-node cost of an ``fx.Interpreter`` or of module hooks."""
-    graph = fx.Graph()
-    env: dict[fx.Node, fx.Node] = {}
-    output_value = None
-    for node in model.graph.nodes:
-        if node.op == "output":
-            output_value = fx.map_arg(node.args[0], lambda n: env[n])
-            continue
-        env[node] = graph.node_copy(node, lambda n: env[n])
-    wanted = {n.name: env[n] for n in model.graph.nodes if n.name in names}
-    graph.output((output_value, {k: wanted[k] for k in names if k in wanted}))
-    return fx.GraphModule(model, graph, class_name="LayerLabProbe")
-
-
-def _layer_kind(module: nn.Module, weight: torch.Tensor) -> str:
-    if isinstance(module, nn.Linear) or weight.dim() == 2:
-        return "linear"
-    if isinstance(module, (nn.Conv1d, nn.Conv2d)) or weight.dim() in (3, 4):
-        return "conv"
-    return "other"
-
-
-def _main_weight(module: nn.Module) -> torch.Tensor | None:
-    """The parameter a person calls "the weights" of a layer: ``weight``, else the largest."""
-    own = dict(module.named_parameters())
-    if "weight" in own:
-        return own["weight"]
-    if not own:
-        return None
-    return max(own.values(), key=lambda p: p.numel())
 
 
 def _subsample(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
@@ -202,6 +158,12 @@ def _subsample(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
         return x
     g = torch.Generator().manual_seed(seed)
     return x[torch.randperm(len(x), generator=g)[:n].to(x.device)]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
 
 
 class SnapshotCollector:
@@ -233,14 +195,16 @@ class SnapshotCollector:
 
         # layers with weights, in graph order
         modules = dict(model.named_modules())
-        order = self._node_order(model)
+        order = act_probe.node_order(model)
+        image_in = self.input_shape if len(self.input_shape) == 3 else None
+        n_in = math.prod(self.input_shape)
         self._layers: list[tuple[str, nn.Module, torch.Tensor, list[torch.Tensor]]] = []
         infos = []
         for name in order:
             mod = modules.get(name)
             if mod is None:
                 continue
-            w = _main_weight(mod)
+            w = weight_probe.main_weight(mod)
             if w is None:
                 continue
             params = [p for p in mod.parameters() if p.requires_grad]
@@ -248,15 +212,14 @@ class SnapshotCollector:
             if hist_ranges and name in hist_ranges:  # a run that continues an earlier one's histograms
                 lo, hi = (float(v) for v in hist_ranges[name])
             else:
-                r = float(w.detach().abs().max()) if w.numel() else 1.0
-                r = max(2.0 * r, 1e-3) if math.isfinite(r) else 1.0
-                lo, hi = -r, r
-            infos.append(LayerInfo(name, _layer_kind(mod, w), tuple(w.shape), sum(p.numel() for p in params),
-                                   (lo, hi)))
+                lo, hi = weight_probe.fixed_hist_range(w)
+            kind = weight_probe.layer_kind(mod, w)
+            templates = image_in if kind == "linear" and w.dim() == 2 and w.shape[1] == n_in else None
+            infos.append(LayerInfo(name, kind, tuple(w.shape), sum(p.numel() for p in params), (lo, hi), templates))
         self._layer_infos = tuple(infos)
         self._all_params = [p for _, _, _, ps in self._layers for p in ps]
         self._param_owner = [i for i, (_, _, _, ps) in enumerate(self._layers) for _ in ps]
-        # the floating-point state (parameters, running statistics) in state_dict order: what a frame carries
+        # the floating-point state (parameters, running statistics) in state_dict order: what a raw snapshot carries
         self._state_tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
         self.state_size = sum(t.numel() for t in self._state_tensors)
         # flat views of an all-float32, contiguous state stay valid: the optimiser updates in place
@@ -268,28 +231,18 @@ class SnapshotCollector:
         self.grad_scaler = None  # a GradScaler whose scale divides tapped norms (fp16 AMP)
 
         # nodes whose activations we record (every call_module / call_function node with a tensor output)
-        self._nodes = tuple(n for n in order if n in modules or self._is_function_node(model, n))
-        self._relu_nodes = tuple(n for n in self._nodes if self._is_relu(model, modules, n))
+        self._nodes = tuple(n for n in order if n in modules or act_probe.is_function_node(model, n))
+        self._relu_nodes = tuple(n for n in self._nodes if dead_relu.is_relu(model, modules, n))
 
         grid_extent, curve_x, train_xy, val_xy = None, None, None, None
         self._grid = self._curve = None
         self.grid_size = 0
         if self.input_shape == (2,) and self.task == "classification":
-            x_all = torch.cat([dataset.x_train, dataset.x_val]).float().cpu()
-            lo, hi = x_all.min(0).values, x_all.max(0).values
-            pad = (hi - lo) * 0.08 + 1e-3
-            lo, hi = lo - pad, hi + pad
-            gx = torch.linspace(float(lo[0]), float(hi[0]), grid_size)
-            gy = torch.linspace(float(lo[1]), float(hi[1]), grid_size)
-            yy, xx = torch.meshgrid(gy, gx, indexing="ij")
-            self._grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(self.device)
+            grid_extent = decision_grid.padded_extent(torch.cat([dataset.x_train, dataset.x_val]))
+            self._grid = decision_grid.grid_points(grid_extent, grid_size).to(self.device)
             self.grid_size = grid_size
-            grid_extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
         elif self.input_shape == (1,) and self.task == "regression":
-            x_all = torch.cat([dataset.x_train, dataset.x_val]).float().cpu()
-            lo, hi = float(x_all.min()), float(x_all.max())
-            pad = (hi - lo) * 0.05 + 1e-3
-            cx = torch.linspace(lo - pad, hi + pad, curve_points).reshape(-1, 1)
+            cx = fitted_curve.curve_points(torch.cat([dataset.x_train, dataset.x_val]).float().cpu(), curve_points)
             self._curve = cx.to(self.device)
             curve_x = cx[:, 0].numpy()
         if self._grid is not None or self._curve is not None:
@@ -298,12 +251,13 @@ class SnapshotCollector:
             train_xy = (dataset.x_train[tr].cpu().numpy(), dataset.y_train[tr].cpu().numpy())
             val_xy = (dataset.x_val[va].cpu().numpy(), dataset.y_val[va].cpu().numpy())
 
+        # one forward pass serves the activations and the boundary / curve: [probe batch; grid or curve]
         extra = self._grid if self._grid is not None else self._curve
         self._batch = self.probe_x if extra is None else torch.cat([self.probe_x, extra.to(self.probe_x.dtype)])
         self._tap = None
         if self.is_graph and self._nodes:
             try:
-                self._tap = tap_module(model, self._nodes)
+                self._tap = act_probe.tap_module(model, self._nodes)
             except Exception:  # an exotic graph fx cannot copy: fall back to module hooks
                 self._tap = None
 
@@ -315,30 +269,6 @@ class SnapshotCollector:
             probe_x=shown, probe_y=self.probe_y[:MAX_PROBE_ROWS].cpu().numpy(),
             grid_extent=grid_extent, grid_size=self.grid_size, curve_x=curve_x,
             train_xy=train_xy, val_xy=val_xy)
-
-    # ------------------------------------------------------------------ structure
-    @staticmethod
-    def _node_order(model: nn.Module) -> list[str]:
-        if isinstance(model, fx.GraphModule):
-            return [n.name for n in model.graph.nodes if n.op in ("call_module", "call_function", "call_method")]
-        return [name for name, m in model.named_modules() if name and not list(m.children())]
-
-    @staticmethod
-    def _is_function_node(model: nn.Module, name: str) -> bool:
-        if not isinstance(model, fx.GraphModule):
-            return False
-        return any(n.name == name and n.op in ("call_function", "call_method") for n in model.graph.nodes)
-
-    @staticmethod
-    def _is_relu(model: nn.Module, modules: dict, name: str) -> bool:
-        mod = modules.get(name)
-        if mod is not None:
-            return isinstance(mod, RELU_TYPES)
-        if isinstance(model, fx.GraphModule):
-            for n in model.graph.nodes:
-                if n.name == name:
-                    return n.target in (torch.relu, torch.nn.functional.relu)
-        return False
 
     # ------------------------------------------------------------------ gradient tap
     def arm_grad_tap(self) -> None:
@@ -360,11 +290,6 @@ class SnapshotCollector:
                     h.remove()
             self._tap_handles[j] = p.register_post_accumulate_grad_hook(hook)
 
-    def disarm_grad_tap(self) -> None:
-        for h in self._tap_handles.values():
-            h.remove()
-        self._tap_handles.clear()
-
     # ------------------------------------------------------------------ collection
     @torch.no_grad()
     def collect(self, *, step: int = 0, epoch: float = 0.0, samples: int = 0, elapsed_s: float = 0.0,
@@ -384,12 +309,12 @@ class SnapshotCollector:
         snap.collect_ms = (time.perf_counter() - t0) * 1e3
         return snap
 
-    # ------------------------------------------------------------------ frames: collect elsewhere
-    def frame(self, *, step: int = 0, epoch: float = 0.0, samples: int = 0, elapsed_s: float = 0.0,
-              train_loss: float | None = None, lr: float | None = None) -> WeightFrame:
+    # ------------------------------------------------------------------ raw snapshots: finish them elsewhere
+    def raw(self, *, step: int = 0, epoch: float = 0.0, samples: int = 0, elapsed_s: float = 0.0,
+            train_loss: float | None = None, lr: float | None = None) -> RawSnapshot:
         """The cheap half of a snapshot, for a trainer that lets another process do the rest:
         a flat float32 copy of the model's floating-point state and the gradient norms (which
-        only the training process can see).  ``SnapshotCollector.from_frame`` on a replica of
+        only the training process can see).  ``SnapshotCollector.from_raw`` on a replica of
         the model turns it into the full ``Snapshot``."""
         with torch.no_grad():
             grad_norms = self._grad_norms()
@@ -397,7 +322,7 @@ class SnapshotCollector:
                 flat = torch.cat(self._flat_views).cpu().numpy()
             else:
                 flat = pack_state(self._state_tensors)
-        return WeightFrame(step=int(step), epoch=float(epoch), samples=int(samples), elapsed_s=float(elapsed_s),
+        return RawSnapshot(step=int(step), epoch=float(epoch), samples=int(samples), elapsed_s=float(elapsed_s),
                            train_loss=None if train_loss is None else float(train_loss),
                            lr=None if lr is None else float(lr), state=flat, grad_norms=grad_norms)
 
@@ -409,15 +334,16 @@ class SnapshotCollector:
         self._layer_infos = tuple(info.layers)
         self.info = dataclasses.replace(self.info, layers=self._layer_infos)
 
-    def from_frame(self, frame: WeightFrame) -> Snapshot:
-        """The full snapshot of ``frame``: its weights are loaded into this collector's model (a
+    def from_raw(self, raw: RawSnapshot) -> Snapshot:
+        """The full snapshot of ``raw``: its weights are loaded into this collector's model (a
         replica of the trainer's, built from the same graph, that has ``adopt``-ed the trainer
         collector's ``info``) and everything else computed here."""
         t0 = time.perf_counter()
-        unpack_state(frame.state, self._state_tensors)
-        snap = self.collect(step=frame.step, epoch=frame.epoch, samples=frame.samples, elapsed_s=frame.elapsed_s,
-                            train_loss=frame.train_loss, lr=frame.lr, grads=False)
-        snap.grad_norms = dict(frame.grad_norms)
+        unpack_state(raw.state, self._state_tensors)
+        snap = self.collect(step=raw.step, epoch=raw.epoch, samples=raw.samples, elapsed_s=raw.elapsed_s,
+                            train_loss=raw.train_loss, lr=raw.lr, grads=False)
+        snap.grad_norms = dict(raw.grad_norms)
+        snap.pinned = raw.pinned
         snap.collect_ms = (time.perf_counter() - t0) * 1e3
         return snap
 
@@ -426,12 +352,9 @@ class SnapshotCollector:
             return
         shown, hists, mags = [], [], []
         for (name, mod, w, params), info in zip(self._layers, self._layer_infos):
-            wd = w.detach()
-            shown.append(_display_weight(wd, info.kind))
-            lo, hi = info.hist_range
-            flat = wd.float().reshape(-1).clamp(lo, hi)
-            hists.append(torch.histc(flat, bins=HIST_BINS, min=lo, max=hi))
-            mags.append(wd.float().abs().mean() if wd.numel() else wd.new_zeros((), dtype=torch.float32))
+            shown.append(weight_probe.display_weight(w.detach(), info.kind, info.image_shape))
+            hists.append(weight_probe.histogram(w, *info.hist_range))
+            mags.append(weight_probe.mean_magnitude(w))
         # one transfer per kind instead of one per layer
         hist_np = torch.stack(hists).cpu().numpy()
         mag_np = torch.stack(mags).cpu().numpy()
@@ -477,7 +400,7 @@ class SnapshotCollector:
         if activations and self._nodes and self._tap is not None:
             out, outs = self._tap(batch)
         elif activations and self._nodes:
-            out = self._forward_with_hooks(batch, outs)
+            out = act_probe.forward_with_hooks(self.model, self._nodes, batch, outs)
         else:
             out = self.model(batch[n_probe:])
             n_probe = 0
@@ -485,7 +408,7 @@ class SnapshotCollector:
             out = None
         transfers: dict[str, torch.Tensor] = {}
         if out is not None and self._grid is not None:
-            probs = _probabilities(out[n_probe:].float())
+            probs = decision_grid.probabilities(out[n_probe:].float())
             transfers["boundary"] = probs.reshape(self.grid_size, self.grid_size, -1)
         elif out is not None and self._curve is not None:
             transfers["curve"] = out[n_probe:].float()
@@ -497,9 +420,7 @@ class SnapshotCollector:
                 continue
             o = o.detach()[:n_probe]
             if name in self._relu_nodes and o.dim() >= 2:
-                # a unit (feature, or channel for feature maps) is dead if it is 0 for every probe sample
-                alive = (o > 0).reshape(o.shape[0], o.shape[1], -1).any(dim=2).any(dim=0)
-                dead.append(1.0 - alive.float().mean())
+                dead.append(dead_relu.dead_fraction(o))
                 dead_names.append(name)
             if o.dim() <= 2:
                 o = o.reshape(o.shape[0], -1)[:MAX_PROBE_ROWS, :MAX_UNITS]
@@ -515,83 +436,7 @@ class SnapshotCollector:
             snap.dead_relu = {n: float(v) for n, v in zip(dead_names, host.pop("dead"))}
         snap.activations = {k[4:]: v for k, v in host.items()}
 
-    def _forward_with_hooks(self, batch: torch.Tensor, outs: dict) -> Any:
-        modules = dict(self.model.named_modules())
-        hooks = []
-        for name in self._nodes:
-            m = modules.get(name)
-            if m is not None:
-                hooks.append(m.register_forward_hook(
-                    lambda _m, _i, o, _n=name: outs.__setitem__(_n, o) if isinstance(o, torch.Tensor) else None))
-        try:
-            return self.model(batch)
-        finally:
-            for h in hooks:
-                h.remove()
-
-
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
-    if logits.dim() == 1:
-        logits = logits[:, None]
-    if logits.shape[1] == 1:  # one logit: binary BCE
-        p1 = torch.sigmoid(logits)
-        return torch.cat([1 - p1, p1], 1)
-    return torch.softmax(logits, 1)
-
-
-def max_magnitude_pool(w: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``w`` (2-D) shrunk to ``size``: each cell is the entry of largest magnitude, sign kept, of
-    its block (adaptive pooling's blocks).  Unlike a crop it shows the whole matrix, and unlike an
-    average it does not wash positive and negative weights out to zero."""
-    w = w.float()
-    _, idx = torch.nn.functional.adaptive_max_pool2d(w.abs()[None, None], size, return_indices=True)
-    return w.reshape(-1)[idx.reshape(-1)].reshape(size)
-
-
-def _display_weight(w: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "linear" and w.dim() == 2:
-        if w.shape[0] > MAX_MATRIX or w.shape[1] > MAX_MATRIX:
-            return max_magnitude_pool(w, (min(w.shape[0], MAX_MATRIX), min(w.shape[1], MAX_MATRIX)))
-        return w.float()
-    if kind == "conv":
-        return w[:MAX_FILTERS, :MAX_FILTERS].float()
-    flat = w.reshape(-1)
-    return flat[: MAX_MATRIX * MAX_MATRIX].float()
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-# ----------------------------------------------------------------------------- derived quantities
-def smooth_ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """TensorBoard-style debiased exponential moving average (``weight`` in [0, 1), 0 = raw).
-
-    Vectorised as a convolution with the kernel ``(1 - w) * w**k``, truncated where ``w**k``
-    drops below 1e-6, divided by the same convolution of ones (the debiasing); non-finite
-    values are skipped (they neither count nor poison the average) and stay non-finite.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if weight <= 0 or v.size == 0:
-        return v
-    weight = min(float(weight), 0.999)
-    k = min(v.size, int(math.ceil(math.log(1e-6) / math.log(weight))) + 1)
-    kernel = (1 - weight) * weight ** np.arange(k)
-    finite = np.isfinite(v)
-    num = np.convolve(np.where(finite, v, 0.0), kernel)[: v.size]
-    den = np.convolve(finite.astype(np.float64), kernel)[: v.size]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    out[~finite] = v[~finite]
-    return out
-
 
 def state_dict_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached CPU copy of ``model``'s weights (a timeline checkpoint)."""
+    """A detached CPU copy of ``model``'s weights."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def all_finite(state: dict[str, torch.Tensor]) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())

@@ -1,9 +1,11 @@
 """The headless training engine: ``Trainer(model, data, config, callbacks).run()``.
 
-The trainer owns the loop and knows nothing about the UI.  It reports through plain callables
-that receive the small frozen events of ``engine.events`` and stops cooperatively
-(``request_stop()`` / ``should_stop``); ``pause()``, ``resume()`` and ``step()`` (one batch while
-paused) may be called from any thread.
+The trainer owns the loop and knows nothing about the UI.  It reports through callbacks that
+receive the small frozen events of ``engine.events`` and stops cooperatively
+(``request_stop(reason)`` / ``should_stop``); ``pause()``, ``resume()`` and ``step()`` (one batch
+while paused) may be called from any thread.  Policies - early stopping, per-epoch checkpoints,
+the GUI's Stop, lab goals - are callbacks (``engine.events.Callback``, ``engine.policies``) that
+ask it to stop; none runs per step.
 
 Speed rules the loop follows (they matter most for the small models of lab sessions):
 
@@ -23,7 +25,10 @@ optimiser kernels take that flag as ``found_inf`` and skip their update once it 
 weights freeze at the state that produced the first bad loss.  When the next report reads the
 flag, the first non-finite entry among the kept per-step losses gives the exact step; that batch
 is re-run through ``engine.probes.find_first_nonfinite`` to name the first node whose output
-went non-finite, and the run fails with one sentence.  (Optimisers without a fused kernel check
+went non-finite, and the run fails with ``NonFiniteLoss`` (its sentence, and the node's name).
+
+Divergence that stays finite is caught at the same reads: a step whose loss exceeds
+``DIVERGENCE_FACTOR`` times the lowest running loss of the run so far fails with ``Diverged``.  (Optimisers without a fused kernel check
 the flag on the host before each update on CPU, where that is cheap; on CUDA they go unguarded
 and the probe then sees the weights of the report time.)
 """
@@ -33,7 +38,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,10 +52,13 @@ try:  # the engine call behind Tensor.backward(), minus ~25 µs/step of argument
 except ImportError:  # pragma: no cover - other torch versions: use the public path
     _engine_run_backward = None
 
-from engine import probes
-from engine.errors import LayerLabError, TrainingError
-from engine.events import (Callback, EpochEnd, Progress, RunFailed, RunFinished, RunStarted,
-                           TrainEvent)
+from engine import failure_text, probes
+from engine.atomic import atomic_write
+from engine.errors import (Diverged, LayerLabError, ModelDataMismatch, NonFiniteLoss, OutOfMemory,
+                           TrainingError)
+from engine.events import EpochEnd, EventSink, Progress, RunFailed, RunFinished, RunStarted, TrainEvent
+from engine.policies import EarlyStopping
+from engine.state_io import join_state, split_state
 from engine.losses import LossSpec, make_loss
 from engine.optim import OptimizerStep, make_optimizer, make_scheduler, make_step
 from engine.train_config import TrainConfig
@@ -65,7 +72,21 @@ _DEFAULT_THREADS = torch.get_num_threads()
 SMALL_MODEL_FLOPS = 20e6
 #: above this size the per-epoch permuted copy of the data is replaced by per-batch gathers
 _PREGATHER_MAX_BYTES = 512 * 2**20
-CHECKPOINT_VERSION = 1
+#: version 2: optimiser / schedule / scaler state as safetensors + JSON (no pickle), policy state
+CHECKPOINT_VERSION = 2
+#: a loss this many times the lowest running loss of the run means the run diverged...
+DIVERGENCE_FACTOR = 1e4
+#: ... and so does any loss above this (float32 overflows at 3.4e38)
+DIVERGENCE_CEILING = 1e30
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether torch ran out of memory.  CUDA raises ``torch.OutOfMemoryError``; the CPU allocator
+    raises a plain RuntimeError, recognisable only by its own words - read here, where torch's
+    exception is caught, and nowhere else."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc).lower()
 
 
 # ---------------------------------------------------------------- small public helpers
@@ -115,22 +136,6 @@ def choose_num_threads(model: nn.Module, example: Tensor) -> int:
     return 1 if flops < SMALL_MODEL_FLOPS else _DEFAULT_THREADS
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
 def _finite_or_none(v: float | None) -> float | None:
     return v if v is None or math.isfinite(v) else None
 
@@ -148,6 +153,15 @@ class _Gathered:
         return self._t.index_select(0, self._idx[i])
 
 
+def failure_event(err: LayerLabError, *, batch_size: int = 0, steps: int = 0) -> RunFailed:
+    """The ``RunFailed`` event for an error, with its kind and what the error knows."""
+    kind = getattr(err, "kind", "internal")
+    if kind not in ("non_finite", "diverged", "out_of_memory", "shape", "data", "setup", "interrupted"):
+        kind = "setup" if kind in ("training", "bad_input", "graph", "file") else "internal"
+    return RunFailed(message=str(err), kind=kind, node=getattr(err, "node", None), epoch=getattr(err, "epoch", None),
+                     step=getattr(err, "step", None), batch_size=getattr(err, "batch_size", batch_size), steps=steps)
+
+
 # ---------------------------------------------------------------- the trainer
 class Trainer:
     """Trains ``model`` on ``data`` as ``config`` says, reporting to ``callbacks``.
@@ -159,7 +173,7 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, data: Any, config: TrainConfig | None = None,
-                 callbacks: Iterable[Callback] = (),
+                 callbacks: Iterable[EventSink] = (),
                  on_snapshot_due: Callable[[nn.Module], None] | None = None):
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
@@ -168,7 +182,9 @@ class Trainer:
             raise TrainingError(f"Expected a torch.nn.Module to train, got {type(model).__name__}.")
         self.model = model
         self.data = data
-        self.callbacks: list[Callback] = list(callbacks)
+        self.callbacks: list[EventSink] = list(callbacks)
+        if self.config.early_stopping_patience and not any(isinstance(c, EarlyStopping) for c in self.callbacks):
+            self.callbacks.append(EarlyStopping(self.config.early_stopping_patience))
         self.on_snapshot_due = on_snapshot_due
         self.task = getattr(data, "task", None)
         if self.task not in ("classification", "regression"):
@@ -203,8 +219,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.global_step = 0  # completed optimiser steps (updated at reports and epoch ends)
         self.num_threads = 0  # CPU threads of the current/last run (0 on CUDA)
-        self._best_monitor = math.inf
-        self._bad_epochs = 0
+        self._reference_loss: float | None = None  # the first loss of the current run (divergence guard)
 
         # run control: _go is set while running freely; pause() clears it, step() lets one
         # batch through while paused, request_stop() sets _stop (and clears _go to wake the loop)
@@ -212,16 +227,24 @@ class Trainer:
         self._go = threading.Event()
         self._go.set()
         self._stop = threading.Event()
+        self._stop_reason = "stopped"
         self._single_steps = 0
         self._running = False
         self._waiting = False
         self._paused_s = 0.0
         self._prepared: dict[str, Any] | None = None
         self._recent_epoch, self._recent_next = -1, 0  # recent_loss(): what it has read so far
+        for cb in self.callbacks:  # last: a policy may steer the trainer at once (a Stop sent early)
+            setup = getattr(cb, "setup", None)
+            if callable(setup):
+                setup(self)
 
     # ------------------------------------------------------------ run control (thread-safe)
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "stopped") -> None:
+        """Stop after the step in progress; the run ends with ``reason`` (the first one asked)."""
         with self._cond:
+            if not self._stop.is_set():
+                self._stop_reason = reason
             self._stop.set()
             self._go.clear()
             self._cond.notify_all()
@@ -256,10 +279,6 @@ class Trainer:
     @property
     def is_paused(self) -> bool:
         return not self._go.is_set() and not self._stop.is_set()
-
-    @property
-    def is_running(self) -> bool:
-        return self._running
 
     @property
     def is_waiting(self) -> bool:
@@ -363,13 +382,13 @@ class Trainer:
             with torch.no_grad():
                 out = self.model(x[:n_probe])
         except Exception as e:
-            raise TrainingError(f"The model cannot process a training batch of shape "
-                                f"{tuple(x[:n_probe].shape)}: {e}") from e
+            raise ModelDataMismatch(failure_text.bad_batch(tuple(x[:n_probe].shape), str(e).strip().splitlines()[0]
+                                                           if str(e).strip() else type(e).__name__)) from e
         finally:
             self.model.train(was_training)
         if not isinstance(out, Tensor) or out.dim() != 2:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise TrainingError(
+            raise ModelDataMismatch(
                 f"The model's output has shape {shape}, but training needs (batch, outputs).",
                 fix="end the model with a Flatten and a Linear layer",
             )
@@ -377,7 +396,7 @@ class Trainer:
         spec = make_loss(cfg.loss, self.task, n_out, y if self.task == "classification" else None)
         y_t = spec.prepare_targets(y)
         if self.task == "regression" and y_t.shape[1] != n_out:
-            raise TrainingError(
+            raise ModelDataMismatch(
                 f"The model outputs {n_out} value{'s' if n_out != 1 else ''} per sample but the "
                 f"data has {y_t.shape[1]} target{'s' if y_t.shape[1] != 1 else ''}.",
                 fix=f"give the last layer {y_t.shape[1]} outputs",
@@ -427,17 +446,18 @@ class Trainer:
         try:
             return self._run()
         except LayerLabError as e:
-            self._emit_failed(str(e))
+            self._emit_failed(e)
             raise
-        except Exception as e:  # anything torch raises mid-run becomes one sentence
-            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if isinstance(e, torch.OutOfMemoryError) or "out of memory" in text.lower():
-                msg = (f"Training ran out of memory at epoch {self.epoch + 1}. Lower the batch "
-                       f"size or use a smaller model.")
+        except Exception as e:  # anything torch raises mid-run becomes one sentence of a known kind
+            if is_out_of_memory(e):
+                err: TrainingError = OutOfMemory(failure_text.out_of_memory(self.epoch + 1, self.config.batch_size),
+                                                 batch_size=self.config.batch_size)
             else:
-                msg = f"Training failed at epoch {self.epoch + 1}, step {self.global_step}: {text}"
-            self._emit_failed(msg)
-            raise TrainingError(msg) from e
+                text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                err = TrainingError(failure_text.crashed(self.epoch + 1, self.global_step, text))
+                err.kind = "internal"
+            self._emit_failed(err)
+            raise err from e
         finally:
             if torch.get_num_threads() != prev_threads:
                 torch.set_num_threads(prev_threads)
@@ -447,9 +467,9 @@ class Trainer:
                 self._go.set()
                 self._single_steps = 0
 
-    def _emit_failed(self, message: str) -> None:
+    def _emit_failed(self, err: LayerLabError) -> None:
         try:
-            self._emit(RunFailed(message))
+            self._emit(failure_event(err, batch_size=self.config.batch_size, steps=self.global_step))
         except Exception:
             pass  # a broken callback must not hide the original failure
 
@@ -473,6 +493,7 @@ class Trainer:
             make_step(self.optimizer, self._params, self._flag, dev) if self.scaler is None
             else OptimizerStep())
         self._paused_s = 0.0
+        self._reference_loss = None
         self._run_t0 = time.perf_counter()
         self._next_snapshot = self._run_t0 + cfg.snapshot_interval_s
         self._run_steps0 = self.global_step
@@ -480,19 +501,19 @@ class Trainer:
         self._emit(RunStarted(device=str(dev), n_params=sum(p.numel() for p in self.model.parameters()),
                               total_steps=self.total_steps, num_threads=self.num_threads,
                               amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
-                              start_epoch=self.epoch))
+                              start_epoch=self.epoch, steps_per_epoch=self.steps_per_epoch,
+                              batch_size=cfg.batch_size, epochs=cfg.epochs))
         reason = "completed"
         for epoch in range(self.epoch, cfg.epochs):
             if not self._train_epoch(epoch, prep):
-                reason = "stopped"
+                reason = self._stop_reason
                 break
-            if self._end_epoch(epoch, prep):
-                reason = "early_stopping"
+            self._end_epoch(epoch, prep)
+            if self._stop.is_set():  # a policy (early stopping, a goal) or the user asked
+                reason = self._stop_reason
                 break
-            if self._stop.is_set():
-                reason = "stopped"
-                break
-        finished = RunFinished(reason=reason, history=tuple(dict(h) for h in self.history))  # type: ignore[arg-type]
+        finished = RunFinished(reason=reason, history=tuple(dict(h) for h in self.history),  # type: ignore[arg-type]
+                               steps=self.global_step)
         self._emit(finished)
         return finished
 
@@ -597,8 +618,9 @@ class Trainer:
     def _fold(self, done: int) -> float:
         """Read the losses kept since the last report (the only sync point in the loop).
 
-        Returns the mean training loss of the epoch so far; raises TrainingError if a loss
-        went non-finite, naming the step and the first node whose output broke.
+        Returns the mean training loss of the epoch so far; raises NonFiniteLoss if a loss went
+        non-finite (naming the step and the first node whose output broke) and Diverged if one
+        grew past ``DIVERGENCE_FACTOR`` times the run's first loss.
         """
         prep = self._prepared
         assert prep is not None
@@ -606,8 +628,14 @@ class Trainer:
         if losses:
             chunk = torch.stack(losses)
             self._epoch_sum += torch.dot(chunk, prep["sizes"][start:start + len(losses)])
-            if self._flag.item():
+            flag, peak, first = torch.stack([self._flag.to(chunk.dtype), chunk.max(), chunk[0]]).tolist()
+            if flag:
                 self._fail_nonfinite(chunk, start, done)
+            if self._reference_loss is None:
+                self._reference_loss = first  # the loss at the run's starting weights
+            limit = min(DIVERGENCE_FACTOR * max(self._reference_loss, 1e-2), DIVERGENCE_CEILING)
+            if peak > limit:
+                self._fail_diverged(chunk, start, done, limit)
             self._epoch_score += self._score_outputs(start, start + len(chunk))
             losses.clear()
             self._outs.clear()
@@ -653,20 +681,22 @@ class Trainer:
         global_step = self.global_step - done + step_in_epoch + 1
         xb = self._epoch_batches[0][step_in_epoch]
         finding = probes.find_first_nonfinite(self.model, xb, self._autocast())
-        advice = {
-            "inputs": "Check the data for missing or infinite values, or normalise it.",
-            "weights": "Re-initialise the weights and lower the learning rate.",
-            "output": "Lower the learning rate or add normalisation.",
-            "none": "Check the targets, and lower the learning rate.",
-        }[finding.where]
         self.global_step = global_step - 1
-        raise TrainingError(f"Loss became {kind} at epoch {self._epoch_index + 1}, step "
-                            f"{global_step}: {finding.describe()}. {advice}")
+        epoch = self._epoch_index + 1
+        raise NonFiniteLoss(failure_text.non_finite(kind, epoch, global_step, finding.describe(), finding.where),
+                            epoch=epoch, step=global_step, node=finding.name, where=finding.where)
+
+    def _fail_diverged(self, chunk: Tensor, start: int, done: int, limit: float) -> None:
+        j = int((chunk > limit).nonzero()[0, 0])
+        global_step = self.global_step - done + start + j + 1
+        epoch = self._epoch_index + 1
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        raise Diverged(failure_text.diverged(epoch, global_step, float(self._reference_loss), float(chunk[j]), lr),
+                       epoch=epoch, step=global_step)
 
     # ------------------------------------------------------------ end of epoch
-    def _end_epoch(self, epoch: int, prep: dict[str, Any]) -> bool:
-        """Metrics, schedule, history, checkpoint.  True if early stopping fires."""
-        cfg = self.config
+    def _end_epoch(self, epoch: int, prep: dict[str, Any]) -> None:
+        """Metrics, schedule, history; then the EpochEnd event (policies act on it)."""
         done = len(self._epoch_batches[0])
         train_loss = self._fold(done)
         t_train = max(time.perf_counter() - self._epoch_t0 - (self._paused_s - self._epoch_paused0),
@@ -698,15 +728,6 @@ class Trainer:
         elif self._schedule_when == "plateau":
             self.scheduler.step(monitor)
         self._emit(EpochEnd(epoch=epoch + 1, metrics=dict(metrics)))
-        if cfg.checkpoint_every_epoch and cfg.checkpoint_dir:
-            self.save_checkpoint(Path(cfg.checkpoint_dir) / f"epoch_{epoch + 1:04d}.safetensors")
-
-        if math.isfinite(monitor) and monitor < self._best_monitor:
-            self._best_monitor = monitor
-            self._bad_epochs = 0
-        else:
-            self._bad_epochs += 1
-        return bool(cfg.early_stopping_patience) and self._bad_epochs >= cfg.early_stopping_patience
 
     def _evaluate(self, x: Tensor, y: Tensor, y_t: Tensor) -> tuple[float, float]:
         """(mean loss, accuracy or mse) of the model on one split, in eval mode, one sync."""
@@ -759,41 +780,49 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
     @staticmethod
     def _checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+        """``<stem>.safetensors`` (weights), ``<stem>.json`` (run state, written last: a checkpoint
+        exists once its .json does) and ``<stem>.optim.safetensors`` (optimiser/schedule tensors)."""
         p = Path(path)
         if p.suffix != ".safetensors":
             p = p.with_name(p.name + ".safetensors")
         stem = p.name[: -len(".safetensors")]
-        return p, p.with_name(stem + ".json"), p.with_name(stem + ".optim.pt")
+        return p, p.with_name(stem + ".json"), p.with_name(stem + ".optim.safetensors")
+
+    def _policies(self) -> dict[str, Any]:
+        """Callbacks whose state a checkpoint keeps, by class name."""
+        return {type(cb).__name__: cb for cb in self.callbacks if callable(getattr(cb, "state_dict", None))}
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
-        """Weights to ``<path>.safetensors``, run state to ``<path>.json``, optimiser/schedule
-        state to ``<path>.optim.pt`` (tensors and plain values only; loaded with weights_only).
-        Each file is written atomically.  Returns the weights path."""
+        """A resumable checkpoint: weights to ``<path>.safetensors``; optimiser, schedule and
+        scaler state to ``<path>.optim.safetensors`` (tensors) plus the run state and the
+        policies' state in ``<path>.json``.  Nothing is pickled; each file is written atomically,
+        the JSON last, so a checkpoint whose JSON exists is whole.  Returns the weights path."""
         from safetensors.torch import save_file
 
         weights, meta_path, optim_path = self._checkpoint_paths(path)
         tensors = {k: v.detach().to("cpu", copy=True).contiguous()
                    for k, v in self.model.state_dict().items()}
-        _atomic_write(weights, lambda t: save_file(tensors, str(t), metadata={"format": "pt"}))
+        atomic_write(weights, lambda t: save_file(tensors, str(t), metadata={"format": "pt"}))
         extra = {"optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                  "scaler": self.scaler.state_dict() if self.scaler is not None else None}
-        _atomic_write(optim_path, lambda t: torch.save(extra, t))
+        extra_doc, extra_tensors = split_state(extra)
+        atomic_write(optim_path, lambda t: save_file(extra_tensors, str(t)))
         steps = [st["step"] for st in self.optimizer.state.values() if "step" in st]
         meta = {
             "format": "layerlab-checkpoint", "version": CHECKPOINT_VERSION,
             "epoch": self.epoch, "global_step": self.global_step,
             "optimizer_steps": int(float(steps[0])) if steps else 0,
-            "weights": weights.name, "optimizer_state": optim_path.name,
+            "weights": weights.name, "optimizer_state": optim_path.name, "optimizer_doc": extra_doc,
             "config": self.config.to_dict(), "history": self.history,
-            "early_stopping": {"best": _finite_or_none(self._best_monitor),
-                               "bad_epochs": self._bad_epochs},
+            "policies": {name: cb.state_dict() for name, cb in self._policies().items()},
         }
-        _atomic_write(meta_path, lambda t: t.write_text(json.dumps(meta, indent=2)))
+        atomic_write(meta_path, lambda t: t.write_text(json.dumps(meta, indent=2)))
         return weights
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Restore weights, optimiser/schedule state, epoch, step and history; returns the metadata."""
+        """Restore weights, optimiser/schedule state, epoch, step, history and the policies' state;
+        returns the metadata."""
         from safetensors.torch import load_file
 
         weights, meta_path, optim_path = self._checkpoint_paths(path)
@@ -819,7 +848,10 @@ class Trainer:
                 f"(missing: {', '.join(result.missing_keys) or 'none'}; "
                 f"unexpected: {', '.join(result.unexpected_keys) or 'none'}).")
         if optim_path.exists():
-            extra = torch.load(optim_path, map_location=self.device, weights_only=True)
+            try:
+                extra = join_state(meta.get("optimizer_doc"), load_file(str(optim_path), device=str(self.device)))
+            except Exception as e:
+                raise TrainingError(f"The checkpoint's optimiser state '{optim_path}' cannot be read: {e}") from None
             self.optimizer.load_state_dict(extra["optimizer"])
             if self.scheduler is not None and extra.get("scheduler") is not None:
                 self.scheduler.load_state_dict(extra["scheduler"])
@@ -828,8 +860,8 @@ class Trainer:
         self.epoch = int(meta.get("epoch", 0))
         self.global_step = int(meta.get("global_step", 0))
         self.history = list(meta.get("history", []))
-        es = meta.get("early_stopping") or {}
-        best = es.get("best")
-        self._best_monitor = math.inf if best is None else float(best)
-        self._bad_epochs = int(es.get("bad_epochs", 0))
+        policies = self._policies()
+        for name, state in (meta.get("policies") or {}).items():
+            if name in policies and isinstance(state, dict):
+                policies[name].load_state_dict(state)
         return meta

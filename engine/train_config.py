@@ -19,7 +19,9 @@ SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
-CONFIG_VERSION = 1
+#: version 2 drops ``checkpoint_dir``: a run's checkpoints go under its own output folder, never
+#: where a project file says
+CONFIG_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,7 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "auto"
     num_threads: int = 0
-    checkpoint_every_epoch: bool = False
-    checkpoint_dir: str | None = None
+    checkpoint_every_epoch: bool = False  # resumable checkpoints in the run's output folder (CLI)
     progress_interval_s: float = 0.25
     snapshot_interval_s: float = 1.0 / 30.0
 
@@ -78,19 +79,10 @@ class TrainConfig:
         _boolean(self, "checkpoint_every_epoch")
         if self.seed is not None:
             _integer(self, "seed", low=0)
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
-            raise TrainingError(
-                f"Training setting 'checkpoint_dir' must be a folder path (text), got {self.checkpoint_dir!r}."
-            )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
             raise TrainingError(
                 "Nesterov momentum needs the 'sgd' optimizer with a momentum above 0.",
                 fix="set momentum to e.g. 0.9 or turn nesterov off",
-            )
-        if self.checkpoint_every_epoch and not self.checkpoint_dir:
-            raise TrainingError(
-                "Checkpointing every epoch needs a checkpoint folder.",
-                fix="set 'checkpoint_dir' or turn 'checkpoint_every_epoch' off",
             )
 
     # ------------------------------------------------------------------ JSON
@@ -107,6 +99,9 @@ class TrainConfig:
             raise TrainingError(f"Training settings must be a JSON object, got {type(d).__name__}.")
         d = dict(d)
         version = d.pop("version", CONFIG_VERSION)
+        if version == 1:  # v1 -> v2: the folder a project named for checkpoints is not honoured
+            d.pop("checkpoint_dir", None)
+            version = 2
         if version != CONFIG_VERSION:
             raise TrainingError(
                 f"Training settings have version {version!r}, but this LayerLab reads version "

@@ -23,6 +23,18 @@ def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
     return answer == QMessageBox.Yes
 
 
+def ask_stop_run(parent: QWidget | None) -> bool:
+    """A run is in progress and the project is about to go away: stop it (keeping its weights) or not."""
+    box = QMessageBox(QMessageBox.Question, "Training is running",
+                      "A training run is in progress. Stop it and keep the weights it has reached?",
+                      QMessageBox.NoButton, parent)
+    stop = box.addButton("Stop and keep the weights", QMessageBox.AcceptRole)
+    box.addButton(QMessageBox.Cancel)
+    box.setDefaultButton(stop)
+    box.exec()
+    return box.clickedButton() is stop
+
+
 def ask_save_changes(parent: QWidget | None, name: str) -> str:
     """'save', 'discard' or 'cancel' for a document with unsaved changes."""
     box = QMessageBox(QMessageBox.Warning, "Unsaved changes",

@@ -49,7 +49,8 @@ class Document(QObject):
     graphEvent = Signal(object)  # every engine GraphEvent, in order
     graphChanged = Signal()  # coalesced: the graph changed since the last emission
     analysisChanged = Signal(object)  # engine.validate.Analysis
-    datasetChanged = Signal(object)  # engine.data.Dataset or None
+    datasetChanged = Signal(object)  # engine.data.Dataset or None (a project opened, or the data edited)
+    datasetEdited = Signal(object)  # the user chose other data for this project (not emitted on open)
     projectReplaced = Signal()
     weightsChanged = Signal()
     modifiedChanged = Signal(bool)
@@ -203,9 +204,8 @@ class Document(QObject):
 
     @staticmethod
     def context_for(dataset) -> InferContext:
-        if dataset is None:
-            return InferContext()
-        return InferContext(tuple(int(s) for s in dataset.input_shape), int(dataset.n_outputs), dataset.task)
+        from engine.run import context_for
+        return context_for(dataset)
 
     def _load_project_data(self, project: Project, path: str | None) -> None:
         try:
@@ -228,6 +228,7 @@ class Document(QObject):
         self.project.normalization = normalization
         self._set_dataset(dataset)
         self.datasetChanged.emit(dataset)
+        self.datasetEdited.emit(dataset)
 
     def set_data_spec(self, spec: dict, parent=None) -> bool:
         """Switch to another dataset as one undoable step; bad data shows a sentence and changes nothing.
@@ -354,8 +355,10 @@ class Document(QObject):
         project = self.project
         if self.weights_stale:
             # Weights that no longer fit the graph would fail to load; keep them in memory only.
+            # The same goes for the timeline's weights; the run's figures (history) stay.
             project = copy.copy(project)
             project.weights = None
+            project.checkpoints = {}
         if not self.project.name or self.project.name == "Untitled":
             self.project.name = os.path.splitext(os.path.basename(path))[0]
         try:
@@ -375,7 +378,9 @@ class Document(QObject):
                        training=copy.deepcopy(self.project.training), name=self.project.name,
                        description=self.project.description, normalization=copy.deepcopy(self.project.normalization),
                        history=copy.deepcopy(self.project.history),
-                       weights=None if self.weights_stale else self.project.weights)
+                       weights=None if self.weights_stale else self.project.weights,
+                       checkpoints={} if self.weights_stale else dict(self.project.checkpoints),
+                       run=copy.deepcopy(self.project.run), series=dict(self.project.series))
 
     def param_value(self, node_id: str, key: str) -> Any:
         return self.graph.node(node_id).params[key]

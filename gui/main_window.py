@@ -58,6 +58,8 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowTabbedDocks | QMainWindow.AllowNestedDocks)
         self._close_confirmed = False
+        # Asked before the open project goes away (quit, New, Open): each returns False to keep it.
+        self._leave_guards: list[Callable[[], bool]] = []
 
         # --- canvas
         self.scene = GraphScene(self.document, self)
@@ -130,6 +132,14 @@ class MainWindow(QMainWindow):
         if hasattr(self, "view_menu_docks"):
             self.view_menu_docks.addAction(dock.toggleViewAction())
         return dock
+
+    def add_leave_guard(self, guard: Callable[[], bool]) -> None:
+        """``guard()`` is asked before the open project is closed or replaced (e.g. "a run is in
+        progress: stop it?"); it returns False to keep the project open."""
+        self._leave_guards.append(guard)
+
+    def may_leave_project(self) -> bool:
+        return all(guard() for guard in self._leave_guards)
 
     # ------------------------------------------------------------------ actions
     def _action(self, text: str, slot, shortcut=None, parent=None, tip: str = "",
@@ -372,7 +382,7 @@ class MainWindow(QMainWindow):
     def _replace_document(self, load: Callable[[], None], failure_title: str, ask: bool = True) -> bool:
         """Offer to save, then ``load()`` another project; a LayerLabError shows one sentence and
         leaves the current document as it was."""
-        if ask and not self.maybe_save():
+        if ask and not (self.may_leave_project() and self.maybe_save()):
             return False
         try:
             load()
@@ -389,7 +399,7 @@ class MainWindow(QMainWindow):
                                       "Cannot open the starter lab")
 
     def open_dialog(self) -> bool:
-        if not self.maybe_save():
+        if not (self.may_leave_project() and self.maybe_save()):
             return False
         start = os.path.dirname(self.document.path) if self.document.path else ""
         path = dialogs.get_open_path(self, "Open a LayerLab project", OPEN_FILTERS, start)
@@ -454,7 +464,7 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def closeEvent(self, event) -> None:
-        if not self._close_confirmed and not self.maybe_save():
+        if not self._close_confirmed and not (self.may_leave_project() and self.maybe_save()):
             event.ignore()
             return
         self._save_state()

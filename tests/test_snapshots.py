@@ -17,12 +17,11 @@ from torch import fx, nn
 from engine.compile import compile_graph
 from engine.data import load_dataset
 from engine.project import load_starter
-from engine.snapshots import (HIST_BINS, SnapshotCollector, SnapshotThrottle, WeightFrame, smooth_ema,
-                              state_dict_cpu, tap_module)
+from engine.probes.activations import tap_module
+from engine.smoothing import smooth_ema
+from engine.snapshots import HIST_BINS, RawSnapshot, SnapshotCollector, state_dict_cpu
 from engine.spec import InferContext
 from engine.train_config import TrainConfig
-from gui.training.runner_process import (FRAME_MAX_VALUES, EpochBatcher, RunControl, RunJob, _classify_failure,
-                                         frames_pay_off, initial_weights, run_job, state_from_numpy)
 
 
 def compiled(starter: str, seed: int = 0):
@@ -154,14 +153,14 @@ def test_a_frame_rebuilt_on_a_replica_is_the_snapshot_of_the_trained_model(which
     for q in trained.parameters():  # as in the trainer: gradients are gone when the hook runs
         q.grad = None
 
-    frame = c.frame(step=9, epoch=1.5, samples=288, elapsed_s=0.5, train_loss=0.25, lr=0.01)
-    assert isinstance(frame, WeightFrame) and frame.state.dtype == np.float32
+    frame = c.raw(step=9, epoch=1.5, samples=288, elapsed_s=0.5, train_loss=0.25, lr=0.01)
+    assert isinstance(frame, RawSnapshot) and frame.state.dtype == np.float32
     assert frame.state.size == c.state_size == sum(t.numel() for t in trained.state_dict().values()
                                                    if t.is_floating_point())
     ref = c.collect(grads=False)
     builder = SnapshotCollector(replica, d, names)
     builder.adopt(c.info)  # the replica's own initial weights would fix other histogram ranges
-    built = builder.from_frame(frame)
+    built = builder.from_raw(frame)
 
     assert (built.step, built.epoch, built.samples, built.train_loss, built.lr) == (9, 1.5, 288, 0.25, 0.01)
     assert built.grad_norms == pytest.approx(ref_norms, rel=1e-5)
@@ -177,37 +176,17 @@ def test_a_frame_rebuilt_on_a_replica_is_the_snapshot_of_the_trained_model(which
         np.testing.assert_allclose(built.boundary, ref.boundary, rtol=1e-5, atol=1e-6)
 
 
-def test_a_frame_of_another_model_is_refused(moons, cnn):
-    frame = SnapshotCollector(moons[2].module, moons[1], moons[2].node_names).frame()
+def test_a_raw_snapshot_of_another_model_is_refused(moons, cnn):
+    frame = SnapshotCollector(moons[2].module, moons[1], moons[2].node_names).raw()
     other = SnapshotCollector(cnn[2].module, cnn[1], cnn[2].node_names)
     with pytest.raises(ValueError, match="does not fit"):
-        other.from_frame(frame)
+        other.from_raw(frame)
     with pytest.raises(ValueError, match="other layers"):
         other.adopt(SnapshotCollector(moons[2].module, moons[1], moons[2].node_names).info)
 
 
-def test_frames_only_where_they_save_the_training_core_time():
-    assert frames_pay_off(torch.device("cpu"), 10_000)
-    assert not frames_pay_off(torch.device("cpu"), FRAME_MAX_VALUES + 1)  # too much to ship 25 times a second
-    assert not frames_pay_off(torch.device("cuda"), 10_000)  # forward passes are cheap there, copies are not
-
-
-def test_run_job_sends_frames_when_asked_on_a_cpu():
-    out = []
-    job = _job()
-    job.frames = True
-    run_job(job, lambda k, v: out.append((k, v)))
-    started = next(v for k, v in out if k == "started")
-    assert started["frames"] is True and started["run_id"] == job.run_id
-    snaps = [v for k, v in out if k in ("snapshot", "snapshot_now")]
-    assert snaps and all(isinstance(s, WeightFrame) for s in snaps)
-    out.clear()
-    run_job(_job(), lambda k, v: out.append((k, v)))  # the default: the runner builds snapshots itself
-    assert not any(isinstance(v, WeightFrame) for _, v in out)
-
-
 def test_large_matrices_are_pooled_to_the_largest_magnitude_of_each_block():
-    from engine.snapshots import MAX_MATRIX, max_magnitude_pool
+    from engine.probes.weights import MAX_MATRIX, max_magnitude_pool
 
     g = torch.Generator().manual_seed(0)
     w = torch.randn(300, 200, generator=g)
@@ -305,119 +284,6 @@ def test_smoothing_matches_the_tensorboard_formula_and_skips_nan():
     y[10] = np.nan
     out = smooth_ema(y, 0.6)
     assert np.isnan(out[10]) and np.isfinite(out[11:]).all()
-
-
-def test_throttle_is_time_based():
-    t = SnapshotThrottle(0.05)
-    assert t.due(10.0) and not t.due(10.01) and not t.due(10.049) and t.due(10.051)
-
-
-# ----------------------------------------------------------------------------- the runner (no Qt)
-def _job(starter="moons-mlp", **config):
-    p = load_starter(starter)
-    d = load_dataset(p.data)
-    ctx = (d.input_shape, d.n_outputs, d.task)
-    cm = compile_graph(p.graph, InferContext(*ctx))
-    cfg = TrainConfig.from_dict({**p.training, "epochs": 3, **config}).to_dict()
-    return RunJob(p.graph.to_dict(), ctx, d, cfg, cm.node_names, seed=0)
-
-
-def test_run_job_reports_a_whole_run():
-    out = []
-    run_job(_job(), lambda k, v: out.append((k, v)))
-    kinds = [k for k, _ in out]
-    assert kinds[0] == "started" and kinds[-1] == "finished"
-    assert kinds.count("epoch") == 3
-    cps = [v for k, v in out if k == "checkpoint"]
-    assert [c["epoch"] for c in cps] == [0, 1, 2, 3]  # before training, then each epoch
-    assert any(k in ("snapshot", "snapshot_now") for k in kinds)
-    fin = out[-1][1]
-    assert fin["reason"] == "completed" and len(fin["history"]) == 3
-    final = state_from_numpy(fin["weights"])
-    assert all(torch.isfinite(v).all() for v in final.values())
-    # the first checkpoint is the seeded initial weights; the last one, the weights the run ended with
-    init = initial_weights(_job().graph, _job().context, 0)
-    for k, v in state_from_numpy(cps[0]["weights"]).items():
-        assert torch.equal(v, init[k])
-    for k, v in state_from_numpy(cps[-1]["weights"]).items():
-        assert torch.equal(v, final[k]) and not torch.equal(v, init[k])
-
-
-def test_same_seed_same_initial_weights():
-    job = _job()
-    a = initial_weights(job.graph, job.context, 3)
-    b = initial_weights(job.graph, job.context, 3)
-    c = initial_weights(job.graph, job.context, 4)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
-
-
-def test_diverging_run_fails_with_a_sentence_and_finite_weights():
-    out = []
-    run_job(_job(optimizer="sgd", lr=1e6), lambda k, v: out.append((k, v)))
-    kind, payload = out[-1]
-    assert kind == "failed" and payload["kind"] == "nonfinite"
-    assert "step" in payload["message"] and "'fc" in payload["message"]
-    if payload["weights"] is not None:
-        assert all(np.isfinite(v).all() for v in payload["weights"].values())
-
-
-def test_shape_error_that_escaped_validation_fails_cleanly():
-    job = _job()
-    d = job.dataset
-    # data with 3 features while the graph was validated for 2
-    job.dataset = type(d)(**{**d.__dict__, "x_train": torch.randn(40, 3), "y_train": d.y_train[:40],
-                             "x_val": torch.randn(10, 3), "y_val": d.y_val[:10], "input_shape": (3,)})
-    out = []
-    run_job(job, lambda k, v: out.append((k, v)))
-    kind, payload = out[-1]
-    assert kind == "failed" and payload["kind"] == "shape"
-    assert "shape" in payload["message"].lower()
-
-
-def test_failure_classification():
-    assert _classify_failure(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")) == "oom"
-    assert _classify_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 2x64)")) == "shape"
-    assert _classify_failure(RuntimeError("something else")) == "error"
-
-
-def test_epoch_batcher_coalesces_epoch_reports():
-    sent = []
-    b = EpochBatcher(lambda k, v: sent.append((k, v)), interval_s=60)
-    b("epoch", 1)  # the first report goes out at once
-    b("checkpoint", 1)
-    b("epoch", 2)
-    b("snapshot", "s")  # snapshots pass straight through
-    b("finished", None)  # anything else flushes the batch first
-    assert sent == [("batch", [("epoch", 1)]), ("snapshot", "s"), ("batch", [("checkpoint", 1), ("epoch", 2)]),
-                    ("finished", None)]
-
-
-def test_run_control_applies_early_commands_and_ignores_stale_ones():
-    class T:
-        def __init__(self):
-            self.calls = []
-
-        def __getattr__(self, name):
-            return lambda: self.calls.append(name)
-
-    c = RunControl()
-    c.begin(1)
-    c.command("pause", 1)
-    c.command("step", 1)
-    t = T()
-    c.attach(t)
-    assert t.calls == ["pause", "step"]
-    c.detach()
-    c.command("stop", 1)  # arrives after run 1 ended
-    c.begin(2)
-    t2 = T()
-    c.attach(t2)
-    assert t2.calls == []  # run 2 is not stopped by run 1's late Stop
-    c.command("stop", 1)
-    assert t2.calls == []
-    c.command("stop", 2)
-    assert t2.calls == ["request_stop"]
 
 
 def test_state_dict_cpu_copies(moons):

@@ -12,11 +12,13 @@ import types
 import pytest
 import torch
 import torch.fx
+from safetensors.torch import load_file
 from torch import nn
 
 from engine import events, probes
 from engine.errors import LayerLabError, TrainingError
 from engine.optim import LeanFusedAdam, make_optimizer
+from engine.policies import EarlyStopping, EpochCheckpoints
 from engine.train import Trainer, choose_num_threads
 from engine.train_config import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -81,9 +83,9 @@ def train(model, data, **kw):
 # ---------------------------------------------------------------- TrainConfig
 def test_config_round_trips_through_json():
     c = TrainConfig(loss="huber", optimizer="sgd", lr=0.05, nesterov=True, schedule="step",
-                    step_size=2, seed=7, checkpoint_every_epoch=True, checkpoint_dir="ckpt")
+                    step_size=2, seed=7, checkpoint_every_epoch=True)
     d = json.loads(json.dumps(c.to_dict()))
-    assert d["version"] == 1
+    assert d["version"] == 2
     assert TrainConfig.from_dict(d) == c
     assert TrainConfig.from_dict({}) == TrainConfig()
 
@@ -102,7 +104,7 @@ def test_config_round_trips_through_json():
     ({"device": "tpu"}, "'device'"),
     ({"amp": "fp8"}, "'amp'"),
     ({"nesterov": True, "optimizer": "adam"}, "Nesterov"),
-    ({"checkpoint_every_epoch": True}, "checkpoint folder"),
+    ({"checkpoint_dir": "/etc"}, "Unknown training setting"),
     ({"learning_rate": 0.1}, "Unknown training setting"),
     ({"version": 99}, "version 99"),
 ])
@@ -411,7 +413,8 @@ def test_checkpoint_round_trips_and_resumes_exactly(tmp_path):
     assert path.name == "run.safetensors"
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["epoch"] == 2 and meta["optimizer_steps"] == 2 * 6 and len(meta["history"]) == 2
-    torch.load(tmp_path / "run.optim.pt", weights_only=True)  # no pickle needed
+    assert not list(tmp_path.glob("*.pt"))  # no pickle anywhere
+    load_file(tmp_path / "run.optim.safetensors")
 
     second = Trainer(graph_net(seed=1), data, cfg(epochs=4))
     second.load_checkpoint(path)
@@ -432,11 +435,39 @@ def test_checkpoint_with_schedules_loads_without_pickle(tmp_path, schedule):
     Trainer(graph_net(), moons(), cfg(epochs=1, schedule=schedule)).load_checkpoint(tmp_path / "c")
 
 
-def test_checkpoint_every_epoch(tmp_path):
-    Trainer(graph_net(), moons(), cfg(epochs=2, checkpoint_every_epoch=True,
-                                      checkpoint_dir=str(tmp_path))).run()
+def test_checkpoint_every_epoch_is_a_policy(tmp_path):
+    policy = EpochCheckpoints(tmp_path)
+    Trainer(graph_net(), moons(), cfg(epochs=2), callbacks=[policy]).run()
     assert (tmp_path / "epoch_0002.safetensors").exists()
     assert (tmp_path / "epoch_0002.json").exists()
+    assert [p.name for p in policy.saved] == ["epoch_0001.safetensors", "epoch_0002.safetensors"]
+
+
+def test_a_version_1_config_naming_a_checkpoint_folder_is_migrated_without_it():
+    c = TrainConfig.from_dict({"version": 1, "checkpoint_dir": "/tmp/elsewhere", "checkpoint_every_epoch": True})
+    assert c.checkpoint_every_epoch and "checkpoint_dir" not in c.to_dict()
+
+
+def test_a_callback_can_stop_a_run_with_its_reason():
+    class Goal(events.Callback):
+        def __call__(self, event):
+            if isinstance(event, events.EpochEnd) and event.epoch == 2:
+                self.trainer.request_stop("goal_reached")
+
+    t = Trainer(graph_net(), moons(), cfg(epochs=10), callbacks=[Goal()])
+    finished = t.run()
+    assert finished.reason == "goal_reached" and len(t.history) == 2
+
+
+def test_early_stopping_state_survives_a_checkpoint(tmp_path):
+    t = Trainer(graph_net(), moons(), cfg(epochs=3, early_stopping_patience=50))
+    t.run()
+    (es,) = [c for c in t.callbacks if isinstance(c, EarlyStopping)]
+    t.save_checkpoint(tmp_path / "c")
+    other = Trainer(graph_net(), moons(), cfg(epochs=3, early_stopping_patience=50))
+    other.load_checkpoint(tmp_path / "c")
+    (es2,) = [c for c in other.callbacks if isinstance(c, EarlyStopping)]
+    assert (es2.best, es2.bad_epochs) == (es.best, es.bad_epochs) and math.isfinite(es.best)
 
 
 def test_loading_a_checkpoint_of_another_model_is_refused(tmp_path):

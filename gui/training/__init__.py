@@ -1,8 +1,9 @@
 """Training in the GUI: the panel, the live views and the worker that runs the engine's Trainer.
 
-``install_training_ui(window)`` is the main window's extension hook (``gui.app`` finds it).
-Qt is imported lazily here on purpose: the training subprocess imports
-``gui.training.runner_process``, which imports this package first, and must stay Qt-free.
+``install_training_ui(window)`` is the main window's extension hook (``gui.app`` finds it): it
+builds the ``TrainingController``, lays its panel and views out in docks, brings the views that
+fit the data to the front, and asks the window to check with it before the project goes away
+(a run in progress is stopped only when the user agrees).
 """
 from __future__ import annotations
 
@@ -66,41 +67,39 @@ def install_training_ui(window, mode: str | None = None):
         window.tabifyDockWidget(anchor, d)
         docks[key] = d
     # the editor's bottom docks join the loss column as tabs
-    for name in ("problems_dock", "code_dock", "history_dock"):
-        d = getattr(window, name, None)
-        if d is not None and window.dockWidgetArea(d) == bottom:
+    for d in (window.problems_dock, window.code_dock, window.history_dock):
+        if window.dockWidgetArea(d) == bottom:
             window.tabifyDockWidget(loss_dock, d)
-    problems = getattr(window, "problems_dock", None)
-    (problems or loss_dock).raise_()
-    controller.docks = docks
+    problems = window.problems_dock
+    problems.raise_()
+    for key, d in docks.items():
+        if key in v:
+            controller.scheduler.watch_dock(d, v[key])
     window.resizeDocks([loss_dock], [310], Qt.Vertical)
     window.resizeDocks([loss_dock, boundary_dock, act_dock], [380, 330, 330], Qt.Horizontal)
-    inspector = getattr(window, "inspector_dock", None)
-    if inspector is not None and window.dockWidgetArea(inspector) == right:
+    inspector = window.inspector_dock
+    if window.dockWidgetArea(inspector) == right:
         window.resizeDocks([inspector, panel_dock], [170, 560], Qt.Vertical)
 
-    def raise_for_data(payload=None):
-        info = controller.info
-        if info is None:
-            ds = getattr(window.document, "dataset", None)
-            shape = tuple(getattr(ds, "input_shape", ()) or ())
-            task = getattr(ds, "task", None)
-            grid = shape == (2,) and task == "classification"
-            curve = shape == (1,) and task == "regression"
-        else:
-            grid, curve = info.grid_extent is not None, info.curve_x is not None
+    def raise_for_data(run_started: bool = False) -> None:
+        """Bring the views that fit the data to the front."""
+        ds = window.document.dataset
+        shape = tuple(ds.input_shape) if ds is not None else ()
+        task = ds.task if ds is not None else None
+        grid = shape == (2,) and task == "classification"
+        curve = shape == (1,) and task == "regression"
         (boundary_dock if grid else docks["regression"] if curve else docks["weights"]).raise_()
         act_dock.raise_()
-        if payload is not None:  # a run started: its loss curve matters more than the problem list
+        if run_started:  # a run started: its loss curve matters more than the problem list
             loss_dock.raise_()
 
     raise_for_data()
-    if problems is not None:
-        problems.raise_()
-    controller.worker.runStarted.connect(controller.raise_for_data_slot)
-    controller.raise_for_data = raise_for_data
-    if hasattr(window.document, "datasetChanged"):
-        window.document.datasetChanged.connect(controller.raise_for_data_slot)
+    problems.raise_()
+    controller.worker.runStarted.connect(lambda _began: raise_for_data(run_started=True))
+    window.document.datasetChanged.connect(lambda _ds: raise_for_data())
+    # an opened project that carries a run: its curves matter more than the problem list
+    window.document.projectReplaced.connect(lambda: raise_for_data(run_started=not controller.history.is_empty()))
+    window.add_leave_guard(lambda: controller.confirm_stop(window))
 
     class _CloseWatcher(QObject):
         """Stops the run when the window really closes (after its own closeEvent accepted)."""

@@ -1,32 +1,40 @@
-"""Ties the training panel, the worker, the live views, the timeline and the document together.
+"""The run of the open project: starting and steering it, what it leaves in the project, and
+what the views show of it.
 
-One GUI ``QTimer`` (30 Hz) drives every view: each tick drains the snapshot inbox (all pending
-snapshots' scalars go into the run history, only the newest is drawn) and renders the visible
-views in place.  While the timeline is scrubbed back, the views show that epoch's checkpoint
-instead; what a checkpoint looks like is computed on demand from its weights, in this process.
+``TrainingController`` composes the parts that each have one job:
+
+* the ``TrainingWorker`` runs the engine (``engine.runner``) in a warm subprocess;
+* the ``ViewScheduler`` draws the views (``gui/training/view_scheduler.py``);
+* ``CheckpointViews`` computes what a timeline checkpoint looks like;
+* ``CanvasOverlay`` tints the canvas while a run goes on;
+* ``RunExporter`` writes the history as CSV / TensorBoard.
+
+The controller itself holds the run state of the project that is open - its ``RunHistory``
+and the ProbeInfo of its model - and keeps one rule: the views show that state and nothing
+else.  Opening, creating or reverting a project, resetting the weights, changing the dataset
+or an edit that makes the weights not fit the graph clears every view (visible or not); a
+project saved after a run brings its run back when opened (history, timeline, series, the
+run's status sentence), and training again continues its epochs.
 """
 from __future__ import annotations
 
-import collections
-import csv
 import math
-import os
 import time
-from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFileDialog
 
 from engine.errors import LayerLabError
-from engine.tensorboard import EventFileWriter
+from engine.events import RunFailed, RunFinished
+from engine.run import run_config
+from engine.runner import RunBegan, RunJob, initial_weights, state_from_numpy, state_to_numpy
+from gui.training.canvas_overlay import CanvasOverlay
+from gui.training.checkpoint_views import CheckpointViews
 from gui.training.panel import TrainingPanel, format_duration
-from gui.training.runner_process import RunJob, build_model, initial_weights, state_from_numpy
-from gui.training.snapshots import Checkpoint, RunHistory
+from gui.training.run_export import RunExporter
+from gui.training.snapshots import RunHistory, TimelineCheckpoint
+from gui.training.view_scheduler import TICK_S, ViewScheduler
 from gui.training.worker import TrainingWorker, child_threads
-from gui.views import SEQUENTIAL, Frame
+from gui.views import Frame
 from gui.views.activations_view import ActivationsView
 from gui.views.boundary_view import BoundaryView
 from gui.views.dead_relu_view import DeadReluView
@@ -38,111 +46,17 @@ from gui.views.timeline import TimelineWidget
 from gui.views.weights_view import WeightsView
 
 FPS = 25  # frames (all shown views) per second, at most
-TICK_S = 0.008  # the GUI timer's period
-TICK_BUDGET_S = 0.006
-PROGRESS_S = 0.1  # the progress bar and its text change at most 10 times a second  # drawing per tick, at most (then Qt paints and handles input)
-OVERLAY_HZ = 5
-_LUT = SEQUENTIAL.getLookupTable(nPts=256, alpha=False).astype(np.uint8)  # (256, 3)
-_EDGE_LUT = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False).astype(np.uint8)  # edge tints
+PROGRESS_S = 0.1  # the progress bar and its text change at most 10 times a second
+
+OUTCOME_WORDS = {"completed": "Finished", "stopped": "Stopped", "early_stopping": "Stopped early (no improvement)",
+                 "goal_reached": "Stopped: the goal was reached"}
 
 
-# ----------------------------------------------------------------------------- plain helpers
-def train_config_from(settings: dict, stored: dict, graph, task: str | None) -> dict:
-    """The TrainConfig dict for a run: the project's stored settings, overridden by the panel's,
-    with ``loss: auto`` resolved from the graph's Output node."""
-    from engine.layers.io import resolve_loss
-    from engine.train_config import TrainConfig
-    import dataclasses
-
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    merged = {k: v for k, v in (stored or {}).items() if k in known}
-    merged.update({k: v for k, v in settings.items() if k in known})
-    if merged.get("loss", "auto") == "auto":
-        out_loss = "auto"
-        for node in graph.nodes:
-            if node.type == "Output":
-                out_loss = node.params.get("loss", "auto")
-                break
-        merged["loss"] = resolve_loss(out_loss, task)
-    return TrainConfig.from_dict(merged).to_dict()
-
-
-def write_metrics_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
-    """One row per epoch; the columns are every key any row has, ``epoch`` first."""
-    keys: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in keys:
-                keys.append(k)
-    if "epoch" in keys:
-        keys.remove("epoch")
-        keys.insert(0, "epoch")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
-    return path
-
-
-def write_run_tensorboard(logdir: str | os.PathLike, rows: list[dict], loss_xy: tuple | None,
-                          steps_per_epoch: int) -> Path:
-    """Epoch metrics under ``epoch/<name>`` (step = epoch) and the live training loss under
-    ``train/loss`` (step = optimiser step)."""
-    with EventFileWriter(logdir) as w:
-        for r in rows:
-            epoch = int(r.get("epoch", 0))
-            for k, v in r.items():
-                if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    w.add_scalar(f"epoch/{k}", float(v), epoch)
-        if loss_xy is not None:
-            xs, ys = loss_xy
-            for x, y in zip(xs, ys):
-                w.add_scalar("train/loss", float(y), int(round(float(x) * steps_per_epoch)))
-        return w.path
-
-
-def _to_u8(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run's huge values
-        scaled = (np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo) - lo) / max(hi - lo, 1e-12)
-        return np.clip(scaled * 255, 0, 255).astype(np.uint8)
-
-
-def activation_thumbnail(a: np.ndarray, max_w: int = 48, max_h: int = 32) -> QImage | None:
-    """A small colour image of a node's probe activations for the canvas."""
-    if a is None or a.size == 0:
-        return None
-    if a.ndim == 4:  # (N, C, H, W): up to 4 channels of the first image, 2 x 2
-        maps = a[0, :4]
-        if len(maps) < 4:
-            maps = np.concatenate([maps, np.full((4 - len(maps),) + maps.shape[1:], np.nan, maps.dtype)])
-        h, w = maps.shape[1:]
-        img = np.block([[maps[0], maps[1]], [maps[2], maps[3]]]) if h * 2 <= 64 else maps[0]
-    elif a.ndim == 3:
-        img = a[0]
-    else:
-        img = a.reshape(a.shape[0], -1)[:max_h, :max_w]
-    finite = img[np.isfinite(img)]
-    if finite.size == 0:
-        return None
-    lo, hi = float(finite.min()), float(finite.max())
-    rgb = np.ascontiguousarray(_LUT[_to_u8(img, lo, hi)])
-    h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
-
-
-def is_shown(widget) -> bool:
-    """Visible on screen (not in a background dock tab, not in a closed dock)."""
-    return widget.isVisible() and not widget.visibleRegion().isEmpty()
-
-
-# ----------------------------------------------------------------------------- the controller
 class TrainingController(QObject):
     """Owns one run at a time and everything that shows it."""
 
     framesRendered = Signal(int)  # for tests and the benchmark
+    runStateChanged = Signal()  # the run state of the project changed (a run ended, a project opened...)
 
     VIEW_CLASSES = {
         "loss": LossView, "lr": LRView, "weights": WeightsView, "gradients": GradientsView,
@@ -158,36 +72,29 @@ class TrainingController(QObject):
         self.panel = TrainingPanel()
         self.timeline = TimelineWidget()
         self.views = {key: cls() for key, cls in self.VIEW_CLASSES.items()}
+        self.scheduler = ViewScheduler(self.views, fps, parent=self)
         self.history = RunHistory()
+        self.checkpoint_views = CheckpointViews()
+        self.overlay = CanvasOverlay(document)
+        self.exporter = RunExporter(self.panel, self.history, lambda: self.steps_per_epoch)
         self.info = None
         self.job: RunJob | None = None
         self.node_names: dict[str, str] = {}
         self.steps_per_epoch = 1
         self.epochs = 1
-        self.render_hidden = False  # render views that are not visible (tests, benchmarks)
-        self.overlay_enabled = True
-        self.overlay_mode = "grad"
-        self.last_failure: dict | None = None
-        self.last_finish: dict | None = None
-        self._discard_result = False
+        self.last_failure: RunFailed | None = None
+        self.last_finish: RunFinished | None = None
         self._latest = None
-        self._last_overlay = 0.0
-        self._overlay_published = False
         self._scrub_index = -1
-        self._scrub_model = None
         # The epoch of the history whose weights the document holds (None: they are not from it).
         # A run started from them continues the history: curves, epochs and the timeline go on.
         self._lineage_epoch: int | None = None
-        self._frame_times: collections.deque = collections.deque(maxlen=240)
-        self.frames = 0
+        self._run_stale = False  # the graph was edited so that the run's weights no longer fit it
         self._shut = False
-
-        self._queue: list = []
         self._last_progress = 0.0
         self._progress_pending: tuple | None = None
-        self._fresh = False
-        self._frame_start = 0.0
-        self._frame_interval = 1.0 / fps - TICK_S / 2
+        self._history_grew = False  # epochs arrived since the last frame was offered
+
         self.timer = QTimer(self)
         self.timer.setInterval(int(TICK_S * 1000))
         self.timer.timeout.connect(self._tick)
@@ -212,69 +119,93 @@ class TrainingController(QObject):
         p.settingsEdited.connect(self._settings_edited)
         p.overlayToggled.connect(self._overlay_toggled)
         p.overlayModeChanged.connect(self._overlay_mode_changed)
-        p.exportCsvClicked.connect(self._export_csv_dialog)
-        p.exportTensorBoardClicked.connect(self._export_tb_dialog)
         self.timeline.scrubbed.connect(self._on_scrubbed)
         self.timeline.restoreRequested.connect(self.restore_checkpoint)
-        if hasattr(document, "selectedNodeChanged"):
-            document.selectedNodeChanged.connect(self._on_selected_node)
-        if hasattr(document, "trainingConfigChanged"):
-            document.trainingConfigChanged.connect(self._load_settings)
-        if hasattr(document, "projectReplaced"):
-            document.projectReplaced.connect(self._on_project_replaced)
-        if hasattr(document, "datasetChanged"):
-            document.datasetChanged.connect(self._on_dataset_changed)
+        document.selectedNodeChanged.connect(self._on_selected_node)
+        document.trainingConfigChanged.connect(self._load_settings)
+        document.projectReplaced.connect(self._on_project_replaced)
+        document.datasetEdited.connect(self._on_dataset_edited)
+        document.weightsChanged.connect(self._on_weights_changed)
         self._load_settings()
         p.set_state(self.worker.state)
         if self.worker.mode == "thread":
-            self._on_ready({"cuda": _cuda_name_in_process()})
+            self._on_ready(None)
+        self.restore_run()
 
-    @Slot(object)
-    def raise_for_data_slot(self, *_args) -> None:
-        """Bring the views that fit the data to the front (set up by install_training_ui)."""
-        fn = getattr(self, "raise_for_data", None)
-        if callable(fn):
-            started = bool(_args) and isinstance(_args[0], dict) and "info" in _args[0]
-            fn(_args[0] if started else None)
+    # ------------------------------------------------------------------ compatibility for tests / benches
+    @property
+    def render_hidden(self) -> bool:
+        return self.scheduler.render_hidden
+
+    @render_hidden.setter
+    def render_hidden(self, on: bool) -> None:
+        self.scheduler.render_hidden = on
+
+    @property
+    def frames(self) -> int:
+        return self.scheduler.frames
+
+    def fps(self, window_s: float = 2.0) -> float:
+        return self.scheduler.fps(window_s)
+
+    def export_csv(self, path):
+        return self.exporter.export_csv(path)
+
+    def export_tensorboard(self, logdir):
+        return self.exporter.export_tensorboard(logdir)
+
+    def overlay_for(self, snap) -> dict:
+        return self.overlay.overlay_for(snap, self.info)
 
     # ------------------------------------------------------------------ settings
     @Slot()
     def _load_settings(self, *_args) -> None:
-        try:
-            stored = self.document.training_config()
-        except Exception:  # noqa: BLE001 - a stand-in document without settings
-            stored = {}
-        self.panel.set_settings(stored or {})
+        self.panel.set_settings(self.document.training_config() or {})
 
     @Slot(dict)
     def _settings_edited(self, settings: dict) -> None:
-        try:
-            stored = self.document.training_config() or {}
-            self.document.set_training_config({**stored, **settings})
-        except Exception:  # noqa: BLE001
-            pass
+        self.document.set_training_config({**(self.document.training_config() or {}), **settings})
 
-    @Slot(object)
-    def _on_dataset_changed(self, *_args) -> None:
-        self._lineage_epoch = None  # curves over other data would not continue these
-
+    # ------------------------------------------------------------------ the open project changed
     @Slot()
     def _on_project_replaced(self) -> None:
+        """Another project is open (New, Open, a starter, a recovered autosave): show its run."""
         self._load_settings()
-        self._lineage_epoch = None
-        if self.worker.busy:  # another project was opened mid-run: its weights must not land there
-            self._discard_result = True
+        if self.worker.busy:  # callers ask first (confirm_stop); this is the last line of defence
             self.worker.stop()
-        else:
-            self._clear_run()
+        self.restore_run()
+
+    @Slot(object)
+    def _on_dataset_edited(self, *_args) -> None:
+        """The user chose other data: the run described the model on the old data; it goes."""
+        if not self.worker.busy:
+            self._clear_run("The dataset changed; train to see the model on it.")
+            self._store_run()
+
+    @Slot()
+    def _on_weights_changed(self) -> None:
+        """An edit made the stored weights not fit the graph (or an undo made them fit again)."""
+        stale = self.document.weights_stale
+        if stale == self._run_stale or self.worker.busy:
+            return
+        self._run_stale = stale
+        if stale:
+            self.scheduler.clear()
+            for view in self.views.values():
+                view.show_message("The graph changed since this run, so its views no longer describe it. "
+                                  "Train again (or undo the edit) to see the network.")
+            self._clear_overlay()
+        elif not self.history.is_empty():
+            self.scheduler.reset(self.info, max(self.epochs, self.history.last_epoch))
+            self._show_current()
 
     # ------------------------------------------------------------------ starting
     def _make_job(self, start_paused: bool = False, initial_steps: int = 0,
                   settings_override: dict | None = None) -> RunJob | None:
         doc = self.document
-        dataset = getattr(doc, "dataset", None)
+        dataset = doc.dataset
         if dataset is None:
-            err = getattr(doc, "dataset_error", "") or ""
+            err = doc.dataset_error or ""
             self.panel.show_status("There is no dataset to train on. " + (err or "Choose one in the Data panel."),
                                    error=True)
             return None
@@ -285,7 +216,7 @@ class TrainingController(QObject):
             return None
         settings = {**self.panel.settings(), **(settings_override or {})}
         try:
-            config = train_config_from(settings, doc.training_config(), doc.graph, dataset.task)
+            config = run_config(doc.training_config(), doc.graph, dataset.task, settings).to_dict()
             # no point in snapshots faster than the views draw them
             config["snapshot_interval_s"] = max(float(config.get("snapshot_interval_s") or 0.0), 1.0 / FPS)
         except LayerLabError as e:
@@ -293,8 +224,8 @@ class TrainingController(QObject):
             return None
         ctx = doc.context
         weights = None
-        stored = getattr(doc.project, "weights", None)
-        if stored is not None and not getattr(doc, "weights_stale", False):
+        stored = doc.project.weights
+        if stored is not None and not doc.weights_stale:
             weights = {k: v.detach().to("cpu") for k, v in stored.items()}
         if dataset.x_train.device.type != "cpu":
             dataset = dataset.to("cpu")
@@ -315,12 +246,18 @@ class TrainingController(QObject):
         self.job = job
         self.last_failure = self.last_finish = None
         self.panel.offer_retry(None)
-        if self._lineage_epoch is not None and job.weights is not None and self.history.checkpoints:
+        continuing = self._lineage_epoch is not None and job.weights is not None and bool(self.history.checkpoints)
+        if continuing:
             if self.info is not None:  # histograms over time keep their bins
                 job.hist_ranges = {lay.name: lay.hist_range for lay in self.info.layers}
-            self._continue_history(self._lineage_epoch)
+            self.history.truncate(self._lineage_epoch)
+            self.history.x_offset = self._lineage_epoch
+            self._show_timeline()
         else:
             self._clear_run()
+        self._run_stale = False
+        self.history.running = True
+        self.checkpoint_views.configure(job.graph, job.infer_context(), job.dataset, job.node_names, job.probe_size)
         self.panel.show_status("Starting…" if self.worker.is_ready else
                                "Starting the training process (it loads PyTorch once)…")
         self.panel.set_progress(0.0, "")
@@ -349,65 +286,152 @@ class TrainingController(QObject):
             return False
         doc = self.document
         try:
-            ctx = doc.context
             seed = int(self.panel.seed_box.value())
-            weights = initial_weights(doc.graph.to_dict(), (ctx.input_shape, ctx.n_outputs, ctx.task), seed)
+            weights = initial_weights(doc.graph.to_dict(), doc.context, seed)
         except LayerLabError as e:
             self.panel.show_status(f"Cannot make weights for this graph: {e}", error=True)
             return False
         doc.set_weights(weights)
         self._clear_run()
+        self._store_run()
         self.panel.show_status(f"Fresh weights from seed {seed}.")
         return True
 
-    def _continue_history(self, epoch: int) -> None:
-        """The next run starts from the weights of ``epoch``: keep the history up to there."""
-        self.history.truncate(epoch)
-        self.history.x_offset = epoch
-        self._show_history_afresh()
+    def confirm_stop(self, parent=None) -> bool:
+        """Before the project goes away (quit, New, Open): a run in progress is stopped only when
+        the user agrees, and its weights so far are kept in the project.  False: leave it alone."""
+        if not self.worker.busy:
+            return True
+        from gui import dialogs
 
-    def _clear_run(self) -> None:
+        if not dialogs.ask_stop_run(parent):
+            return False
+        self.stop_and_wait()
+        return True
+
+    def stop_and_wait(self, timeout_s: float = 15.0) -> None:
+        """Stop the run and wait (the window keeps painting) until its result is in the project."""
+        from PySide6.QtWidgets import QApplication
+
+        self.worker.stop()
+        deadline = time.monotonic() + timeout_s
+        while self.worker.busy and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.005)
+
+    # ------------------------------------------------------------------ the run state of the project
+    def _clear_run(self, status: str = "") -> None:
+        """No run: an empty history, every view back to its idle message, no status."""
         self._lineage_epoch = None
+        self._run_stale = False
         self.history.clear()
         self.info = None
-        self._show_history_afresh()
-        self.panel.set_has_run(False)
-
-    def _show_history_afresh(self) -> None:
-        """Nothing live and nothing scrubbed yet; the timeline lists the history's checkpoints."""
         self._latest = None
         self._scrub_index = -1
-        self._scrub_model = None
+        self.checkpoint_views.forget()
+        self.scheduler.clear()
+        self._clear_overlay()
+        self.timeline.clear()
+        self.panel.set_has_run(False)
+        self.panel.offer_retry(None)
+        self.panel.set_progress(0.0, "")
+        self.panel.show_status(status)
+        self.runStateChanged.emit()
+
+    def _show_timeline(self) -> None:
+        self._scrub_index = -1
         self.timeline.clear()
         for cp in self.history.checkpoints:
             self.timeline.add_checkpoint(cp.epoch, cp.metrics)
 
+    def restore_run(self) -> None:
+        """Show the run the open project carries (none: empty views)."""
+        project = self.document.project
+        self._clear_run()
+        if not project.history and not project.checkpoints:
+            return
+        self.history.load_epochs(project.history)
+        self.history.load_series_arrays(project.series)
+        for epoch in sorted(project.checkpoints):
+            metrics = next((dict(r) for r in project.history if r.get("epoch") == epoch), {})
+            self.history.checkpoints.append(TimelineCheckpoint(epoch, state_to_numpy(project.checkpoints[epoch]),
+                                                               None, metrics))
+        run = project.run or {}
+        self.steps_per_epoch = max(1, int(run.get("steps_per_epoch") or 1))
+        self.epochs = self.history.last_epoch
+        self._show_timeline()
+        self.panel.set_has_run(bool(self.history.epochs))
+        status = run.get("status") or ""
+        self.panel.show_status(status, error=run.get("outcome") in ("failed", "interrupted"))
+        doc = self.document
+        if doc.dataset is not None and self.history.checkpoints and not doc.weights_stale:
+            try:
+                cm = doc.compile()
+                ctx = doc.context
+                self.node_names = dict(cm.node_names)
+                self.checkpoint_views.configure(doc.graph.to_dict(), ctx, doc.dataset, cm.node_names)
+                self.info = self.checkpoint_views.probe_info()
+            except Exception as e:  # noqa: BLE001 - the curves still show; say why the rest cannot
+                self.info = None
+                self.panel.show_status(f"{status} The saved run's views cannot be rebuilt: {e}".strip(), error=True)
+        self.history.info = self.info
+        if project.weights is not None and self.history.checkpoints and not doc.weights_stale:
+            kept = {cp.epoch for cp in self.history.checkpoints}
+            epoch = run.get("weights_epoch", self.history.checkpoints[-1].epoch)
+            self._lineage_epoch = epoch if epoch in kept else None
+        self.scheduler.reset(self.info, self.epochs)
+        self._show_current()
+        self.runStateChanged.emit()
+
+    def _show_current(self) -> None:
+        """Draw the state the history ends in: the last snapshot, or the last checkpoint's."""
+        snap = self._latest
+        if snap is None and self.history.checkpoints and self.info is not None:
+            try:
+                snap = self.checkpoint_views.snapshot(self.history.checkpoints[-1], self.steps_per_epoch)
+            except Exception as e:  # noqa: BLE001 - never let drawing take the window down
+                self.panel.show_status(f"Cannot show the saved run's last epoch: {e}", error=True)
+        self.scheduler.show(Frame(snap, self.history, self.info, None, self._selected_fx()))
+
+    def _store_run(self, **record) -> None:
+        """Keep the run in the project (saved with it): epochs, timeline, series, and ``record``
+        (status sentence, outcome, failure) over what the project's run record already says."""
+        project = self.document.project
+        project.history = [dict(r) for r in self.history.epochs]
+        project.checkpoints = {cp.epoch: state_from_numpy(cp.weights) for cp in self.history.checkpoints}
+        project.series = self.history.series_arrays()
+        if self.history.is_empty():
+            project.run = {}
+        else:
+            project.run = {**project.run, "steps_per_epoch": self.steps_per_epoch,
+                           "weights_epoch": self._lineage_epoch, **record}
+        self.document.mark_modified()
+        self.runStateChanged.emit()
+
     # ------------------------------------------------------------------ worker signals
     @Slot(object)
-    def _on_ready(self, info: dict) -> None:
-        self.panel.set_cuda(info.get("cuda"))
+    def _on_ready(self, ready) -> None:
+        self.panel.set_cuda(ready.cuda if ready is not None else _cuda_name_in_process())
 
     @Slot(str)
     def _on_state(self, state: str) -> None:
         self.panel.set_state(state)
 
     @Slot(object)
-    def _on_started(self, payload: dict) -> None:
-        self.info = payload["info"]
+    def _on_started(self, began: RunBegan) -> None:
+        self.info = began.info
         self.history.info = self.info
-        self.steps_per_epoch = max(1, int(payload["steps_per_epoch"]))
-        self.epochs = int(payload["epochs"])
-        for v in self.views.values():
-            v.show_message(None)
-            v.reset(self.info)
-            v.set_epochs(self.history.x_offset + self.epochs)
+        ev = began.started
+        self.steps_per_epoch = max(1, int(ev.steps_per_epoch))
+        self.epochs = int(ev.epochs)
+        self.checkpoint_views.info = self.info
+        self.scheduler.reset(self.info, self.history.x_offset + self.epochs)
         selected = self._selected_fx()
         if selected:  # the node chosen on the canvas before the run
             self.views["activations"].select_node(selected)
-        ev = payload["event"]
         threads = f", {ev.num_threads} thread{'s' if ev.num_threads != 1 else ''}" if ev.num_threads else ""
         amp = f", mixed precision {ev.amp}" if ev.amp not in ("off", "", None) else ""
-        where = payload.get("device_name") or ev.device
+        where = began.device_name or ev.device
         if "CUDA" not in where and ev.device.startswith("cuda"):
             where = ev.device
         self.panel.show_status(f"Training {ev.n_params:,} parameters on {where.split(' (')[0]}{threads}{amp}.")
@@ -417,7 +441,7 @@ class TrainingController(QObject):
     def _on_progress(self, ev) -> None:
         frac = ev.step / max(1, ev.total_steps)
         self._show_progress(frac, f"epoch {ev.epoch}/{self.epochs} · step {ev.step:,}/{ev.total_steps:,} · "
-                                      f"{ev.samples_per_s:,.0f} samples/s · ETA {format_duration(ev.eta_s)}")
+                                  f"{ev.samples_per_s:,.0f} samples/s · ETA {format_duration(ev.eta_s)}")
 
     def _show_progress(self, fraction: float, text: str) -> None:
         """At most every PROGRESS_S; the newest text is kept and shown by the GUI timer."""
@@ -432,6 +456,7 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_epoch(self, ev) -> None:
         self.history.add_epoch(self.history.x_offset + ev.epoch, ev.metrics)
+        self._history_grew = True
         # Short epochs end before the trainer's first mid-epoch Progress report: show progress here too.
         m = ev.metrics
         elapsed = m.get("elapsed_s")
@@ -443,47 +468,42 @@ class TrainingController(QObject):
                             f"{rate:,.0f} samples/s · ETA {format_duration(eta)}")
 
     @Slot(object)
-    def _on_checkpoint(self, payload: dict) -> None:
-        epoch = self.history.x_offset + int(payload["epoch"])
+    def _on_checkpoint(self, cp) -> None:
+        epoch = self.history.x_offset + int(cp.epoch)
         if self.history.checkpoints and self.history.checkpoints[-1].epoch == epoch:
             return  # a continued run's starting point: the history has that epoch already
-        self.history.checkpoints.append(Checkpoint(epoch, payload["weights"], None, dict(payload.get("metrics") or {})))
-        self.timeline.add_checkpoint(epoch, payload.get("metrics") or {})
+        self.history.checkpoints.append(TimelineCheckpoint(epoch, cp.weights, None, dict(cp.metrics)))
+        self.timeline.add_checkpoint(epoch, cp.metrics)
 
     @Slot(object)
-    def _on_finished(self, payload: dict) -> None:
-        self.last_finish = payload
+    def _on_finished(self, finished: RunFinished) -> None:
+        self.last_finish = finished
         self.flush_frame()  # the final snapshot
-        if self._discard_result:
-            self._discard_result = False
-            self.panel.show_status("The run was stopped because another project was opened.")
-            self._end_run()
-            return
-        stored = self._apply_weights(state_from_numpy(payload["weights"]))
+        self.history.running = False
+        if self.timeline.live:
+            self._show_current()  # with every epoch record (they may arrive after the last snapshot)
+        stored = self._apply_weights(state_from_numpy(finished.weights))
         rows = self.history.epochs
         # the next run continues this history; a run stopped mid-epoch continues from its last whole epoch
         self._lineage_epoch = self.history.checkpoints[-1].epoch if stored and self.history.checkpoints else None
-        if stored:
-            try:
-                self.document.project.history = [dict(r) for r in rows]
-            except AttributeError:
-                pass
         last = rows[-1] if rows else {}
         summary = ", ".join(f"{k.replace('_', ' ')} {last[k]:.4g}" for k in ("val_loss", "val_accuracy", "val_mse")
                             if isinstance(last.get(k), (int, float)))
-        what = {"completed": "Finished", "stopped": "Stopped", "early_stopping": "Stopped early (no improvement)"}
-        head = what.get(payload.get("reason"), "Finished")
-        epochs = len(payload.get("history") or [])
+        head = OUTCOME_WORDS.get(finished.reason, "Finished")
+        epochs = len(finished.history)
         in_all = f"; {len(rows)} epochs in all" if len(rows) != epochs else ""
-        self.panel.show_status(f"{head} after {epochs} epoch{'s' if epochs != 1 else ''} "
-                               f"({payload.get('steps', 0):,} steps{in_all}){': ' + summary if summary else ''}. "
-                               + ("The weights are in the project." if stored else
-                                  "The graph was edited during the run, so these weights no longer fit it "
-                                  "and were not stored; train again."))
+        status = (f"{head} after {epochs} epoch{'s' if epochs != 1 else ''} "
+                  f"({finished.steps:,} steps{in_all}){': ' + summary if summary else ''}. "
+                  + ("The weights are in the project." if stored else
+                     "The graph was edited during the run, so these weights no longer fit it "
+                     "and were not stored; train again."))
+        self.panel.show_status(status)
+        if stored:
+            self._store_run(status=status, outcome=finished.reason, failure=None)
         if self._progress_pending is not None:
             self.panel.set_progress(*self._progress_pending)
             self._progress_pending = None
-        if payload.get("reason") == "completed":
+        if finished.reason == "completed":
             self.panel.set_progress(1.0, self.panel.progress_label.text())
         self._end_run()
 
@@ -493,31 +513,46 @@ class TrainingController(QObject):
                                "The results will be complete when it ends.", error=True)
 
     @Slot(object)
-    def _on_failed(self, payload: dict) -> None:
-        self.last_failure = payload
+    def _on_failed(self, failure: RunFailed) -> None:
+        self.last_failure = failure
         self.flush_frame()
-        message = payload.get("message") or "Training failed."
+        self.history.running = False
+        if self.timeline.live and self.info is not None:
+            self._show_current()
+        message = failure.message or "Training failed."
         kept = ""
-        weights = payload.get("weights")
-        if self._discard_result:
-            self._discard_result = False
-        else:
-            # Keep the newest epoch checkpoint that is finite: the weights at the failing step may be
-            # finite but already blown up, and training on from them would fail again at once.
-            good = self._newest_finite_checkpoint()
-            self._lineage_epoch = None
-            if good is not None and self._apply_weights(state_from_numpy(good.weights)):
-                kept = (" The weights from before training are kept." if good.epoch == 0 else
-                        f" The weights from the end of epoch {good.epoch} are kept.")
-                self._lineage_epoch = good.epoch
-            elif weights is not None and self._apply_weights(state_from_numpy(weights)):
-                kept = " The last finite weights are kept."
-        if payload.get("kind") == "oom":
-            half = max(1, int(payload.get("batch_size") or 2) // 2)
+        # Keep the newest finite checkpoint from before the failing epoch: the weights at the failing
+        # step may be finite but already blown up, and training on from them would fail again at once.
+        good = self._newest_good_checkpoint(failure.epoch)
+        self._lineage_epoch = None
+        if good is not None and self._apply_weights(state_from_numpy(good.weights)):
+            kept = (" The weights from before training are kept." if good.epoch == 0 else
+                    f" The weights from the end of epoch {good.epoch} are kept.")
+            self._lineage_epoch = good.epoch
+        elif failure.weights is not None and self._apply_weights(state_from_numpy(failure.weights)):
+            kept = " The last finite weights are kept."
+        if failure.kind == "out_of_memory":
+            half = max(1, int(failure.batch_size or 2) // 2)
             self.panel.offer_retry(half)
             message += f" You can retry with batch size {half}."
-        self.panel.show_status(message + kept, error=True)
+        if failure.node:
+            message += self._point_at_node(failure.node)
+        status = message + kept
+        self.panel.show_status(status, error=True)
+        self._store_run(status=status, outcome="interrupted" if failure.kind == "interrupted" else "failed",
+                        failure={"kind": failure.kind, "node": failure.node, "epoch": failure.epoch,
+                                 "step": failure.step})
+        self._show_timeline()
         self._end_run()
+
+    def _point_at_node(self, fx_name: str) -> str:
+        """Select the failing node on the canvas; the sentence that says so."""
+        node_id = (self.info.node_ids.get(fx_name) if self.info is not None else None) or next(
+            (nid for nid, name in self.node_names.items() if name == fx_name), None)
+        if node_id and self.document.graph.has_node(node_id):
+            self.document.set_selected_node(node_id)
+            return f" Layer '{fx_name}' is selected on the canvas."
+        return f" Layer: '{fx_name}'."
 
     def _apply_weights(self, state: dict) -> bool:
         """Store a run's weights in the document if they still fit its graph (it may have been edited)."""
@@ -529,81 +564,50 @@ class TrainingController(QObject):
         self.document.set_weights(state)
         return True
 
-    def _newest_finite_checkpoint(self) -> Checkpoint | None:
+    def _newest_good_checkpoint(self, failed_epoch: int | None) -> TimelineCheckpoint | None:
+        from engine.probes import state_is_finite
+
         for cp in reversed(self.history.checkpoints):
-            if all(np.isfinite(v).all() for v in cp.weights.values() if np.issubdtype(v.dtype, np.floating)):
+            if failed_epoch is not None and cp.epoch - self.history.x_offset >= failed_epoch:
+                continue
+            if state_is_finite(cp.weights):
                 return cp
         return None
 
     def _end_run(self) -> None:
         self.timer.stop()
-        if self._overlay_published:
-            self._clear_overlay()
+        self._clear_overlay()
+        self._on_weights_changed()  # the graph may have been edited during the run
+        self.runStateChanged.emit()
 
     # ------------------------------------------------------------------ drawing
     @Slot()
     def _tick(self) -> None:
-        """Timer tick: take in new snapshots; draw a frame's views a few at a time.
-
-        A frame (every shown view drawing the newest snapshot, plus the canvas overlay) starts at
-        most ``fps`` times a second.  Its views are drawn in slices of about TICK_BUDGET_S per
-        tick, and Qt paints between ticks, so the event loop is never blocked for a whole frame.
-        """
+        """Timer tick: take in new snapshots (all into the history, the newest to the views) and
+        let the scheduler draw; the canvas overlay rides along with the frames."""
         snap = self.worker.inbox.drain(self.history)
         if snap is not None:
             self._latest = snap
-            self._fresh = True
+        if (snap is not None or self._history_grew) and self._latest is not None and self.timeline.live \
+                and self.info is not None:
+            self._history_grew = False  # epochs that came without a snapshot redraw the curves too
+            self.scheduler.offer(Frame(self._latest, self.history, self.info, None, self._selected_fx()))
         now = time.perf_counter()
         if self._progress_pending is not None and now - self._last_progress >= PROGRESS_S:
             self._show_progress(*self._progress_pending)
-        if not self._queue and self._fresh and now - self._frame_start >= self._frame_interval:
-            self._fresh = False
-            self._frame_start = now
-            if self.timeline.live and self.info is not None:
-                frame = Frame(self._latest, self.history, self.info, None, self._selected_fx())
-                self._queue = [(view, frame) for view in self.views.values()
-                               if self.render_hidden or is_shown(view)]
-                self._frame_times.append(now)
-                self.frames += 1
-            if self.overlay_enabled and self.info is not None and now - self._last_overlay >= 1.0 / OVERLAY_HZ:
-                self._last_overlay = now
-                self._queue.append((None, self._latest))
-        deadline = now + TICK_BUDGET_S
-        while self._queue:
-            view, frame = self._queue.pop(0)
-            if view is None:
-                self._publish_overlay(frame)
-            else:
-                view.render(frame)
-            if time.perf_counter() >= deadline:
-                break
-        if not self._queue and snap is not None:
+        if self.scheduler.tick() and self._latest is not None and self.overlay.due(now):
+            latest = self._latest
+            self.scheduler.add_task(lambda: self.overlay.publish(latest, self.info))
+        if snap is not None and not self.scheduler.busy:
             self.framesRendered.emit(self.frames)
 
     def flush_frame(self) -> None:
         """Draw everything pending now (tests, the end of a run)."""
         self._tick()
-        while self._queue:
-            self._tick()
-
-    def _render(self, frame: Frame) -> None:
-        """Draw ``frame`` in every shown view at once (timeline scrubs, selections)."""
-        self._queue = []
-        for view in self.views.values():
-            if self.render_hidden or is_shown(view):
-                view.render(frame)
-
-    def fps(self, window_s: float = 2.0) -> float:
-        """Frames drawn per second over the last ``window_s`` seconds."""
-        now = time.perf_counter()
-        recent = [t for t in self._frame_times if now - t <= window_s]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+        self.scheduler.flush()
 
     def _selected_fx(self) -> str | None:
-        node_id = getattr(self.document, "selected_node", "") or ""
-        return self.node_names.get(node_id)
+        return self.node_names.get(self.document.selected_node or "")
 
     @Slot(str)
     def _on_selected_node(self, node_id: str) -> None:
@@ -611,48 +615,33 @@ class TrainingController(QObject):
         if name is None and self.info is not None:
             name = next((k for k, v in self.info.node_ids.items() if v == node_id), None)
         if name and self.views["activations"].select_node(name):
-            if not self.worker.busy and self._latest is not None:
-                self.views["activations"].render(Frame(self._latest, self.history, self.info, None, name))
+            frame = self.scheduler.frame
+            if not self.worker.busy and frame is not None:
+                self.views["activations"].render(Frame(frame.snapshot, self.history, self.info, frame.cursor, name))
 
     # ------------------------------------------------------------------ timeline
     @Slot(int)
     def _on_scrubbed(self, index: int) -> None:
         self._scrub_index = index
         if index < 0:
-            if self._latest is not None and self.info is not None:
-                self._render(Frame(self._latest, self.history, self.info, None, self._selected_fx()))
+            if self.info is not None:
+                self._show_current()
             return
         snap = self.checkpoint_snapshot(index)
         if snap is not None:
             cp = self.history.checkpoints[index]
-            self._render(Frame(snap, self.history, self.info, float(cp.epoch), self._selected_fx()))
+            self.scheduler.show(Frame(snap, self.history, self.info, float(cp.epoch), self._selected_fx()))
 
     def checkpoint_snapshot(self, index: int):
         """What the views show for checkpoint ``index``: computed once from its weights, then cached."""
-        if not (0 <= index < len(self.history.checkpoints)) or self.job is None:
+        if not (0 <= index < len(self.history.checkpoints)) or not self.checkpoint_views.configured:
             return None
         cp = self.history.checkpoints[index]
-        if cp.snapshot is not None:
-            return cp.snapshot
-        from engine.snapshots import SnapshotCollector
-
         try:
-            if self._scrub_model is None:
-                cm = build_model(self.job.graph, self.job.context, self.job.seed)
-                collector = SnapshotCollector(cm.module, self.job.dataset, self.job.node_names,
-                                              probe_size=self.job.probe_size)
-                if self.info is not None:
-                    collector.adopt(self.info)  # the run's histogram bins, not this replica's
-                self._scrub_model = (cm.module, collector)
-            module, collector = self._scrub_model
-            module.load_state_dict(state_from_numpy(cp.weights))
-            step = self.steps_per_epoch * cp.epoch
-            cp.snapshot = collector.collect(step=step, epoch=float(cp.epoch), grads=False,
-                                            train_loss=cp.metrics.get("train_loss"), lr=cp.metrics.get("lr"))
+            return self.checkpoint_views.snapshot(cp, self.steps_per_epoch)
         except Exception as e:  # noqa: BLE001 - never let a scrub take the window down
             self.panel.show_status(f"Cannot show epoch {cp.epoch}: {e}", error=True)
             return None
-        return cp.snapshot
 
     @Slot(int)
     def restore_checkpoint(self, index: int) -> bool:
@@ -667,93 +656,33 @@ class TrainingController(QObject):
         self._lineage_epoch = cp.epoch  # the next run goes on from this epoch
         what = "the initial weights" if cp.epoch == 0 else f"the weights of epoch {cp.epoch}"
         self.panel.show_status(f"Restored {what}. Train continues from them.")
+        self._store_run()
         return True
 
     # ------------------------------------------------------------------ canvas overlay
     @Slot(bool)
     def _overlay_toggled(self, on: bool) -> None:
-        self.overlay_enabled = on
-        if not on and self._overlay_published:
+        self.overlay.enabled = on
+        if not on:
             self._clear_overlay()
-        elif on and self._latest is not None and self.worker.busy:
-            self._publish_overlay(self._latest)
+        elif self._latest is not None and self.worker.busy:
+            self.overlay.publish(self._latest, self.info)
 
     @Slot(str)
     def _overlay_mode_changed(self, mode: str) -> None:
-        self.overlay_mode = mode
-        if self._latest is not None and self.overlay_enabled and self.worker.busy:
-            self._publish_overlay(self._latest)
+        self.overlay.mode = mode
+        if self._latest is not None and self.overlay.enabled and self.worker.busy:
+            self.overlay.publish(self._latest, self.info)
 
-    def overlay_for(self, snap) -> dict:
-        """``{"edge_colors": {edge id: (r, g, b, a)}, "node_images": {node id: QImage}}`` for a snapshot."""
-        info = self.info
-        if info is None or snap is None:
-            return {}
-        by_fx = snap.grad_norms if self.overlay_mode == "grad" else snap.weight_mag
-        values = {info.node_ids.get(k, ""): v for k, v in by_fx.items() if v is not None and math.isfinite(v) and v > 0}
-        values.pop("", None)
-        edge_colors = {}
-        if values:
-            logs = {k: math.log10(v) for k, v in values.items()}
-            lo, hi = min(logs.values()), max(logs.values())
-            span = max(hi - lo, 1e-9)
-            graph = self.document.graph
-            for e in graph.edges:
-                v = logs.get(e.dst, logs.get(e.src))
-                if v is None:
-                    continue
-                t = 0.15 + 0.8 * ((v - lo) / span if hi > lo else 0.5)
-                r, g, b = (int(c) for c in _EDGE_LUT[int(t * 255)])
-                edge_colors[e.id] = (r, g, b, 255)
-        node_images = {}
-        for fx_name, a in snap.activations.items():
-            a = np.asarray(a, dtype=np.float32)
-            node_id = info.node_ids.get(fx_name)
-            if node_id:
-                img = activation_thumbnail(a)
-                if img is not None:
-                    node_images[node_id] = img
-        return {"edge_colors": edge_colors, "node_images": node_images}
-
-    def _publish_overlay(self, snap) -> None:
-        overlay = self.overlay_for(snap)
-        if overlay and hasattr(self.document, "set_overlay"):
-            self.document.set_overlay(overlay)
-            self._overlay_published = True
+    @property
+    def overlay_mode(self) -> str:
+        return self.overlay.mode
 
     def _clear_overlay(self) -> None:
-        self._overlay_published = False
-        if hasattr(self.document, "set_overlay"):
-            self.document.set_overlay({})
-
-    # ------------------------------------------------------------------ export
-    def export_csv(self, path: str | os.PathLike) -> Path:
-        return write_metrics_csv(path, self.history.epochs)
-
-    def export_tensorboard(self, logdir: str | os.PathLike) -> Path:
-        loss = self.history.loss.arrays() if len(self.history.loss) else None
-        return write_run_tensorboard(logdir, self.history.epochs, loss, self.steps_per_epoch)
-
-    @Slot()
-    def _export_csv_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.panel, "Export metrics as CSV", "metrics.csv", "CSV files (*.csv)")
-        if path:
-            try:
-                self.export_csv(path)
-                self.panel.show_status(f"Metrics written to {path}.")
-            except OSError as e:
-                self.panel.show_status(f"Cannot write {path}: {e.strerror}.", error=True)
-
-    @Slot()
-    def _export_tb_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.panel, "Export TensorBoard event files to")
-        if folder:
-            try:
-                p = self.export_tensorboard(folder)
-                self.panel.show_status(f"TensorBoard events written to {p.parent} "
-                                       f"(open with: tensorboard --logdir \"{p.parent}\").")
-            except OSError as e:
-                self.panel.show_status(f"Cannot write to {folder}: {e.strerror}.", error=True)
+        try:
+            self.overlay.clear()
+        except RuntimeError:  # the document is already deleted (shutting down)
+            pass
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, timeout_s: float = 5.0) -> None:
@@ -763,11 +692,7 @@ class TrainingController(QObject):
         self._shut = True
         self.timer.stop()
         self.worker.shutdown(timeout_s)
-        if self._overlay_published:
-            try:
-                self._clear_overlay()
-            except RuntimeError:  # the document is already deleted
-                pass
+        self._clear_overlay()
 
 
 def _cuda_name_in_process() -> str | None:

@@ -7,7 +7,9 @@ but only the newest one is handed to the views.  So the views never work through
 however far behind the GUI falls.
 
 History series are ``SeriesBuffer``s: bounded, decimating buffers, so a long run costs
-neither unbounded memory nor ever slower ``setData`` calls.
+neither unbounded memory nor ever slower ``setData`` calls.  ``RunHistory.series_arrays`` /
+``load_series_arrays`` turn them into named arrays and back: a saved project keeps them
+(``Project.series``), so a re-opened run draws what the run drew.
 """
 from __future__ import annotations
 
@@ -78,9 +80,15 @@ class SeriesBuffer:
         self._count = 0
         self.last = None
 
+    def load(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Replace the contents with saved samples (as ``arrays()`` gave them)."""
+        self.clear()
+        for xi, yi in zip(np.asarray(x, np.float64), np.asarray(y, np.float32)):
+            self.append(float(xi), yi)
+
 
 @dataclass
-class Checkpoint:
+class TimelineCheckpoint:
     """The model at the end of an epoch (epoch 0: before training): CPU weights and what the views showed."""
 
     epoch: int
@@ -102,6 +110,7 @@ class RunHistory:
 
     def clear(self) -> None:
         self.x_offset = 0
+        self.running = False  # a run is adding to this history now
         self.info: ProbeInfo | None = None
         self.loss = SeriesBuffer(self.capacity)
         self.lr = SeriesBuffer(self.capacity)
@@ -110,7 +119,7 @@ class RunHistory:
         self.weight_hist: dict[str, SeriesBuffer] = {}
         self.epochs: list[dict] = []  # one dict of metrics per finished epoch
         self._epoch_cols: dict[str, tuple[list, list]] = {}  # metric -> (epochs, values), numeric only
-        self.checkpoints: list[Checkpoint] = []
+        self.checkpoints: list[TimelineCheckpoint] = []
         self.latest: Snapshot | None = None
         self.n_snapshots = 0
 
@@ -162,6 +171,61 @@ class RunHistory:
 
     def metric_keys(self) -> list[str]:
         return list(self._epoch_cols)
+
+    @property
+    def last_epoch(self) -> int:
+        return int(self.epochs[-1]["epoch"]) if self.epochs else 0
+
+    def is_empty(self) -> bool:
+        return not self.epochs and not self.checkpoints and not len(self.loss)
+
+    # ------------------------------------------------------------------ saved with the project
+    def _named_series(self) -> dict[str, SeriesBuffer]:
+        out = {"loss": self.loss, "lr": self.lr}
+        for group, bufs in (("grad_norms", self.grad_norms), ("dead_relu", self.dead_relu),
+                            ("weight_hist", self.weight_hist)):
+            out.update({f"{group}/{name}": buf for name, buf in bufs.items()})
+        return out
+
+    def series_arrays(self) -> dict[str, np.ndarray]:
+        """Every series as ``<name>.x`` / ``<name>.y`` arrays (what ``Project.series`` saves)."""
+        out: dict[str, np.ndarray] = {}
+        for name, buf in self._named_series().items():
+            x, y = buf.arrays()
+            if len(x):
+                out[f"{name}.x"], out[f"{name}.y"] = x.astype(np.float64), y.astype(np.float32)
+        return out
+
+    def load_series_arrays(self, arrays: dict) -> None:
+        """Restore the series ``series_arrays`` gave (unknown or malformed entries are skipped)."""
+        groups = {"grad_norms": self.grad_norms, "dead_relu": self.dead_relu, "weight_hist": self.weight_hist}
+        for key, x in arrays.items():
+            if not key.endswith(".x") or key[:-2] + ".y" not in arrays:
+                continue
+            name, x, y = key[:-2], np.asarray(x), np.asarray(arrays[key[:-2] + ".y"])
+            if len(x) != len(y) or x.ndim != 1:
+                continue
+            if name in ("loss", "lr"):
+                getattr(self, name).load(x, y)
+                continue
+            group, _, series = name.partition("/")
+            bufs = groups.get(group)
+            if bufs is None or not series:
+                continue
+            if group == "weight_hist":
+                if y.ndim != 2:
+                    continue
+                buf = SeriesBuffer(min(self.capacity, 600), width=y.shape[1])
+            else:
+                buf = SeriesBuffer(self.capacity)
+            buf.load(x, y)
+            bufs[series] = buf
+
+    def load_epochs(self, rows: list[dict]) -> None:
+        """Restore the epoch records of a saved run."""
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("epoch"), (int, float)):
+                self.add_epoch(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
 
 
 class SnapshotInbox:

@@ -4,14 +4,14 @@ Why a subprocess: training and drawing share one GIL inside one process.  Measur
 (bench/live_views.py, 2-core CPU machine, all eight views animating at ~24 fps), a loop on a
 QThread ran at 0.35-0.55x of its headless speed; the same loop in a spawned subprocess keeps its
 core to itself (see docs/BENCHMARKS.md for the figures).  On a CPU the subprocess does not even
-build the snapshots: it sends ``WeightFrame``s (a flat copy of the weights and the gradient norms,
-tens of microseconds) and the bridge thread here builds the snapshots on a replica of the model.
+finish the snapshots: it sends ``RawSnapshot``s (a flat copy of the weights and the gradient norms,
+tens of microseconds) and the bridge thread here finishes them on a replica of the model.
 The subprocess takes one to three seconds to start (it imports torch), so it is started when the
 training UI is installed and kept warm between runs.  LAYERLAB_TRAIN_MODE=thread selects the
 QThread mode (no second process; slower training).
 
-Both modes run the same Qt-free ``runner_process.run_job``.  What it reports arrives here as
-``(kind, payload)`` messages:
+Both modes run the same Qt-free ``engine.runner.run_job``.  What it reports arrives here as the
+typed messages of ``engine.events`` / ``engine.runner``:
 
 * snapshots go straight into the ``SnapshotInbox`` (any thread may post; the GUI timer drains it,
   drawing only the newest) - never through the Qt event queue, so no backlog of events builds up;
@@ -31,8 +31,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.snapshots import SnapshotCollector, WeightFrame
-from gui.training.runner_process import EpochBatcher, RunControl, RunJob, build_model, child_main, run_job, warm_up
+from engine.events import Checkpoint, EpochEnd, Progress, RunFailed, RunFinished
+from engine.runner import (Batch, EpochBatcher, Quit, RunBegan, RunControl, RunJob, StartRun, Steer, WorkerBye,
+                           WorkerIdle, WorkerReady, build_model, child_main, run_job, warm_up)
+from engine.snapshots import RawSnapshot, Snapshot, SnapshotCollector
 from gui.training.snapshots import SnapshotInbox
 
 MODES = ("process", "thread")
@@ -67,12 +69,26 @@ def _start_without_main(proc) -> None:
             sys.modules["__main__"] = real_main
 
 
+class WorkerDied:
+    """The training process ended without saying goodbye (a crash, a kill)."""
+
+    def __init__(self, exitcode):
+        self.exitcode = exitcode
+
+
+class ViewsFailed:
+    """The bridge cannot finish this run's snapshots (the views stay still; training goes on)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
 class _Bridge(QThread):
     """Receives the training subprocess's messages and hands them to the GUI thread.
 
-    On a CPU the subprocess sends ``WeightFrame``s rather than snapshots (``frames_pay_off``):
-    this thread builds the snapshots from them, on a replica of the run's model, so the
-    forward passes the views need run on the GUI process's core, not the training one."""
+    On a CPU the subprocess sends ``RawSnapshot``s rather than snapshots (``raw_snapshots_pay_off``):
+    this thread finishes them on a replica of the run's model, so the forward passes the views
+    need run on the GUI process's core, not the training one."""
 
     message = Signal(object)
 
@@ -90,29 +106,29 @@ class _Bridge(QThread):
         """True while this run's snapshots are built here, from the subprocess's frames."""
         return self._builder is not None
 
-    def _prepare(self, started: dict) -> None:
-        """At a run's start: the replica that turns this run's frames into snapshots."""
+    def _prepare(self, began: RunBegan) -> None:
+        """At a run's start: the replica that finishes this run's raw snapshots."""
         self._builder = None
         self.build_error = None
         job = self.job
-        if not started.get("frames") or job is None or job.run_id != started.get("run_id"):
+        if not began.raw_snapshots or job is None or job.run_id != began.run_id:
             return
         try:
-            cm = build_model(job.graph, job.context)
+            cm = build_model(job.graph, job.infer_context())
             builder = SnapshotCollector(cm.module, job.dataset, job.node_names, probe_size=job.probe_size,
                                         device="cpu")
-            builder.adopt(started["info"])
+            builder.adopt(began.info)
             self._builder = builder
         except Exception as e:  # noqa: BLE001 - the views stay still; training goes on
             self._fail(e)
 
-    def _snapshot(self, payload):
-        if not isinstance(payload, WeightFrame):
-            return payload
+    def _snapshot(self, msg):
+        if not isinstance(msg, RawSnapshot):
+            return msg
         if self._builder is None:
             return None
         try:
-            return self._builder.from_frame(payload)
+            return self._builder.from_raw(msg)
         except Exception as e:  # noqa: BLE001
             self._builder = None
             self._fail(e)
@@ -121,7 +137,7 @@ class _Bridge(QThread):
     def _fail(self, e: BaseException) -> None:
         self.build_error = f"{type(e).__name__}: {e}"
         log.error("live views: could not build snapshots for this run (%s)", self.build_error)
-        self.message.emit(("views_failed", self.build_error))
+        self.message.emit(ViewsFailed(self.build_error))
 
     def run(self) -> None:
         import torch
@@ -129,26 +145,26 @@ class _Bridge(QThread):
         torch.set_num_threads(1)  # the replica's forward passes: the training process has the other core(s)
         while not self.isInterruptionRequested():
             try:
-                kind, payload = self.out_queue.get(timeout=0.1)
+                msg = self.out_queue.get(timeout=0.1)
             except queue_mod.Empty:
                 if not self.process.is_alive():
-                    self.message.emit(("died", self.process.exitcode))
+                    self.message.emit(WorkerDied(self.process.exitcode))
                     return
                 continue
             except (EOFError, OSError, ValueError):
-                self.message.emit(("died", self.process.exitcode))
+                self.message.emit(WorkerDied(self.process.exitcode))
                 return
-            if kind == "snapshot":
-                snap = self._snapshot(payload)
+            if isinstance(msg, (Snapshot, RawSnapshot)):
+                snap = self._snapshot(msg)
                 if snap is not None:
                     self.inbox.post(snap)
                 else:
                     self.inbox.dropped(1)
             else:
-                if kind == "started":
-                    self._prepare(payload)
-                self.message.emit((kind, payload))
-                if kind == "bye":
+                if isinstance(msg, RunBegan):
+                    self._prepare(msg)
+                self.message.emit(msg)
+                if isinstance(msg, WorkerBye):
                     return
 
 
@@ -164,16 +180,16 @@ class _ThreadRun(QThread):
         self.control = control
 
     def run(self) -> None:
-        def send(kind: str, payload: Any) -> None:
-            if kind in ("snapshot", "snapshot_now"):
-                self.inbox.post(payload)
+        def send(msg: Any) -> None:
+            if isinstance(msg, Snapshot):
+                self.inbox.post(msg)
             else:
-                self.message.emit((kind, payload))
+                self.message.emit(msg)
 
         sink = EpochBatcher(send)
         run_job(self.job, sink, self.control)
         sink.flush()
-        self.message.emit(("idle", None))
+        self.message.emit(WorkerIdle(self.job.run_id))
 
 
 class TrainingWorker(QObject):
@@ -182,13 +198,13 @@ class TrainingWorker(QObject):
     ``state``: "starting" (subprocess warming up), "idle", "running", "paused", "stopping".
     """
 
-    ready = Signal(object)  # dict: startup_s, cuda (GPU name or None)
-    runStarted = Signal(object)  # dict (see runner_process)
+    ready = Signal(object)  # engine.runner.WorkerReady
+    runStarted = Signal(object)  # engine.runner.RunBegan
     progress = Signal(object)  # engine.events.Progress
     epochEnded = Signal(object)  # engine.events.EpochEnd
-    checkpoint = Signal(object)  # dict: epoch, weights (numpy), snapshot, metrics
-    runFinished = Signal(object)  # dict: reason, weights (numpy), history
-    runFailed = Signal(object)  # dict: message, kind, weights, batch_size
+    checkpoint = Signal(object)  # engine.events.Checkpoint
+    runFinished = Signal(object)  # engine.events.RunFinished (with the final weights)
+    runFailed = Signal(object)  # engine.events.RunFailed
     stateChanged = Signal(str)
     viewsFailed = Signal(str)  # the live views cannot follow this run (training goes on)
 
@@ -199,7 +215,7 @@ class TrainingWorker(QObject):
             raise ValueError(f"unknown training mode {self.mode!r}")
         self.inbox = SnapshotInbox()
         self.state = "idle"
-        self.child_info: dict = {}
+        self.child_info: WorkerReady | None = None
         self._pending_job: RunJob | None = None
         self._closed = False
         self._run_id = 0
@@ -227,7 +243,7 @@ class TrainingWorker(QObject):
             warm_up()  # in the GUI thread, before any run: a first optimiser built mid-run froze the GUI
             self._warmed = True
             self._child_ready = True
-            self.ready.emit({"startup_s": 0.0, "cuda": None})
+            self.ready.emit(WorkerReady(startup_s=0.0, cuda=None, pid=os.getpid(), torch=""))
 
     def _ensure_child(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -287,10 +303,10 @@ class TrainingWorker(QObject):
             if self._backlog is not None:
                 with self._backlog.get_lock():
                     self._backlog.value = 0
-            job.frames = True
+            job.raw_snapshots = True
             if self._bridge is not None:
                 self._bridge.job = job
-            self._cmd_q.put(("job", job))
+            self._cmd_q.put(StartRun(job))
             self._pending_job = job
             self._set_state("running" if not job.start_paused else "paused")
         else:
@@ -306,7 +322,7 @@ class TrainingWorker(QObject):
     def _command(self, name: str) -> None:
         if self.mode == "process":
             if self._cmd_q is not None:
-                self._cmd_q.put((name, self._run_id))
+                self._cmd_q.put(Steer(name, self._run_id))
         elif self._control is not None:
             self._control.command(name)
 
@@ -338,8 +354,8 @@ class TrainingWorker(QObject):
         deadline = time.monotonic() + timeout_s
         if self.mode == "process" and self._proc is not None:
             try:
-                self._cmd_q.put(("stop",))
-                self._cmd_q.put(("quit",))
+                self._cmd_q.put(Steer("stop"))
+                self._cmd_q.put(Quit())
             except (OSError, ValueError):
                 pass
             self._proc.join(max(0.1, deadline - time.monotonic()))
@@ -367,53 +383,65 @@ class TrainingWorker(QObject):
 
     # ------------------------------------------------------------------ messages (GUI thread)
     @Slot(object)
-    def _on_message(self, msg: tuple) -> None:
-        kind, payload = msg
-        if kind == "batch":
-            for item in payload:
-                self._on_message(item)
-            return
-        if kind == "ready":
-            self.child_info = dict(payload)
-            self._child_ready = True
-            if self.state == "starting":
-                self._set_state("idle" if self._pending_job is None else self.state)
-            self.ready.emit(payload)
-        elif kind == "started":
-            self.runStarted.emit(payload)
-        elif kind == "progress":
-            self.progress.emit(payload)
-        elif kind == "epoch":
-            self.epochEnded.emit(payload)
-        elif kind == "checkpoint":
-            self.checkpoint.emit(payload)
-        elif kind == "finished":
+    def _on_message(self, msg) -> None:
+        handler = self._HANDLERS.get(type(msg))
+        if handler is not None:
+            handler(self, msg)
+
+    def _on_batch(self, msg: Batch) -> None:
+        for item in msg.items:
+            self._on_message(item)
+
+    def _on_ready(self, msg: WorkerReady) -> None:
+        self.child_info = msg
+        self._child_ready = True
+        if self.state == "starting":
+            self._set_state("idle" if self._pending_job is None else self.state)
+        self.ready.emit(msg)
+
+    def _on_finished(self, msg: RunFinished) -> None:
+        self._pending_job = None
+        self._set_state("idle")
+        self.runFinished.emit(msg)
+
+    def _on_failed(self, msg: RunFailed) -> None:
+        self._pending_job = None
+        self._set_state("idle")
+        self.runFailed.emit(msg)
+
+    def _on_idle(self, msg: WorkerIdle) -> None:
+        if self._pending_job is not None and self._pending_job.run_id != msg.run_id:
+            return  # the end of an earlier run, read after the next one was sent: that one goes on
+        if self._pending_job is not None:  # ended without a report (should not happen)
             self._pending_job = None
+        if self.state != "idle":
             self._set_state("idle")
-            self.runFinished.emit(payload)
-        elif kind == "failed":
-            self._pending_job = None
+        if self._thread is not None and self.mode == "thread":
+            self._thread.wait(2000)
+
+    def _on_died(self, msg: WorkerDied) -> None:
+        was_busy = self._pending_job is not None
+        self._pending_job = None
+        self._child_ready = False
+        self._proc = None
+        if not self._closed:
             self._set_state("idle")
-            self.runFailed.emit(payload)
-        elif kind == "idle":
-            if self._pending_job is not None:  # ended without a report (should not happen)
-                self._pending_job = None
-            if self.state != "idle":
-                self._set_state("idle")
-            if self._thread is not None and self.mode == "thread":
-                self._thread.wait(2000)
-        elif kind == "died":
-            was_busy = self._pending_job is not None
-            self._pending_job = None
-            self._child_ready = False
-            self._proc = None
-            if not self._closed:
-                self._set_state("idle")
-                if was_busy:
-                    self.runFailed.emit({"message": f"The training process stopped unexpectedly "
-                                                    f"(exit code {payload}). Your graph and weights are unchanged.",
-                                         "kind": "error", "weights": None, "batch_size": 0})
-        elif kind == "views_failed":
-            self.viewsFailed.emit(str(payload))
-        elif kind == "bye":
-            pass
+            if was_busy:
+                self.runFailed.emit(RunFailed(
+                    message=f"The training process stopped unexpectedly (exit code {msg.exitcode}).",
+                    kind="interrupted"))
+
+    _HANDLERS = {
+        Batch: _on_batch,
+        WorkerReady: _on_ready,
+        RunBegan: lambda self, m: self.runStarted.emit(m),
+        Progress: lambda self, m: self.progress.emit(m),
+        EpochEnd: lambda self, m: self.epochEnded.emit(m),
+        Checkpoint: lambda self, m: self.checkpoint.emit(m),
+        RunFinished: _on_finished,
+        RunFailed: _on_failed,
+        WorkerIdle: _on_idle,
+        WorkerDied: _on_died,
+        ViewsFailed: lambda self, m: self.viewsFailed.emit(m.reason),
+        WorkerBye: lambda self, m: None,
+    }

@@ -99,6 +99,11 @@ class LiveView(QWidget):
     def reset(self, info: ProbeInfo | None) -> None:  # pragma: no cover - interface
         """A new run: rebuild what depends on the model (layers, nodes, data)."""
 
+    def clear(self) -> None:
+        """Nothing to show: no run, or one that no longer belongs to the open project."""
+        self.reset(None)
+        self.show_message(IDLE_MESSAGE)
+
     def render(self, frame: Frame) -> None:  # pragma: no cover - interface
         """Update the plot items in place from ``frame``."""
 

@@ -1,4 +1,10 @@
-"""Loss (train per snapshot, validation per epoch) and the epoch metrics, with log scale and smoothing."""
+"""Loss and the epoch metrics, with log scale and smoothing.
+
+The train and validation curves are the engine's epoch records (one point per epoch, the
+epoch's mean training loss), so two identical seeded runs draw identical curves and a re-opened
+project draws what the run drew.  While a run goes on, the train curve ends at the running loss
+of the epoch in progress, and a faint line shows the per-snapshot losses ("live"), smoothed.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider
 
-from engine.snapshots import smooth_ema
+from engine.smoothing import smooth_ema
 from gui.views import LiveView, StickyRange, cursor_line, make_plot, place_cursor, series_pen
 
 # Epoch metrics drawn in the lower plot, in this order when present; any other numeric key too.
@@ -40,7 +46,8 @@ class LossView(LiveView):
 
         self.loss_plot = make_plot(left="loss", log_axis=True)
         self.loss_plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 60), width=1), antialias=False)
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 70), width=1), name="train (live)",
+                                             antialias=False)
         self.train_curve = self.loss_plot.plot(pen=series_pen(0), name="train", antialias=False)
         self.val_curve = self.loss_plot.plot(pen=series_pen(1), name="validation", symbol="o", symbolSize=5,
                                              symbolBrush=pg.mkBrush("#ff7f0e"), symbolPen=None, antialias=False)
@@ -98,20 +105,23 @@ class LossView(LiveView):
         place_cursor(self.loss_cursor, frame.cursor)
         place_cursor(self.metric_cursor, frame.cursor)
         h = frame.history
-        x, y = h.loss.arrays()
         log = self.log_box.isChecked()
-        if log:  # log axes cannot show 0 or negatives
-            keep = y > 0
-            x, y = x[keep], y[keep]
-        finite = np.isfinite(y)
-        x, y = x[finite], y[finite]
-        self.raw_curve.setData(x, y)
-        smooth = smooth_ema(y, self.smooth_slider.value() / 100.0)
-        self.train_curve.setData(x, smooth)
-        vx, vy = h.epoch_series("val_loss")
-        if log and len(vy):
-            ok = vy > 0
-            vx, vy = vx[ok], vy[ok]
+
+        def drawable(x, y):
+            keep = np.isfinite(y) & (y > 0 if log else True)  # log axes cannot show 0 or negatives
+            return x[keep], y[keep]
+
+        rx, ry = drawable(*h.loss.arrays())
+        ry = smooth_ema(ry, self.smooth_slider.value() / 100.0)
+        self.raw_curve.setData(rx, ry)
+        tx, ty = drawable(*h.epoch_series("train_loss"))
+        live = frame.snapshot
+        if frame.cursor is None and h.running and live is not None and live.train_loss is not None:
+            now = live.epoch + h.x_offset  # the epoch in progress: its running loss ends the curve
+            if now > (tx[-1] if len(tx) else 0.0) + 1e-9:
+                tx, ty = drawable(np.append(tx, now), np.append(ty, live.train_loss))
+        self.train_curve.setData(tx, ty)
+        vx, vy = drawable(*h.epoch_series("val_loss"))
         self.val_curve.setData(vx, vy)
         few = len(vx) <= MAX_SYMBOLS  # markers are costly to paint and unreadable when dense
         if few != self._symbols:
@@ -126,11 +136,11 @@ class LossView(LiveView):
             mx, my = h.epoch_series(key)
             self._metric_curve(key).setData(mx, my)
             metric_values.append(my)
-        self.loss_range.update(y, vy)
+        self.loss_range.update(ry, ty, vy)
         self.metric_range.update(*metric_values)
         parts = []
-        if len(y):
-            parts.append(f"train {y[-1]:.4g}")
+        if len(ty):
+            parts.append(f"train {ty[-1]:.4g}")
         if len(vy):
             parts.append(f"val {vy[-1]:.4g}")
         self.value_label.setText("   ".join(parts))

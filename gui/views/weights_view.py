@@ -8,8 +8,12 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel
 from gui.views import DIVERGING, SEQUENTIAL, LiveView, make_image_plot, place_cursor, tile_images, cursor_line
 
 
-def weight_image(w: np.ndarray, kind: str) -> np.ndarray:
-    """A 2-D image of a layer's weights: the matrix itself, or conv filters tiled into a grid."""
+def weight_image(w: np.ndarray, kind: str, image_shape: tuple | None = None) -> np.ndarray:
+    """A 2-D image of a layer's weights: the matrix itself, conv filters tiled into a grid, or -
+    for a Linear that reads a flattened image - each unit's weights as an image template."""
+    if image_shape is not None and w.ndim == 2:
+        c, h, wd = image_shape
+        return tile_images(w.reshape(w.shape[0], c, h, wd)[:, 0])  # grey images have one channel
     if kind == "conv" and w.ndim == 4:
         out_c, in_c, kh, kw = w.shape
         if in_c <= 3:  # first layers: one tile per filter, first input channel (grey images have one)
@@ -30,6 +34,10 @@ def weight_image(w: np.ndarray, kind: str) -> np.ndarray:
 def shown_note(layer, w: np.ndarray) -> str:
     """What the picture leaves out, if anything: pooled matrices, filters beyond the first."""
     full = tuple(layer.weight_shape)
+    if layer.image_shape is not None:
+        side = "×".join(map(str, layer.image_shape[1:]))
+        units = f"first {w.shape[0]} of {full[0]} units" if w.shape[0] < full[0] else f"{full[0]} units"
+        return f" ({units}, each as a {side} image)"
     if layer.kind == "linear" and len(full) == 2 and tuple(w.shape) != full:
         return f" (pooled to {w.shape[0]}×{w.shape[1]})"
     if layer.kind == "conv" and len(full) >= 3:
@@ -110,9 +118,9 @@ class WeightsView(LiveView):
         w = snap.weights.get(name)
         if layer is None or w is None:
             return
-        img = weight_image(w, layer.kind)
-        # conv filters keep square pixels; a matrix fills the view (a 64 x 2 layer would be a sliver)
-        self.matrix_plot.getPlotItem().setAspectLocked(layer.kind == "conv")
+        img = weight_image(w, layer.kind, layer.image_shape)
+        # images keep square pixels; a matrix fills the view (a 64 x 2 layer would be a sliver)
+        self.matrix_plot.getPlotItem().setAspectLocked(layer.kind == "conv" or layer.image_shape is not None)
         r = self._levels.get(name)
         if r is None:  # fixed for the run so colours mean the same value over time
             r = self._levels[name] = max(float(np.nanmax(np.abs(img))) if np.isfinite(img).any() else 1.0, 1e-6) * 1.2

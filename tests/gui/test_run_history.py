@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.snapshots import Snapshot
-from gui.training.snapshots import Checkpoint, RunHistory, SeriesBuffer
+from gui.training.snapshots import TimelineCheckpoint, RunHistory, SeriesBuffer
 
 
 def test_series_buffer_stays_bounded_spans_the_run_and_ends_at_now():
@@ -44,7 +44,7 @@ def test_run_history_continues_a_run_from_an_epoch():
         h.add(_snap(e - 0.5, 1.0 / e))
         h.add(_snap(float(e), 1.0 / e))
         h.add_epoch(e, {"epoch": e, "val_loss": 1.0 / e})
-    h.checkpoints = [Checkpoint(e, {}, None) for e in range(5)]
+    h.checkpoints = [TimelineCheckpoint(e, {}, None) for e in range(5)]
 
     h.truncate(2)  # restored epoch 2, training goes on from there
     h.x_offset = 2

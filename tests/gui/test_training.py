@@ -23,6 +23,7 @@ from PySide6.QtCore import QEvent, QTimer  # noqa: E402
 from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from engine.events import RunFailed  # noqa: E402
 from engine.project import load_starter  # noqa: E402
 from engine.tensorboard import read_scalars  # noqa: E402
 from gui import dialogs, theme  # noqa: E402
@@ -121,7 +122,7 @@ def test_a_run_starts_snapshots_arrive_and_every_view_draws(qtbot, win):
     assert win.document.project.training["epochs"] == epochs or ctl.job.config["epochs"] == epochs
     wait_idle(qtbot, ctl, timeout=60_000)
     assert ctl.last_failure is None, ctl.last_failure
-    assert ctl.last_finish["reason"] == "completed"
+    assert ctl.last_finish.reason == "completed"
     assert ctl.worker.inbox.received >= 2 and ctl.frames >= 2
     # a CPU run: the subprocess sent weight frames and the GUI process built the snapshots
     assert ctl.worker.builds_snapshots and ctl.worker._bridge.build_error is None
@@ -162,7 +163,7 @@ def test_pause_step_resume_and_stop(qtbot, win):
     qtbot.waitUntil(lambda: latest_step(ctl) > held + 50, timeout=10_000)
     ctl.panel.stop_button.click()
     wait_idle(qtbot, ctl)
-    assert ctl.last_finish["reason"] == "stopped"
+    assert ctl.last_finish.reason == "stopped"
     assert ctl.panel.train_button.isEnabled()
     assert "Stopped" in ctl.panel.status_label.text()
 
@@ -185,7 +186,7 @@ def test_a_diverging_run_stops_with_the_sentence_and_the_window_stays_usable(qtb
     settings(ctl, optimizer="sgd", lr=1e6, epochs=50)
     assert ctl.train()
     wait_idle(qtbot, ctl)
-    assert ctl.last_failure is not None and ctl.last_failure["kind"] == "nonfinite"
+    assert ctl.last_failure is not None and ctl.last_failure.kind == "non_finite"
     text = ctl.panel.status_label.text()
     # the engine's sentence: which step, and the first node whose output went non-finite
     assert re.search(r"Loss became (NaN|infinite) at epoch 1, step \d+: the output of 'fc\d' was the first", text), text
@@ -206,7 +207,7 @@ def test_when_the_views_cannot_follow_training_goes_on_and_says_so(qtbot, win, m
     def broken(self, frame):
         raise RuntimeError("replica broke")
 
-    monkeypatch.setattr(SnapshotCollector, "from_frame", broken)  # the bridge thread builds snapshots here
+    monkeypatch.setattr(SnapshotCollector, "from_raw", broken)  # the bridge thread finishes snapshots here
     ctl = win.training
     settings(ctl, epochs=300)
     with qtbot.waitSignal(ctl.worker.viewsFailed, timeout=20_000) as blocker:
@@ -214,7 +215,7 @@ def test_when_the_views_cannot_follow_training_goes_on_and_says_so(qtbot, win, m
         qtbot.waitUntil(lambda: "cannot follow" in ctl.panel.status_label.text(), timeout=20_000)
     assert "replica broke" in blocker.args[0]
     wait_idle(qtbot, ctl, timeout=60_000)
-    assert ctl.last_failure is None and ctl.last_finish["reason"] == "completed"
+    assert ctl.last_failure is None and ctl.last_finish.reason == "completed"
     assert len(ctl.history.epochs) == 300  # epochs and checkpoints still arrive
     monkeypatch.undo()
     assert ctl.train()  # the next run builds its snapshots again
@@ -340,8 +341,8 @@ def test_canvas_overlay_and_node_selection(qtbot, win):
 def test_out_of_memory_offers_a_retry_with_half_the_batch(qtbot, win):
     ctl = win.training
     settings(ctl, epochs=LONG, batch_size=64)
-    ctl._on_failed({"message": "Training ran out of memory at epoch 1. Lower the batch size or use a smaller model.",
-                    "kind": "oom", "batch_size": 64, "weights": None})
+    ctl._on_failed(RunFailed(message="Training ran out of memory at epoch 1. Lower the batch size or use a smaller "
+                                     "model.", kind="out_of_memory", batch_size=64))
     assert ctl.panel.retry_button.isVisibleTo(ctl.panel)
     assert "32" in ctl.panel.retry_button.text() and "retry" in ctl.panel.status_label.text()
     ctl.panel.retry_button.click()
@@ -430,7 +431,7 @@ def test_the_training_subprocess_never_imports_qt():
     import subprocess
     import sys
 
-    code = ("import sys, json; import gui.training.runner_process, engine.snapshots, engine.train; "
+    code = ("import sys, json; import engine.runner, engine.snapshots, engine.train; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))

@@ -1,11 +1,10 @@
-"""Looking inside a model: which node's output went non-finite first.
+"""Which node's output went non-finite first, and whether a state dict is finite.
 
 Used by the trainer after a loss became NaN/inf: it re-runs the failing batch through the model
 and walks the nodes in execution order.  A ``torch.fx.GraphModule`` (what LayerLab compiles
 graphs into) is walked with ``torch.fx.Interpreter`` so every node, functional ones included,
 is checked under the user's layer names; any other module is walked with forward hooks on its
-named leaf modules.  Time-throttled snapshots of weights/activations for the live views build on
-the same idea and will live here too.
+named leaf modules.
 """
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Literal
 
+import numpy as np
 import torch
 import torch.fx
 from torch import Tensor, nn
@@ -143,3 +143,16 @@ def _find_with_hooks(model: nn.Module, x: Tensor) -> NonFiniteFinding:
     if kind:  # produced by a functional op outside any named leaf module
         return NonFiniteFinding("output", None, kind)
     return NonFiniteFinding("none")
+
+
+def state_is_finite(state: dict) -> bool:
+    """Whether every floating-point entry of a state dict (torch tensors or numpy arrays) is finite."""
+    for v in state.values():
+        if isinstance(v, Tensor):
+            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                return False
+        else:
+            a = np.asarray(v)
+            if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+                return False
+    return True

@@ -1,0 +1,72 @@
+"""Training policies: callbacks that may stop a run (see ``engine.events.Callback``).
+
+They run on the trainer's coarse events only (epoch ends, throttled progress), so a policy
+costs nothing per step.  The trainer adds ``EarlyStopping`` itself when the settings ask for
+it; the run layer adds ``EpochCheckpoints`` (into the run's own output folder); the GUI's
+Stop / Pause / Step is ``engine.runner.RunControl``; lab goals can stop a run the same way.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from engine.events import Callback, EpochEnd, TrainEvent
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored loss (validation, else training) has not improved for
+    ``patience`` epochs in a row."""
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def __call__(self, event: TrainEvent) -> None:
+        if not isinstance(event, EpochEnd):
+            return
+        m = event.metrics
+        monitor = m.get("val_loss") if m.get("val_loss") is not None else m.get("train_loss")
+        if monitor is not None and math.isfinite(monitor) and monitor < self.best:
+            self.best = monitor
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        if self.patience and self.bad_epochs >= self.patience:
+            self.trainer.request_stop("early_stopping")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best if math.isfinite(self.best) else None, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = state.get("best")
+        self.best = math.inf if best is None else float(best)
+        self.bad_epochs = int(state.get("bad_epochs", 0))
+
+
+class EpochCheckpoints(Callback):
+    """Save a resumable checkpoint (``Trainer.save_checkpoint``) at the end of every epoch into
+    ``folder`` as ``epoch_0001.*``.  The folder is the run's own (the run layer passes it); a
+    project file cannot choose where checkpoints go."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.saved: list[Path] = []
+
+    def __call__(self, event: TrainEvent) -> None:
+        if isinstance(event, EpochEnd):
+            self.saved.append(self.trainer.save_checkpoint(self.folder / f"epoch_{event.epoch:04d}.safetensors"))
+
+
+class StopAfterEpochs(Callback):
+    """Stop once ``epochs`` epochs of this run are done (tests, "train N more epochs")."""
+
+    def __init__(self, epochs: int, reason: str = "stopped"):
+        self.epochs, self.reason, self._seen = int(epochs), reason, 0
+
+    def __call__(self, event: TrainEvent) -> None:
+        if isinstance(event, EpochEnd):
+            self._seen += 1
+            if self._seen >= self.epochs:
+                self.trainer.request_stop(self.reason)

@@ -1,0 +1,309 @@
+"""Views that never lie (issue 12), driven as a user drives the app: the real main window with the
+training UI, offscreen, the views drawn only where a person could see them (``render_hidden`` is
+off, as in the app).
+
+Covered: opening another project shows that project's state in every view, visible or not; views
+hidden during a run show its end when raised; a saved trained project comes back whole in a fresh
+window and training again continues its epochs; Reset weights clears the views; two seeded runs
+draw equal curves; leaving the project during a run asks first; a failure names its layer and
+offers the OOM retry whatever its sentence says.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from engine import failure_text  # noqa: E402
+from engine.project import load_project, load_starter  # noqa: E402
+from gui import dialogs, theme  # noqa: E402
+from gui.document import Document  # noqa: E402
+from gui.main_window import MainWindow  # noqa: E402
+from gui.training import install_training_ui  # noqa: E402
+from gui.training.view_scheduler import is_shown  # noqa: E402
+from gui.views import IDLE_MESSAGE  # noqa: E402
+
+
+class Asked:
+    def __init__(self):
+        self.stop_run: list[bool] = []
+        self.stop_answer = True
+
+
+@pytest.fixture(scope="module")
+def asked(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    tmp = tmp_path_factory.mktemp("views")
+    mp.setenv("LAYERLAB_CONFIG_DIR", str(tmp / "config"))
+    mp.setenv("LAYERLAB_RECOVERY_DIR", str(tmp / "recovery"))
+    for name in ("show_error", "show_info"):
+        mp.setattr(dialogs, name, lambda *a, **k: None)
+    mp.setattr(dialogs, "ask_yes_no", lambda *a, **k: True)
+    mp.setattr(dialogs, "ask_save_changes", lambda *a, **k: "discard")
+    log = Asked()
+
+    def ask_stop(parent):
+        log.stop_run.append(True)
+        return log.stop_answer
+
+    mp.setattr(dialogs, "ask_stop_run", ask_stop)
+    yield log
+    mp.undo()
+
+
+def make_window(qapp, starter="moons-mlp", mode=None):
+    theme.apply_theme("light", persist=False)
+    w = MainWindow(Document(load_starter(starter)), extensions=[lambda win: install_training_ui(win, mode=mode)],
+                   autosave=False)
+    w.resize(1280, 800)
+    w.show()
+    deadline = time.monotonic() + 60
+    while not w.training.worker.is_ready and time.monotonic() < deadline:
+        qapp.processEvents()
+        time.sleep(0.01)
+    assert w.training.worker.is_ready
+    return w
+
+
+def close(w) -> None:
+    w._close_confirmed = True
+    w.training.shutdown()
+    w.close()
+    w.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
+@pytest.fixture(scope="module")
+def win(qapp, asked):
+    w = make_window(qapp)
+    yield w
+    close(w)
+
+
+def settings(ctl, **values):
+    base = {"device": "auto", "loss": "auto", "optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 5,
+            "schedule": "none", "seed": 0}
+    ctl.panel.set_settings({**base, **values})
+
+
+def train(qtbot, ctl, timeout=60_000, **values) -> None:
+    settings(ctl, **values)
+    assert ctl.train()
+    qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=timeout)
+    ctl.flush_frame()
+
+
+def dock_of(win, view):
+    return next(d for d in win.findChildren(type(win.palette_dock)) if d.widget() is view)
+
+
+def shows_nothing(view) -> bool:
+    """The view says it has nothing to show, and none of its plot items hold data."""
+    import pyqtgraph as pg
+
+    if view._message.text() != IDLE_MESSAGE:
+        return False
+    for item in view.findChildren(pg.PlotWidget):
+        for it in item.getPlotItem().items:
+            if isinstance(it, pg.PlotDataItem) and it.xData is not None and len(it.xData):
+                return False
+            if isinstance(it, pg.ImageItem) and it.image is not None:
+                return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def idle_start(request, qtbot):
+    if "win" in request.fixturenames:
+        ctl = request.getfixturevalue("win").training
+        if ctl.worker.busy:
+            ctl.stop_and_wait()
+        settings(ctl)
+    yield
+
+
+# ----------------------------------------------------------------------------- the rule
+def test_opening_another_project_shows_its_state_in_every_view(qtbot, win):
+    ctl = win.training
+    train(qtbot, ctl, epochs=20)
+    assert ctl.views["boundary"].img.image is not None and ctl.panel.status_label.text()
+    assert win.open_starter("digits-cnn")
+    assert win.document.project.name.lower().startswith("digits")
+    for key, view in ctl.views.items():
+        assert shows_nothing(view), key  # visible or in a background tab: nothing of the moons run
+    assert ctl.panel.status_label.text() == "" and not ctl.panel.csv_button.isEnabled()
+    assert ctl.timeline.slider.maximum() == 0 and ctl.history.is_empty()
+    assert win.document.overlay == {}
+    assert win.open_starter("moons-mlp")
+
+
+def test_views_hidden_during_a_run_show_its_end_when_raised(qtbot, win):
+    ctl = win.training
+    weights_dock, dead_dock = dock_of(win, ctl.views["weights"]), dock_of(win, ctl.views["dead_relu"])
+    dock_of(win, ctl.views["boundary"]).raise_()
+    dock_of(win, ctl.views["activations"]).raise_()
+    QApplication.processEvents()
+    assert not is_shown(ctl.views["weights"]) and not is_shown(ctl.views["dead_relu"])  # background tabs
+    train(qtbot, ctl, epochs=300)
+    drawn = ctl.views["weights"].frames_drawn, ctl.views["dead_relu"].frames_drawn
+    weights_dock.raise_()
+    dead_dock.raise_()
+    QApplication.processEvents()
+    wv, dv = ctl.views["weights"], ctl.views["dead_relu"]
+    assert is_shown(wv) and is_shown(dv)
+    assert (wv.frames_drawn, dv.frames_drawn) > drawn
+    last = ctl.history.last_epoch
+    assert last == 300
+    for curve in dv._curves.values():  # the dead-ReLU curves run to the last epoch
+        assert curve.xData is not None and curve.xData[-1] == pytest.approx(last, abs=1e-6)
+    rect = wv.hist_img.mapRectToParent(wv.hist_img.boundingRect())
+    assert rect.right() == pytest.approx(last, rel=0.02)  # the histogram over time too
+    dock_of(win, ctl.views["boundary"]).raise_()
+
+
+def test_reset_weights_clears_every_view(qtbot, win):
+    ctl = win.training
+    train(qtbot, ctl, epochs=5)
+    assert ctl.views["loss"].train_curve.xData is not None and len(ctl.views["loss"].train_curve.xData)
+    assert ctl.reset_weights()
+    for key, view in ctl.views.items():
+        assert shows_nothing(view), key
+    assert "Fresh weights" in ctl.panel.status_label.text()
+    assert win.document.project.history == [] and win.document.project.checkpoints == {}
+
+
+def test_two_seeded_runs_draw_equal_curves(qtbot, win):
+    ctl = win.training
+    curves = []
+    for _ in range(2):
+        settings(ctl, seed=3)
+        assert ctl.reset_weights()  # the same seed: the same initial weights, the same batches
+        train(qtbot, ctl, epochs=8, seed=3)
+        tc, vc = ctl.views["loss"].train_curve, ctl.views["loss"].val_curve
+        curves.append((tc.xData.copy(), tc.yData.copy(), vc.xData.copy(), vc.yData.copy()))
+    for a, b in zip(*curves):
+        np.testing.assert_array_equal(a, b)
+    assert list(curves[0][0]) == [float(e) for e in range(1, 9)]  # one point per epoch, from epoch 1
+
+
+def test_a_saved_trained_project_comes_back_whole_in_a_fresh_window(qtbot, qapp, win, asked, tmp_path):
+    ctl = win.training
+    assert ctl.reset_weights()
+    train(qtbot, ctl, epochs=12)
+    path = tmp_path / "trained.layerlab"
+    assert win.document.save(str(path))
+    saved = load_project(path)
+    assert len(saved.history) == 12 and 12 in saved.checkpoints and saved.series and saved.run.get("status")
+
+    other = make_window(qapp, starter="digits-cnn")
+    try:
+        assert other.open_path(str(path), ask=False)
+        oc = other.training
+        oc.flush_frame()
+        assert oc.history.last_epoch == 12 and [c.epoch for c in oc.history.checkpoints][-1] == 12
+        lv = oc.views["loss"]
+        assert lv.train_curve.xData[-1] == 12 and lv.val_curve.xData[-1] == 12
+        assert oc.views["boundary"].img.image is not None  # the model as it ended, drawn
+        assert oc.panel.csv_button.isEnabled() and "Finished after 12 epochs" in oc.panel.status_label.text()
+        assert oc.timeline.slider.maximum() == len(oc.history.checkpoints) - 1
+        csv_path = oc.export_csv(tmp_path / "again.csv")
+        assert len(csv_path.read_text().strip().splitlines()) == 13
+        settings(oc, epochs=3)
+        assert oc.train()
+        qtbot.waitUntil(lambda: not oc.worker.busy, timeout=60_000)
+        assert [r["epoch"] for r in oc.history.epochs] == list(range(1, 16))  # the epochs go on
+        other.document.save(str(path))
+        assert [r["epoch"] for r in load_project(path).history] == list(range(1, 16))  # nothing dropped
+    finally:
+        close(other)
+
+
+def test_leaving_the_project_during_a_run_asks_first(qtbot, win, asked):
+    ctl = win.training
+    settings(ctl, epochs=100_000)
+    assert ctl.train()
+    qtbot.waitUntil(lambda: ctl.history.latest is not None, timeout=20_000)
+    asked.stop_run.clear()
+    asked.stop_answer = False  # Cancel: nothing happens
+    assert not win.open_starter("iris-mlp")
+    assert asked.stop_run == [True] and ctl.worker.busy
+    assert win.document.project.name == "Moons MLP"
+    asked.stop_answer = True  # Stop and keep the weights, then the other project opens
+    before = {k: v.clone() for k, v in win.document.project.weights.items()}
+    assert win.new_project(None)
+    assert asked.stop_run == [True, True] and not ctl.worker.busy
+    assert ctl.last_finish is not None and ctl.last_finish.reason == "stopped"
+    assert win.document.project.name == "Untitled"
+    assert before  # the stopped run's weights went into the old project before it was replaced
+    assert win.open_starter("moons-mlp")
+
+
+def test_closing_the_window_during_a_run_asks_first(qtbot, qapp, asked):
+    w = make_window(qapp)
+    try:
+        ctl = w.training
+        settings(ctl, epochs=100_000)
+        assert ctl.train()
+        qtbot.waitUntil(lambda: ctl.history.latest is not None, timeout=20_000)
+        asked.stop_run.clear()
+        asked.stop_answer = False
+        w.close()
+        assert asked.stop_run == [True] and w.isVisible() and ctl.worker.busy
+        asked.stop_answer = True
+        w.close()
+        assert asked.stop_run == [True, True] and not w.isVisible()
+        assert ctl._shut and ctl.last_finish.reason == "stopped"
+        assert all(torch.isfinite(t).all() for t in w.document.project.weights.values())
+    finally:
+        if not w.training._shut:
+            close(w)
+
+
+def test_a_failure_names_its_layer_and_offers_the_retry_whatever_its_sentence(qtbot, qapp, asked, monkeypatch):
+    for name in ("non_finite", "diverged", "out_of_memory", "bad_batch", "crashed"):
+        monkeypatch.setattr(failure_text, name, lambda *a, **k: "Quelque chose s'est mal passé.")
+    w = make_window(qapp, mode="thread")  # the reworded sentences apply in this process
+    try:
+        ctl = w.training
+        settings(ctl, optimizer="sgd", lr=1e6, epochs=50)
+        assert ctl.train()
+        qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=60_000)
+        failure = ctl.last_failure
+        assert failure is not None and failure.kind == "non_finite" and failure.node
+        text = ctl.panel.status_label.text()
+        assert text.startswith("Quelque chose") and f"'{failure.node}'" in text
+        assert w.document.selected_node == w.document.graph.node_by_name(failure.node).id
+        assert "weights from before training are kept" in text
+
+        from engine.train import Trainer
+
+        def oom(self, epoch, prep):
+            raise torch.OutOfMemoryError("the allocator's own words")
+
+        monkeypatch.setattr(Trainer, "_train_epoch", oom)
+        settings(ctl, epochs=5, batch_size=64)
+        assert ctl.train()
+        qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=60_000)
+        assert ctl.last_failure.kind == "out_of_memory"
+        assert ctl.panel.retry_button.isVisibleTo(ctl.panel) and "32" in ctl.panel.retry_button.text()
+    finally:
+        close(w)
+
+
+def test_a_diverging_run_says_so_and_suggests_a_lower_learning_rate(qtbot, win):
+    ctl = win.training
+    assert ctl.reset_weights()
+    train(qtbot, ctl, optimizer="adam", lr=100.0, epochs=40)
+    assert ctl.last_failure is not None and ctl.last_failure.kind == "diverged"
+    text = ctl.panel.status_label.text()
+    assert "diverged" in text and "Lower the learning rate" in text and f"step {ctl.last_failure.step}" in text
+    assert all(torch.isfinite(t).all() for t in win.document.project.weights.values())
+    assert ctl.reset_weights()
+
