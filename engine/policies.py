@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.events import Callback, EpochEnd, TrainEvent
+from engine.events import Callback, EpochEnd, RunStarted, TrainEvent
 
 
 class EarlyStopping(Callback):
@@ -70,3 +70,32 @@ class StopAfterEpochs(Callback):
             self._seen += 1
             if self._seen >= self.epochs:
                 self.trainer.request_stop(self.reason)
+
+
+class KeepTimeline(Callback):
+    """Keep a CPU copy of the weights before training and at every epoch end: the timeline a
+    headless run saves with its project (``Project.checkpoints``), as the GUI's run does.
+
+    ``epoch_offset`` numbers the epochs after an earlier run's (a run that continues a history).
+    Past ``2 * max_kept`` entries the timeline is thinned the way a save thins it, so a long run
+    costs bounded memory."""
+
+    def __init__(self, epoch_offset: int = 0, max_kept: int = 64):
+        self.offset = int(epoch_offset)
+        self.max_kept = int(max_kept)
+        self.checkpoints: dict[int, dict[str, Any]] = {}
+
+    def _keep(self, epoch: int) -> None:
+        from engine.project import saved_checkpoint_epochs
+
+        self.checkpoints[epoch] = {k: v.detach().to("cpu", copy=True)
+                                   for k, v in self.trainer.model.state_dict().items()}
+        if len(self.checkpoints) > 2 * self.max_kept:
+            keep = set(saved_checkpoint_epochs(self.checkpoints, max_count=self.max_kept))
+            self.checkpoints = {e: w for e, w in self.checkpoints.items() if e in keep}
+
+    def __call__(self, event: TrainEvent) -> None:
+        if isinstance(event, RunStarted) and self.offset + event.start_epoch not in self.checkpoints:
+            self._keep(self.offset + event.start_epoch)
+        elif isinstance(event, EpochEnd):
+            self._keep(self.offset + event.epoch)

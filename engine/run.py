@@ -92,12 +92,24 @@ def load_weights(module, weights: Mapping) -> None:
     module.load_state_dict(dict(weights))
 
 
+def build_run_model(graph, context: InferContext, weights: Mapping | None = None, *, seed: int | None = 0,
+                    analysis=None):
+    """The model a run starts from: ``weights`` when given (they must fit), else fresh weights
+    that depend on ``seed`` alone (None: unseeded).  The one place both the CLI and the GUI's
+    training process build it."""
+    from engine.compile import compile_graph
+
+    compiled = compile_graph(graph, context, analysis, seed=None if weights else seed)
+    if weights:
+        load_weights(compiled.module, weights)
+    return compiled
+
+
 def prepare_run(project, dataset=None, overrides: Mapping | None = None, *, base_dir: str | None = None,
                 use_project_weights: bool = True) -> PreparedRun:
     """Load the data (unless given), check the graph against it, merge the settings and build the
     model: from the project's weights when it has some that fit (and ``use_project_weights``),
     else fresh weights that depend on the seed alone.  Bad input raises a LayerLabError."""
-    from engine.compile import compile_graph
     from engine.validate import GraphInvalid, ShapeInference
 
     if dataset is None:
@@ -110,9 +122,7 @@ def prepare_run(project, dataset=None, overrides: Mapping | None = None, *, base
         raise GraphInvalid(analysis)
     config = run_config(project.training, project.graph, dataset.task, overrides)
     weights = project.weights if use_project_weights else None
-    compiled = compile_graph(project.graph, context, analysis, seed=None if weights else config.seed)
-    if weights:
-        load_weights(compiled.module, weights)
+    compiled = build_run_model(project.graph, context, weights, seed=config.seed, analysis=analysis)
     return PreparedRun(project, dataset, context, analysis, config, compiled, from_project_weights=bool(weights))
 
 

@@ -157,10 +157,10 @@ def warm_up() -> None:
 
 def build_model(graph_doc: dict, context, seed: int | None = None):
     """Compile a graph document; with ``seed``, its initial weights depend on the seed alone."""
-    from engine.compile import compile_graph
     from engine.graph import Graph
+    from engine.run import build_run_model
 
-    return compile_graph(Graph.from_dict(graph_doc), context, seed=seed)
+    return build_run_model(Graph.from_dict(graph_doc), context, seed=seed)
 
 
 def initial_weights(graph_doc: dict, context, seed: int) -> dict[str, torch.Tensor]:
@@ -313,7 +313,8 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
     """Run ``job`` to the end, reporting through ``sink``; never raises (failures are reported)."""
     from engine.errors import LayerLabError
     from engine.probes import state_is_finite
-    from engine.run import load_weights
+    from engine.graph import Graph
+    from engine.run import build_run_model
     from engine.snapshots import SnapshotCollector, state_dict_cpu
     from engine.train import Trainer, failure_event
     from engine.train_config import TrainConfig
@@ -336,10 +337,8 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
     try:
         config = TrainConfig.from_dict(job.config)
         batch_size = config.batch_size
-        cm = build_model(job.graph, job.infer_context(), None if job.weights else job.seed)
+        cm = build_run_model(Graph.from_dict(job.graph), job.infer_context(), job.weights, seed=job.seed)
         model = cm.module
-        if job.weights:
-            load_weights(model, job.weights)
         trainer = Trainer(model, job.dataset, config, callbacks=[control, lambda ev: timed(on_event, ev)],
                           on_snapshot_due=lambda m: timed(on_snapshot, m))
         collector = SnapshotCollector(model, job.dataset, job.node_names, probe_size=job.probe_size,

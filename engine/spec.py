@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from engine.errors import ParamError, ShapeError
+from engine.errors import ParamError
 
 Shape = tuple  # tuple[int, ...]
 
@@ -198,12 +198,6 @@ def fmt_shape(shape: Shape | None) -> str:
     if shape is None:
         return "?"
     return "(" + ", ".join(str(s) for s in shape) + ")" if len(shape) != 1 else f"({shape[0]})"
-
-
-def require_rank(layer: str, shape: Shape, ranks: Sequence[int], what: str, fix: str | None = None) -> None:
-    """Raise a ShapeError unless ``shape`` has one of the given ranks."""
-    if len(shape) not in ranks:
-        raise ShapeError(f"{layer} expects {what} but receives {fmt_shape(shape)}.", fix)
 
 
 @dataclass

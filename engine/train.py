@@ -234,6 +234,22 @@ class Trainer:
         self._paused_s = 0.0
         self._prepared: dict[str, Any] | None = None
         self._recent_epoch, self._recent_next = -1, 0  # recent_loss(): what it has read so far
+        # the run in progress (set by _run), and the epoch in progress (set by _train_epoch)
+        self._flag: Tensor | None = None  # the non-finite guard (see module doc)
+        self._opt_step: OptimizerStep | None = None
+        self._run_t0 = self._next_snapshot = 0.0
+        self._run_steps0 = 0
+        self._epoch_perm: Tensor | None = None
+        self._epoch_batches: tuple[Any, Any] = ((), ())
+        self._losses: list[Tensor] | None = None  # losses[k] is the loss of step (_fold_from + k) of the epoch
+        self._outs: list[Tensor] = []  # model outputs, for the running train metric
+        self._fold_from = 0
+        self._epoch_sum: Tensor | None = None
+        self._epoch_score: Tensor | None = None
+        self._epoch_t0 = 0.0
+        self._epoch_paused0 = 0.0
+        self._epoch_index = 0
+        self._last_train_loss = math.nan
         for cb in self.callbacks:  # last: a policy may steer the trainer at once (a Stop sent early)
             setup = getattr(cb, "setup", None)
             if callable(setup):
@@ -322,7 +338,7 @@ class Trainer:
         step's loss as a device tensor until its next report; this reads only the ones added
         since the last call: one sync per call, none per step.  With no new step it returns
         the epoch's running loss as of the last report."""
-        losses = getattr(self, "_losses", None)
+        losses = self._losses
         if losses is None:
             return None
         if self._epoch_index != self._recent_epoch:
@@ -489,7 +505,7 @@ class Trainer:
             seed_everything(cfg.seed + self.epoch)
         self._flag = torch.zeros((), device=dev)  # the non-finite guard (see module doc)
         # with a GradScaler (fp16), the scaler drives the step and skips non-finite gradients itself
-        self._opt_step: OptimizerStep = (
+        self._opt_step = (
             make_step(self.optimizer, self._params, self._flag, dev) if self.scaler is None
             else OptimizerStep())
         self._paused_s = 0.0
@@ -542,9 +558,8 @@ class Trainer:
         perf = time.perf_counter
         snapshot = self.on_snapshot_due if cfg.snapshot_interval_s > 0 else None
 
-        # per-epoch report state; losses[k] is the loss of step (self._fold_from + k) of the epoch
-        self._losses: list[Tensor] = []
-        self._outs: list[Tensor] = []  # model outputs, for the running train metric
+        self._losses = []
+        self._outs = []
         self._fold_from = 0
         self._epoch_sum = torch.zeros((), device=dev)
         self._epoch_score = torch.zeros((), device=dev)

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractItemView, QLabel, QLineEdit, QTreeWidget,
 from engine.layers import REGISTRY
 from engine.spec import LayerSpec
 from gui import theme
-from gui.canvas.view import LAYER_MIME
+from gui.mime import LAYER_MIME
 
 TYPE_ROLE = Qt.UserRole + 1
 

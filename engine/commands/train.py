@@ -41,6 +41,7 @@ def data_spec_for_file(path: str, target: str | None, base: dict) -> dict:
 
 
 def run(args) -> int:
+    from engine.policies import KeepTimeline
     from engine.run import execute, prepare_run, save_run_outputs
     from engine.train import resolve_device
 
@@ -61,15 +62,19 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a folder.")
 
-    trainer, result = execute(prepared, callbacks=[ProgressPrinter(sys.stdout, sys.stderr,
-                                                                   prepared.config.epochs)])
+    timeline = KeepTimeline()
+    trainer, result = execute(prepared, callbacks=[ProgressPrinter(sys.stdout, sys.stderr, prepared.config.epochs),
+                                                   timeline])
     history = trainer.history
     dataset = prepared.dataset
     project.training = prepared.config.to_dict()
     project.history = history
     project.normalization = dataset.normalization.to_dict() if dataset.normalization else None
     project.weights = {k: v.detach().cpu() for k, v in prepared.compiled.module.state_dict().items()}
-    project.run = {"outcome": result.reason, "epochs": len(history)}
+    project.checkpoints = timeline.checkpoints
+    project.series = {}
+    project.run = {"outcome": result.reason, "steps_per_epoch": trainer.steps_per_epoch,
+                   "weights_epoch": len(history)}
     bundle, metrics = save_run_outputs(out_dir, project, history)
     final = dict(history[-1]) if history else {}
     summary = {k: final[k] for k in ("val_accuracy", "val_mse", "val_loss", "train_loss") if final.get(k) is not None}

@@ -14,10 +14,10 @@ from PySide6.QtWidgets import QFrame, QGraphicsView
 
 from engine.errors import LayerLabError
 from gui import theme
+from gui.mime import LAYER_MIME
 from gui.canvas.node_item import GRID, LOW_DETAIL
 from gui.canvas.scene import GraphScene
 
-LAYER_MIME = "application/x-layerlab-layer"
 MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
 MAJOR = GRID * 10
 

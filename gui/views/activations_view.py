@@ -77,9 +77,9 @@ class ActivationsView(LiveView):
     def _redraw(self) -> None:
         if self._last_frame is not None:
             self.plot.getPlotItem().enableAutoRange()
-            self.render(self._last_frame, force=True)
+            self.render(self._last_frame)
 
-    def render(self, frame, force: bool = False) -> None:
+    def render(self, frame) -> None:
         self._last_frame = frame
         snap = frame.snapshot
         if snap is None:

@@ -98,7 +98,7 @@ class BoundaryView(LiveView):
                            "validation")
         pi.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
 
-    def render(self, frame, force: bool = False) -> None:
+    def render(self, frame) -> None:
         snap = frame.snapshot
         if snap is None or snap.boundary is None:
             return

@@ -37,7 +37,7 @@ class RegressionView(LiveView):
         self.train_pts.setData(xt[:, 0], yt.reshape(len(yt), -1)[:, 0])
         self.val_pts.setData(xv[:, 0], yv.reshape(len(yv), -1)[:, 0])
 
-    def render(self, frame, force: bool = False) -> None:
+    def render(self, frame) -> None:
         snap, info = frame.snapshot, self.info
         if snap is None or snap.curve is None or info is None or info.curve_x is None:
             return

@@ -105,9 +105,9 @@ class WeightsView(LiveView):
     def _layer_changed(self, _i: int) -> None:
         if self._last_frame is not None:
             self.matrix_plot.getPlotItem().enableAutoRange()
-            self.render(self._last_frame, force=True)
+            self.render(self._last_frame)
 
-    def render(self, frame, force: bool = False) -> None:
+    def render(self, frame) -> None:
         self._last_frame = frame
         place_cursor(self.hist_cursor, frame.cursor)
         snap, info = frame.snapshot, self.info
