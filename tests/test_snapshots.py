@@ -291,3 +291,27 @@ def test_state_dict_cpu_copies(moons):
     s = state_dict_cpu(cm.module)
     s["fc1.bias"].add_(1.0)
     assert not torch.equal(s["fc1.bias"], cm.module.fc1.bias)
+
+
+def test_a_first_linear_on_images_keeps_its_units_whole_for_image_templates():
+    """An image flattened into a Linear (here 1x30x30 = 900 inputs, more than a pooled heatmap shows):
+    the snapshot keeps every input weight of the first units, so each unit can be drawn as an image."""
+    g = torch.Generator().manual_seed(0)
+    ds = types.SimpleNamespace(task="classification", input_shape=(1, 30, 30), n_outputs=3,
+                               x_train=torch.rand(40, 1, 30, 30, generator=g), y_train=torch.randint(0, 3, (40,), generator=g),
+                               x_val=torch.rand(8, 1, 30, 30, generator=g), y_val=torch.randint(0, 3, (8,), generator=g))
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flatten, self.fc1, self.relu1, self.fc2 = nn.Flatten(), nn.Linear(900, 80), nn.ReLU(), nn.Linear(80, 3)
+
+        def forward(self, x):
+            return self.fc2(self.relu1(self.fc1(self.flatten(x))))
+
+    model = fx.symbolic_trace(Mlp())
+    c = SnapshotCollector(model, ds)
+    fc1, fc2 = c.info.layer("fc1"), c.info.layer("fc2")
+    assert fc1.image_shape == (1, 30, 30) and fc2.image_shape is None
+    snap = c.collect()
+    np.testing.assert_array_equal(snap.weights["fc1"], model.fc1.weight.detach()[:64].numpy())  # not pooled

@@ -57,3 +57,35 @@ def test_run_history_continues_a_run_from_an_epoch():
     x, _ = h.loss.arrays()
     assert x[-1] == pytest.approx(2.5) and np.all(np.diff(x) > 0)
     assert h.epochs[-1]["epoch"] == 3 and h.epoch_series("val_loss")[0].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_image_templates_tile_each_unit_as_its_image():
+    from gui.views.weights_view import weight_image
+
+    w = np.arange(6 * 2 * 3, dtype=np.float32).reshape(6, 6)  # 6 units reading 1x2x3 images
+    img = weight_image(w, "linear", (1, 2, 3))
+    # tile_images: 6 tiles of 2x3 with 1-pixel NaN gaps; unit 0 is the top-left tile
+    np.testing.assert_array_equal(img[:2, :3], w[0].reshape(2, 3))
+    assert np.isnan(img).any() and img.shape[0] > 2
+
+
+def test_the_series_round_trip_through_named_arrays():
+    h = RunHistory(capacity=16)
+    for i in range(40):
+        snap = Snapshot(step=i, epoch=i / 10, samples=i, elapsed_s=0.0, train_loss=1.0 / (i + 1), lr=0.01,
+                        grad_norms={"fc1": float(i)}, dead_relu={"relu1": 0.5},
+                        weight_hist={"fc1": np.full(4, i, np.float32)})
+        h.add(snap)
+    h.add_epoch(1, {"train_loss": 0.5})
+    again = RunHistory(capacity=16)
+    again.load_series_arrays(h.series_arrays())
+    again.load_epochs(h.epochs)
+    for name in ("loss", "lr"):
+        for a, b in zip(getattr(h, name).arrays(), getattr(again, name).arrays()):
+            np.testing.assert_array_equal(a, b)
+    for group in ("grad_norms", "dead_relu", "weight_hist"):
+        for a, b in zip(getattr(h, group)[next(iter(getattr(h, group)))].arrays(),
+                        getattr(again, group)[next(iter(getattr(again, group)))].arrays()):
+            np.testing.assert_array_equal(a, b)
+    assert again.epochs == h.epochs and again.epoch_series("train_loss")[1].tolist() == [0.5]
+    again.load_series_arrays({"loss.x": np.zeros(3), "loss.y": np.zeros(2), "weird": np.zeros(1)})  # skipped
