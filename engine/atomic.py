@@ -85,3 +85,109 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with open(tmp, "wb") as f:
             f.write(data)
     return atomic_write(path, write)
+
+
+# ----------------------------------------------------------------------------- whole folders
+_RENAME_EXCHANGE = 2
+
+
+def exchange_paths(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the system
+    cannot (the caller falls back to two renames)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def _fsync_tree(folder: Path) -> None:
+    for entry in folder.rglob("*"):
+        if entry.is_file():
+            with open(entry, "rb") as f:
+                os.fsync(f.fileno())
+    for sub in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        fsync_folder(sub)
+
+
+def _recover_folder(target: Path) -> None:
+    """Undo what an interrupted ``write_folder_atomically`` left: staging folders are deleted; if
+    it died between its two fallback renames, the old folder goes back in place."""
+    import shutil
+
+    prefix = f".{target.name}."
+    for entry in list(target.parent.iterdir()) if target.parent.is_dir() else []:
+        if not entry.name.startswith(prefix):
+            continue
+        if ".old-" in entry.name and entry.is_dir() and not target.exists():
+            os.replace(entry, target)
+        elif (".staging-" in entry.name or ".old-" in entry.name) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def write_folder_atomically(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Replace the files ``write(folder)`` writes in ``target`` as one unit: a reader sees all the
+    old ones or all the new ones, never a mix (the model of one save beside the metrics of another).
+
+    ``write`` fills a staging folder beside ``target``; entries of ``target`` it did not write are
+    carried over (hard links where possible) with their modes, files it rewrites keep the modes
+    they had; then the two folders are exchanged atomically and the old one is removed.  Where the
+    system cannot exchange, two renames are used and the next call repairs a crash between them."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _recover_folder(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    try:
+        write(staging)
+        if target.is_dir():
+            for entry in target.iterdir():
+                dest = staging / entry.name
+                if dest.exists():
+                    if entry.is_file():
+                        os.chmod(dest, stat.S_IMODE(os.stat(entry).st_mode))
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, dest, copy_function=_link_or_copy)
+                else:
+                    _link_or_copy(entry, dest)
+        os.chmod(staging, stat.S_IMODE(os.stat(target).st_mode) if target.is_dir() else 0o777 & ~_umask())
+        _fsync_tree(staging)
+        if not target.exists():
+            os.replace(staging, target)
+        elif exchange_paths(staging, target):
+            shutil.rmtree(staging, ignore_errors=True)  # the old contents, now under the staging name
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.rmdir(old)
+            os.replace(target, old)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_folder(target.parent)
+    return target
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _link_or_copy(src, dst) -> None:
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

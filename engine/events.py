@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, Union
 #: interrupted: the process was stopped from outside; internal: a bug.
 FailureKind = Literal["non_finite", "diverged", "out_of_memory", "shape", "data", "setup", "interrupted",
                       "internal"]
-StopReason = Literal["completed", "stopped", "early_stopping", "goal_reached"]
+StopReason = Literal["completed", "stopped", "early_stopping", "goal_reached", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,3 +99,43 @@ class KeepTimeline(Callback):
             self._keep(self.offset + event.start_epoch)
         elif isinstance(event, EpochEnd):
             self._keep(self.offset + event.epoch)
+
+
+class StopOnSignals(Callback):
+    """Ctrl-C (SIGINT) or SIGTERM stops the run at the next step with reason "interrupted", so a
+    headless run keeps the epochs it has done; a second signal interrupts at once.  Installed for
+    the run only, in the main thread (signal handlers can live nowhere else)."""
+
+    def __init__(self, signals=None):
+        import signal
+
+        self.signals = tuple(signals) if signals is not None else (signal.SIGINT, signal.SIGTERM)
+        self._previous: dict = {}
+        self.received: int | None = None
+
+    def _handler(self, signum, _frame) -> None:
+        import signal
+
+        self.received = signum
+        for sig in self.signals:  # the next one is not polite any more
+            signal.signal(sig, self._previous.get(sig, signal.SIG_DFL))
+        self.trainer.request_stop("interrupted")
+
+    def __call__(self, event: TrainEvent) -> None:
+        import signal
+        import threading
+
+        from engine.events import RunFailed, RunFinished
+
+        if isinstance(event, RunStarted) and threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        elif isinstance(event, (RunFinished, RunFailed)):
+            self.restore()
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}

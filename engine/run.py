@@ -78,6 +78,12 @@ def load_weights(module, weights: Mapping) -> None:
     missing = sorted(set(own) - set(weights))
     extra = sorted(set(weights) - set(own))
     wrong = sorted(k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape))
+    cast = sorted(k for k in own if k in weights and k not in wrong and weights[k].dtype != own[k].dtype)
+    if cast:  # an int64 / bool / float16 copy would be trained as float32 without a word
+        k = cast[0]
+        raise WeightsMismatch(f"The stored weight '{k}' is {str(weights[k].dtype).replace('torch.', '')}, but the "
+                              f"graph needs {str(own[k].dtype).replace('torch.', '')}.",
+                              fix="store the weights in the graph's type, or retrain from scratch")
     if missing or extra or wrong:
         parts = []
         if missing:
@@ -190,12 +196,57 @@ METRICS_NAME = "metrics.csv"
 
 
 def save_run_outputs(out_dir: str | os.PathLike, project, rows: list[dict]) -> tuple[Path, Path]:
-    """The trained bundle and its metrics CSV, side by side in ``out_dir``."""
-    from engine.project import save_project
+    """The trained bundle and its metrics CSV, side by side in ``out_dir``, written as one unit:
+    a reader (or a crash) never finds the model of one save beside the metrics of another."""
+    from engine.atomic import write_folder_atomically
+    from engine.project import project_bytes
+
+    data, metrics = project_bytes(project), metrics_csv_bytes(rows)
+
+    def write(folder: Path) -> None:
+        (folder / BUNDLE_NAME).write_bytes(data)
+        (folder / METRICS_NAME).write_bytes(metrics)
+
+    out = write_folder_atomically(out_dir, write)
+    return out / BUNDLE_NAME, out / METRICS_NAME
+
+
+class OutputNotWritable(LayerLabError):
+    """The run's output folder cannot take its results (read-only, not a folder, or too full)."""
+
+    kind = "bad_input"
+
+
+def check_output_folder(out_dir: str | os.PathLike, expected_bytes: int) -> None:
+    """Before training: the output folder can be created and written, and has room for about
+    ``expected_bytes`` (twice: the new files are written before the old ones go)."""
+    import shutil
+    import tempfile
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    bundle, metrics = out / BUNDLE_NAME, out / METRICS_NAME
-    save_project(bundle, project)
-    write_metrics_csv(metrics, rows)
-    return bundle, metrics
+    if out.exists() and not out.is_dir():
+        raise OutputNotWritable(f"--out {out}: exists and is not a folder.")
+    probe_in = out
+    while not probe_in.exists():
+        probe_in = probe_in.parent
+    if not probe_in.is_dir() or not os.access(probe_in, os.W_OK | os.X_OK):
+        raise OutputNotWritable(f"--out {out}: cannot write in {probe_in} (read-only or no permission).",
+                                fix="choose another output folder with --out")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".layerlab-probe-", dir=probe_in)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise OutputNotWritable(f"--out {out}: cannot write in {probe_in} ({e.strerror}).",
+                                fix="choose another output folder with --out") from None
+    free = shutil.disk_usage(probe_in).free
+    need = 2 * int(expected_bytes) + (1 << 20)
+    if free < need:
+        raise OutputNotWritable(f"--out {out}: the disk has {free / 2**20:.1f} MB free, but saving this run needs "
+                                f"about {need / 2**20:.1f} MB.", fix="free some space or choose another folder")
+
+
+def expected_bundle_bytes(module, epochs: int, kept_checkpoints: int = 64) -> int:
+    """About how large a trained bundle of ``module`` will be: its weights and the timeline's copies."""
+    state = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    return state * (1 + min(epochs + 1, kept_checkpoints)) + (64 << 10)

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli_support import (EXIT_OK, BadInput, ProgressPrinter, positive_float, positive_int,
+from engine.cli_support import (EXIT_INTERRUPTED, EXIT_OK, BadInput, ProgressPrinter, positive_float, positive_int,
                                 project_base_dir, resolve_project)
 
 HELP = "train a project headless and save the trained bundle"
@@ -41,8 +41,8 @@ def data_spec_for_file(path: str, target: str | None, base: dict) -> dict:
 
 
 def run(args) -> int:
-    from engine.policies import KeepTimeline
-    from engine.run import execute, prepare_run, save_run_outputs
+    from engine.policies import EpochCheckpoints, KeepTimeline, StopOnSignals
+    from engine.run import check_output_folder, execute, expected_bundle_bytes, prepare_run, save_run_outputs
     from engine.train import resolve_device
 
     project = resolve_project(args.project)
@@ -59,12 +59,16 @@ def run(args) -> int:
     prepared = prepare_run(project, overrides=overrides, base_dir=base_dir)
     device = resolve_device(prepared.config.device)  # raises for cuda without CUDA, before anything is written
     out_dir = Path(args.out or Path("runs") / Path(args.project or "moons-mlp").stem)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BadInput(f"--out {out_dir}: exists and is not a folder.")
+    check_output_folder(out_dir, expected_bundle_bytes(prepared.compiled.module, prepared.config.epochs))
 
-    timeline = KeepTimeline()
-    trainer, result = execute(prepared, callbacks=[ProgressPrinter(sys.stdout, sys.stderr, prepared.config.epochs),
-                                                   timeline])
+    timeline, signals = KeepTimeline(), StopOnSignals()
+    callbacks = [ProgressPrinter(sys.stdout, sys.stderr, prepared.config.epochs), timeline, signals]
+    if prepared.config.checkpoint_every_epoch:  # resumable checkpoints, in the run's own folder only
+        callbacks.append(EpochCheckpoints(out_dir / "checkpoints"))
+    try:
+        trainer, result = execute(prepared, callbacks=callbacks)
+    finally:
+        signals.restore()
     history = trainer.history
     dataset = prepared.dataset
     project.training = prepared.config.to_dict()
@@ -80,6 +84,12 @@ def run(args) -> int:
     summary = {k: final[k] for k in ("val_accuracy", "val_mse", "val_loss", "train_loss") if final.get(k) is not None}
     summary.update(epochs=len(history), samples_per_s=round(_mean_speed(history), 1), device=str(device),
                    params=prepared.analysis.total_params, stopped=result.reason, out=str(out_dir))
+    if result.reason == "interrupted":
+        sys.stderr.write(f"Interrupted after {len(history)} epoch{'s' if len(history) != 1 else ''}; "
+                         f"saved what was done in {bundle} and {metrics}\n")
+        if args.json:
+            print(json.dumps(summary))
+        return EXIT_INTERRUPTED
     sys.stderr.write(f"Saved {bundle} and {metrics}\n")
     if args.json:
         print(json.dumps(summary))
