@@ -73,7 +73,9 @@ def parse_size(text: str) -> int:
 
 
 def fmt_bytes(n: int | float) -> str:
-    """A byte count for a sentence: ``3.7 TiB``, ``512 MiB``, ``900 bytes``."""
+    """A byte count for a sentence: ``3.7 TiB``, ``512 MiB``, ``900 bytes``, ``about 10^1233 bytes``."""
+    if n >= 1024 ** 5:  # what a lying header declares; float() of such a count may overflow
+        return f"about 10^{int(int(n).bit_length() * 0.30103)} bytes"
     n = float(n)
     for unit, power in (("TiB", 4), ("GiB", 3), ("MiB", 2), ("KiB", 1)):
         if n >= 1024 ** power:
@@ -191,10 +193,10 @@ def regular_file(path: str | os.PathLike, error: type[LayerLabError] = DataError
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
         raise error(f"{os.fspath(path)!r:.80}: cannot be read ({getattr(e, 'strerror', None) or e}).") from None
     if stat.S_ISDIR(st.st_mode):
-        raise error(f"{os.fspath(path)} is a folder, not a {what}; choose the file itself.")
+        raise error(f"{os.fspath(path)} is a folder; choose the {what} itself.")
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"{os.fspath(path)} is {_kind_of(st.st_mode)}, not a regular file; LayerLab reads a "
-                    f"{what} only from a regular file.")
+        raise error(f"{os.fspath(path)} is {_kind_of(st.st_mode)}, not a regular file; LayerLab reads data and "
+                    "projects only from regular files.")
     return st
 
 

@@ -339,8 +339,8 @@ def _load_bundle(f) -> Project:
         if "project.json" not in names:
             raise ProjectFileError("this zip is not a LayerLab project (no project.json inside).")
         json_info = check_member(z, "project.json", _json_limit(), "project")
-        sizes = sum(z.getinfo(n).file_size for n in _WEIGHT_MEMBERS if n in names)
-        # the member's bytes and the tensors made from them, next to the document's objects
+        sizes = sum(check_member(z, n, what="project").file_size for n in _WEIGHT_MEMBERS if n in names)
+        # each member's bytes and the tensors made from them, next to the document's objects
         check_memory(2 * sizes + JSON_EXPANSION * json_info.file_size, "this project's weights and document")
         doc = parse_json_document(read_member(z, "project.json", _json_limit(), "project"), "project.json")
         weights = checkpoints = None

@@ -84,10 +84,10 @@ def check_member(z: zipfile.ZipFile, name: str, limit: int | None = None, what: 
     limit = memory_limit() if limit is None else limit
     where = f"{quote(name)} inside the {what}"
     check_inflation(info.file_size, info.compress_size, where)
+    check_memory(info.file_size, where)
     if info.file_size > limit:
         raise LimitExceeded(f"{where} is {fmt_bytes(info.file_size)}, more than the {fmt_bytes(limit)} "
                             f"LayerLab reads for it.")
-    check_memory(info.file_size, where)
     return info
 
 

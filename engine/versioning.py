@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from engine.errors import ProjectFileError
+from engine.errors import ProjectFileError, quote
 
 Migration = Callable[[dict], dict]
 
@@ -18,7 +18,7 @@ def migrate(doc: Any, fmt: str, current: int, migrations: dict[int, Migration], 
         raise ProjectFileError(f"This is not a LayerLab {what} (its 'format' field is missing or different).")
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ProjectFileError(f"The {what} document has an invalid version {version!r}.")
+        raise ProjectFileError(f"The {what} document has an invalid version {quote(version)}.")
     if version > current:
         raise ProjectFileError(f"The {what} was saved by a newer LayerLab (format version {version}; "
                                f"this one reads up to {current}). Update LayerLab to open it.")

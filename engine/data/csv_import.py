@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import DataError, quote
-from engine.data.dataset import TaskDecision, decide_task, encode_labels
+from engine.data.dataset import TaskDecision, check_float32_range, decide_task, encode_labels
 from engine.data.params import get_choice, get_int, get_path
 from engine.limits import DATASET_COPIES, check_memory, memory_limit, read_regular
 
@@ -291,6 +291,7 @@ def load_csv(spec: dict, base_dir=None) -> dict:
         cells = columns[j]
         numbers = _as_numbers(cells)
         if numbers is not None:
+            check_float32_range(numbers, f"column {quote(names[j])}", path)
             blocks.append(numbers.reshape(-1, 1))
             feature_names.append(names[j])
             continue

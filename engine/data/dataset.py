@@ -350,6 +350,20 @@ def decide_task(y: np.ndarray, requested: str, what: str, typed: bool) -> TaskDe
 
 # --------------------------------------------------------------------------- assembly
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(x: np.ndarray, what: str, name: str) -> None:
+    """Refuse numbers that 32-bit floats (what the model computes in) cannot hold, before they are
+    cast to infinity (1e300 in a CSV cell)."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and x.size:
+        finite = np.abs(x[np.isfinite(x)])
+        if finite.size and finite.max() > _FLOAT32_MAX:
+            raise DataError(f"{name}: {what} holds numbers too large for 32-bit floats (up to {finite.max():.3g}; "
+                            f"the limit is {_FLOAT32_MAX:.3g}); rescale them, e.g. to other units.")
+
+
 def _check_finite(x: np.ndarray, what: str, name: str) -> None:
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).sum())
@@ -383,6 +397,9 @@ def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: d
         raise DataError(f"{name}: only {x.shape[0]} sample(s); at least 2 are needed to train and validate.")
     _check_finite(x, "the input data", name)
     _check_finite(y, "the target", name)
+    check_float32_range(x, "the input data", name)
+    if task == "regression":
+        check_float32_range(y, "the target", name)
 
     class_names = list(class_names or [])
     if task == "classification":
@@ -408,6 +425,7 @@ def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: d
             raise DataError(f"{name}: the test data has shape {x_test.shape[1:]} per sample but the "
                             f"training data has {x.shape[1:]}; they must match.")
         _check_finite(x_test, "the test data", name)
+        check_float32_range(x_test, "the test data", name)
         y_test = (y_test.astype(np.int64).reshape(-1) if task == "classification"
                   else y_test.astype(np.float32).reshape(y_test.shape[0], -1))
         if task == "classification" and y_test.size and (y_test.min() < 0 or y_test.max() >= n_outputs):

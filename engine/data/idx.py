@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import DataError
-from engine.data.dataset import decide_task, encode_integer_labels, encode_labels
+from engine.data.dataset import check_float32_range, decide_task, encode_integer_labels, encode_labels
 from engine.data.params import get_choice, get_optional_int, get_path
-from engine.limits import check_dataset_memory, check_inflation, open_regular
+from engine.limits import check_dataset_memory, check_inflation, fmt_bytes, open_regular
 
 DEFAULTS: dict[str, Any] = {
     "images": None,
@@ -76,12 +76,12 @@ def read_idx(path: str) -> np.ndarray:
         dims = struct.unpack(f">{ndim}I", raw_dims)
         header = 4 + 4 * ndim
         expected = math.prod(dims) * dtype.itemsize
-        shape = " x ".join(map(str, dims))
+        shape = " x ".join(map(str, dims)) if ndim <= 6 else f"{ndim}-dimensional ({dims[0]} x {dims[1]} x …)"
         if not gz:
             got = size - header
             if got < expected:
-                raise DataError(f"{path}: truncated -- the header promises {shape} values ({expected:,} bytes) "
-                                f"but only {got:,} bytes follow; download the file again.")
+                raise DataError(f"{path}: truncated -- the header promises {shape} values ({fmt_bytes(expected)}) "
+                                f"but only {fmt_bytes(got)} follow; download the file again.")
             if got > expected:
                 raise DataError(f"{path}: {got - expected:,} bytes more than its header ({shape}) describes; "
                                 "the file is corrupt or not an IDX file.")
@@ -91,8 +91,8 @@ def read_idx(path: str) -> np.ndarray:
                              extra_bytes=expected)
         data = _read_exact(stream, expected, path)
         if len(data) < expected:
-            raise DataError(f"{path}: truncated -- the header promises {shape} values ({expected:,} bytes) "
-                            f"but only {len(data):,} bytes follow; download the file again.")
+            raise DataError(f"{path}: truncated -- the header promises {shape} values ({fmt_bytes(expected)}) "
+                            f"but only {fmt_bytes(len(data))} follow; download the file again.")
         if gz and _read_exact(stream, 1, path):
             raise DataError(f"{path}: more bytes than its header ({shape}) describes; "
                             "the file is corrupt or not an IDX file.")
@@ -103,6 +103,7 @@ def _images(arr: np.ndarray, path: str) -> np.ndarray:
     if arr.ndim < 2:
         raise DataError(f"{path}: holds a 1-D array (labels?) but images are expected; "
                         "check that 'images' and 'labels' are not swapped.")
+    check_float32_range(arr, "the images", path)
     x = arr.astype(np.float32)
     if arr.dtype == np.uint8:
         x /= 255.0  # pixels -> [0, 1] before standardisation, like every image source

@@ -33,7 +33,7 @@ def _size(spec: dict) -> tuple[int, int]:
     if (not isinstance(size, (list, tuple)) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in size)):
         raise DataError(f"data spec (image_folder): 'size' must be [height, width] in pixels "
-                        f"(1..4096), got {size!r}; e.g. [28, 28].")
+                        f"(1..4096), got {quote(size)}; e.g. [28, 28].")
     return int(size[0]), int(size[1])
 
 
@@ -64,7 +64,10 @@ def _decode(file: str, mode: str, height: int, width: int, Image, UnidentifiedIm
                 arr = np.asarray(im, dtype=np.float32)
         except LayerLabError:
             raise
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        except Image.DecompressionBombError:  # Pillow's own check, for more than twice its pixel limit
+            raise LimitExceeded(f"{file}: its header declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, "
+                                "far more than LayerLab decodes per image; shrink it.") from None
+        except (UnidentifiedImageError, OSError, ValueError) as e:
             raise DataError(f"{file}: cannot be read as an image ({str(e)[:60]}); replace or remove that "
                             "file.") from None
     return arr.reshape(height, width, -1)

@@ -14,10 +14,10 @@ from numpy.lib import format as npformat
 
 from engine.errors import DataError, quote
 from engine.data.csv_import import name_list
-from engine.data.dataset import decide_task, encode_integer_labels, encode_labels
+from engine.data.dataset import check_float32_range, decide_task, encode_integer_labels, encode_labels
 from engine.data.params import get_choice, get_path
 from engine.limits import check_dataset_memory, fmt_bytes, open_regular
-from engine.safezip import open_member, open_zip
+from engine.safezip import CORRUPT, open_member, open_zip
 
 DEFAULTS: dict[str, Any] = {
     "path": None,
@@ -53,7 +53,7 @@ class _Archive:
                 version = npformat.read_magic(f)
                 read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
                 shape, _fortran, dtype = read(f)
-            except (ValueError, OSError, EOFError, SyntaxError) as e:
+            except (*CORRUPT, SyntaxError) as e:
                 raise DataError(f"{self.path}: array {quote(key)} has a damaged .npy header "
                                 f"({str(e)[:60]}); save the file again.") from None
             header_len = f.tell()
@@ -75,13 +75,13 @@ class _Archive:
         with open_member(self.zip, self.members[key], what="npz archive", error=DataError) as f:
             try:
                 return npformat.read_array(f, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as e:
+            except CORRUPT as e:
                 raise DataError(f"{self.path}: array {quote(key)} is corrupt ({str(e)[:60]}); "
                                 "save the file again.") from None
 
 
 def _open(path: str) -> _Archive:
-    with open_regular(path, DataError, "npz file") as f:
+    with open_regular(path, DataError, "NumPy .npz file") as f:
         magic = f.read(6)
     # Check the magic ourselves: numpy's own message for other files suggests
     # enabling pickle, which is exactly the advice we must not give.
@@ -109,6 +109,7 @@ def _features(x: np.ndarray, path: str, key: str) -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]  # one feature per sample
     scale = x.dtype == np.uint8 and x.ndim >= 3  # uint8 images: pixels -> [0, 1]
+    check_float32_range(x, f"array {quote(key)}", path)
     x = x.astype(np.float32)
     if scale:
         x /= 255.0
