@@ -32,8 +32,11 @@ QUOTE_CHARS = 24
 def quote(value, limit: int = QUOTE_CHARS) -> str:
     """``repr(value)`` of at most ``limit`` characters of it: messages name what is wrong in a file
     without echoing its content (a project may point LayerLab at any file on the machine)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"  # a 400-digit "seed"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:  # a 400-digit "seed"
+        try:
+            return f"a number of {len(str(abs(value)))} digits"
+        except ValueError:  # beyond Python's digit limit for str()
+            return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
     text = value if isinstance(value, str) else repr(value)
     if len(text) > limit:
         text = text[:limit] + "…"

@@ -60,11 +60,15 @@ def run(args) -> int:
         prepared = prepare_run(project, overrides=overrides, base_dir=base_dir)
         check_training_memory(project.graph, prepared.analysis, prepared.config.batch_size)
         device = resolve_device(prepared.config.device)  # raises for cuda without CUDA, before anything is written
-    for line in (f"task: {prepared.dataset.task_rule}", *(f"note: {n}" for n in prepared.dataset.notices)):
-        sys.stderr.write(line + "\n")
+        if prepared.config.amp == "fp16" and device.type != "cuda":  # else the trainer refuses it mid-run (exit 1)
+            raise BadInput("Training setting 'amp' is 'fp16', which needs a CUDA GPU; set it to 'auto', 'off' "
+                           "or 'bf16'.")
     out_dir = Path(args.out or Path("runs") / Path(args.project or "moons-mlp").stem)
     if out_dir.exists() and not out_dir.is_dir():
         raise BadInput(f"--out {out_dir}: exists and is not a folder.")
+    # the task rule the user sees (and overrides with the data's "task"), and notices when it was close
+    for line in (f"task: {prepared.dataset.task_rule}", *(f"note: {n}" for n in prepared.dataset.notices)):
+        sys.stderr.write(line + "\n")
 
     trainer, result = execute(prepared, callbacks=[ProgressPrinter(sys.stdout, sys.stderr,
                                                                    prepared.config.epochs)])
@@ -78,7 +82,8 @@ def run(args) -> int:
     bundle, metrics = save_run_outputs(out_dir, project, history)
     final = dict(history[-1]) if history else {}
     summary = {k: final[k] for k in ("val_accuracy", "val_mse", "val_loss", "train_loss") if final.get(k) is not None}
-    summary.update(task=dataset.task, task_rule=dataset.task_rule, epochs=len(history), samples_per_s=round(_mean_speed(history), 1), device=str(device),
+    summary.update(task=dataset.task, task_rule=dataset.task_rule, epochs=len(history),
+                   samples_per_s=round(_mean_speed(history), 1), device=str(device),
                    params=prepared.analysis.total_params, stopped=result.reason, out=str(out_dir))
     sys.stderr.write(f"Saved {bundle} and {metrics}\n")
     if args.json:
