@@ -43,6 +43,15 @@ def quote(value, limit: int = QUOTE_CHARS) -> str:
     return repr(text) if isinstance(value, str) else text
 
 
+def name_list(names: list[str], show: int = 12) -> str:
+    """Names from a file (CSV columns, npz arrays) for a message: the first and the last few (a
+    target is often last), each cut short."""
+    short = [n if len(n) <= QUOTE_CHARS else n[:QUOTE_CHARS] + "…" for n in map(str, names)]
+    if len(short) <= show:
+        return ", ".join(short)
+    return f"{', '.join(short[:show - 3])}, …, {', '.join(short[-2:])} ({len(short)} in all)"
+
+
 class ParamError(LayerLabError):
     """A layer parameter value is out of range or of the wrong type."""
 

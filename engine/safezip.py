@@ -52,23 +52,39 @@ def count_entries(f: BinaryIO) -> int | None:
     return total  # 0xFFFF means "see the zip64 record": more than MAX_MEMBERS either way
 
 
+class _OwningZipFile(zipfile.ZipFile):
+    """A ZipFile that closes the file it was given (zipfile leaves a passed-in file open)."""
+
+    def __init__(self, f: BinaryIO):
+        self._owned = f  # set first: a failing __init__ still runs close() from __del__
+        super().__init__(f)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owned.close()
+
+
 def open_zip(source: str | os.PathLike | BinaryIO, what: str = "archive",
              error: type[LayerLabError] = ProjectFileError, max_members: int = MAX_MEMBERS) -> zipfile.ZipFile:
-    """A ZipFile over a regular file (a path) or an open binary file, after counting its entries."""
-    f = open_regular(source, error, what) if isinstance(source, (str, os.PathLike)) else source
+    """A ZipFile over a regular file (a path: opened here, closed with the ZipFile) or an open binary
+    file (left to its owner), after counting its entries."""
+    owned = isinstance(source, (str, os.PathLike))
+    f = open_regular(source, error, what) if owned else source
     try:
         n = count_entries(f)
         if n is not None and n >= max_members:
             raise LimitExceeded(f"this {what} declares {n:,}{'+' if n == 0xFFFF else ''} entries; LayerLab "
                                 f"reads archives of fewer than {max_members:,}.")
         f.seek(0)
-        return zipfile.ZipFile(f)
+        return _OwningZipFile(f) if owned else zipfile.ZipFile(f)
     except LayerLabError:
-        if f is not source:
+        if owned:
             f.close()
         raise
     except CORRUPT:
-        if f is not source:
+        if owned:
             f.close()
         raise error(f"this {what} is corrupt or truncated (its zip archive cannot be read).") from None
 

@@ -162,24 +162,17 @@ def test_path_helpers_only_touch_file_keys_and_keep_what_has_no_relative_form(tm
         ("path", str(tmp_path / "gone.csv"))]
 
 
-def test_a_bundle_trained_from_a_relative_data_path_retrains_from_another_folder(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_a_bundle_trained_from_a_relative_data_path_retrains_from_another_folder(tmp_path, monkeypatch, capsys):
+    from engine.cli import run_cli
 
-    root = Path(__file__).resolve().parents[1]
     write_csv(tmp_path / "d.csv", ["a", "b", "y"], [(i % 5, i % 7, "pq"[(i % 5 > 2)]) for i in range(60)])
-    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
-    first = subprocess.run([sys.executable, str(root / "main.py"), "train", "--data", "d.csv", "--target", "y",
-                            "--epochs", "1", "--out", "runs/a"], cwd=tmp_path, capture_output=True, text=True,
-                           env=env, timeout=300)
-    assert first.returncode == 0, first.stderr
-    assert "task: classification, because the target column 'y' holds text" in first.stderr
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["train", "--data", "d.csv", "--target", "y", "--epochs", "1", "--out", "runs/a"]) == 0
+    assert "task: classification, because the target column 'y' holds text" in capsys.readouterr().err
     bundle = tmp_path / "runs" / "a" / "model.layerlab"
     assert load_project(bundle).data["path"] == str(tmp_path / "d.csv")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    again = subprocess.run([sys.executable, str(root / "main.py"), "train", str(bundle), "--epochs", "1",
-                            "--out", "again"], cwd=elsewhere, capture_output=True, text=True, env=env, timeout=300)
-    assert again.returncode == 0, again.stderr
+    monkeypatch.chdir(elsewhere)
+    assert run_cli(["train", str(bundle), "--epochs", "1", "--out", "again"]) == 0, capsys.readouterr().err
     assert (elsewhere / "again" / "model.layerlab").is_file()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import DataError, quote
+from engine.errors import DataError, name_list, quote
 from engine.data.dataset import TaskDecision, check_float32_range, decide_task, encode_labels
 from engine.data.params import get_choice, get_int, get_path
 from engine.limits import DATASET_COPIES, check_memory, memory_limit, read_regular
@@ -36,22 +36,12 @@ DEFAULTS: dict[str, Any] = {
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 
 _SHOW = 5  # how many offending cells to name in one message
-_SHOW_NAMES = 12  # how many column names a message lists
 
 #: parsed CSV text takes about this many times its size in Python objects (a str per cell, lists)
 CSV_EXPANSION = 32
 #: the memory one parsed cell takes at least (a str object and its slots in the row and column lists)
 CELL_BYTES = 80
 MAX_COLUMNS = 100_000
-
-
-def name_list(names: list[str]) -> str:
-    """Column names for a message: the first and the last few (targets are often last), each cut
-    short, since they are the file's own content."""
-    short = [n if len(n) <= 24 else n[:24] + "…" for n in names]
-    if len(short) <= _SHOW_NAMES:
-        return ", ".join(short)
-    return f"{', '.join(short[:_SHOW_NAMES - 3])}, …, {', '.join(short[-2:])} ({len(short)} columns)"
 
 
 def _is_missing(cell: str) -> bool:

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
-from engine.errors import DataError, quote
-from engine.data.csv_import import name_list
+from engine.errors import DataError, name_list, quote
 from engine.data.dataset import check_float32_range, decide_task, encode_integer_labels, encode_labels
 from engine.data.params import get_choice, get_path
 from engine.limits import check_dataset_memory, fmt_bytes, open_regular
