@@ -76,8 +76,9 @@ def unknown_command_message(word: str) -> str:
     commands = ", ".join(COMMAND_NAMES)
     looks_like_path = os.sep in word or "/" in word or bool(Path(word).suffix)
     if looks_like_path and not close:
-        what = f"{quote(word, 60)} is not a project file" + (" (it is a folder)" if os.path.isdir(word) else
-                                                             " (no such file)")
+        kind = ("it is a folder" if os.path.isdir(word) else
+                "not a regular file" if os.path.exists(word) else "no such file")
+        what = f"{quote(word, 60)} is not a project file ({kind})"
     else:
         what = f"{quote(word, 60)} is neither a command nor a project file"
     hint = f"; did you mean '{close[0]}'?" if close else "."

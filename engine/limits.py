@@ -5,9 +5,9 @@ Every door that turns bytes from a user's file into memory (project bundles, lab
 CSV, npz, IDX, image folders, the graph's own weights) asks this module BEFORE it allocates:
 
 - ``memory_limit()``: the bytes one load may spend.  By default half of what the machine has free
-  (``MemAvailable``), and never more than half of what the process's address-space limit
-  (``ulimit -v``) leaves, but at least ``MEMORY_FLOOR``.  The user sets it with the environment
-  variable ``LAYERLAB_MAX_MEMORY`` (``2G``, ``512M``, ``1.5GiB``, a byte count).
+  (``MemAvailable``) but at least ``MEMORY_FLOOR``, and never more than half of what the process's
+  address-space limit (``ulimit -v``) leaves, which is a hard fact, not an estimate.  The user sets
+  it with the environment variable ``LAYERLAB_MAX_MEMORY`` (``2G``, ``512M``, ``1.5GiB``, bytes).
 - ``check_memory(nbytes, what)``: refuse a planned allocation with a sentence giving both figures.
 - ``check_inflation(inflated, compressed, what)``: refuse a compressed stream (a zip member, a gzip
   file) that inflates like a bomb, i.e. more than ``BOMB_RATIO`` times its compressed size AND more
@@ -135,7 +135,8 @@ def _limit_and_reason() -> tuple[int, str]:
                                "a size; set it to e.g. 2G or 512M, or unset it.") from None
     free = available_memory()
     limit = max(MEMORY_FLOOR, int(MEMORY_FRACTION * (free if free is not None else FALLBACK_AVAILABLE)))
-    why = f"half of the {fmt_bytes(free)} this machine has free" if free is not None else "the default"
+    why = (f"half of the {fmt_bytes(free)} this machine has free" if free is not None else
+           f"half of an assumed {fmt_bytes(FALLBACK_AVAILABLE)}, as the free memory could not be read")
     left = address_space_left()
     if left is not None and MEMORY_FRACTION * left < limit:
         limit, why = int(MEMORY_FRACTION * left), "half of what the process's address-space limit leaves"
