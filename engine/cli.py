@@ -1,15 +1,21 @@
 """The headless command line: ``layerlab COMMAND ...`` (the commands live in ``engine/commands``).
 
-Bad input (a missing or corrupt file, an unknown column, data it cannot encode, a graph with
-errors, a bad flag value) exits with code 2 and ONE line on stderr, and writes nothing.  A run
-that fails while training (e.g. the loss goes NaN) exits with code 1 and one line.
+The error contract, the same for every command:
+- bad input (a missing, corrupt or oversized file, a bad setting in a project or a flag, data it
+  cannot encode, a graph with errors, a device that is not there) exits 2 with ONE line on stderr
+  that names the file and the field, and writes nothing;
+- a run that fails while training (e.g. the loss goes NaN) exits 1 with one line;
+- an internal error (a LayerLab bug) exits 1 with one line that says where its traceback was
+  written (``engine.cli_support.log_dir()``); the traceback never reaches the terminal;
+- Ctrl-C exits 130.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from engine.cli_support import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput
+from engine.cli_support import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput, unknown_command_message,
+                                write_crash_log)
 from engine.commands import COMMAND_NAMES, command_module
 from engine.errors import LayerLabError
 
@@ -20,6 +26,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse prints usage plus an error over several lines and exits; we want one line and exit 2."""
 
     def error(self, message):
+        if "invalid choice" in message and self.prog == "layerlab":  # a mistyped command
+            word = message.split("'")[1] if message.count("'") >= 2 else ""
+            raise BadInput(unknown_command_message(word))
         raise BadInput(f"{self.prog}: {message}")
 
 
@@ -32,8 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(f"error: {line}\n")
+    sys.stderr.flush()
+
+
 def run_cli(argv: list[str]) -> int:
-    """Run a CLI command; returns the exit code. Never lets a traceback reach the user for bad input."""
+    """Run a CLI command; returns the exit code.  Never lets a traceback reach the user."""
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -43,10 +58,15 @@ def run_cli(argv: list[str]) -> int:
     except LayerLabError as err:
         from engine.errors import TrainingError
 
-        sys.stdout.flush()
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-        sys.stderr.write(f"error: {first_line}\n")
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        _say(text if len(text) <= 600 else text[:600] + "…")
         return EXIT_FAILED if isinstance(err, TrainingError) else EXIT_BAD_INPUT
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a LayerLab bug: one line here, the traceback in a log file
+        log = write_crash_log(exc, argv)
+        where = f"the details are in {log}" if log else "no log could be written"
+        _say(f"internal error ({type(exc).__name__}); this is a bug in LayerLab, not in your input -- "
+             f"{where}. Please report it.")
+        return EXIT_FAILED

@@ -1,13 +1,18 @@
 """What every headless command shares: exit statuses, the bad-input error, argument types,
-finding the project a command names, and the progress printer."""
+finding the project a command names, the crash log, and the progress printer."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import math
+import os
+import sys
 import time
+import traceback
 from pathlib import Path
 
-from engine.errors import LayerLabError
+from engine.errors import LayerLabError, quote
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -18,24 +23,106 @@ class BadInput(LayerLabError):
     kind = "bad_input"
 
 
+def int_in(low: int, high: int):
+    """An argparse type: a whole number in ``low..high`` (a 400-digit number is refused, not used)."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {quote(text)}") from None
+        if not low <= v <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}, got {quote(v)}")
+        return v
+    return parse
+
+
 def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+    from engine.limits import MAX_EPOCHS
+
+    return int_in(1, MAX_EPOCHS)(text)
 
 
 def positive_float(text):
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {quote(text)}") from None
     if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {quote(text)}")
     return v
+
+
+@contextlib.contextmanager
+def bad_input_about(source: str | None):
+    """Everything a command checks before it starts work (the project, its settings, its data, its
+    graph, the device) is input: any LayerLabError raised inside becomes BadInput (exit 2), its
+    sentence led by the file it is about."""
+    try:
+        yield
+    except BadInput:
+        raise
+    except LayerLabError as err:
+        message = str(err)
+        if source and not message.startswith((str(source), str(Path(source)))):
+            message = f"{source}: {message}"
+        raise BadInput(message) from None
+
+
+def unknown_command_message(word: str) -> str:
+    """The sentence for ``python main.py WORD`` when WORD is neither a command nor a project file."""
+    from engine.commands import COMMAND_NAMES
+
+    close = difflib.get_close_matches(word, COMMAND_NAMES, n=1, cutoff=0.6)
+    commands = ", ".join(COMMAND_NAMES)
+    looks_like_path = os.sep in word or "/" in word or bool(Path(word).suffix)
+    if looks_like_path and not close:
+        kind = ("it is a folder" if os.path.isdir(word) else
+                "not a regular file" if os.path.exists(word) else "no such file")
+        what = f"{quote(word, 60)} is not a project file ({kind})"
+    else:
+        what = f"{quote(word, 60)} is neither a command nor a project file"
+    hint = f"; did you mean '{close[0]}'?" if close else "."
+    return (f"layerlab: {what}{hint} The commands are: {commands} (python main.py COMMAND --help), "
+            "or python main.py PROJECT opens a project in the app.")
+
+
+# ----------------------------------------------------------------------------- internal errors
+ENV_LOG_DIR = "LAYERLAB_LOG_DIR"
+
+
+def log_dir() -> Path:
+    """Where crash logs go: LAYERLAB_LOG_DIR, else the user's state folder (XDG_STATE_HOME or
+    ~/.local/state on Linux, ~/Library/Logs on macOS, %LOCALAPPDATA% on Windows) + layerlab/logs."""
+    if os.environ.get(ENV_LOG_DIR):
+        return Path(os.environ[ENV_LOG_DIR])
+    home = Path.home()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "LayerLab" / "logs"
+    if sys.platform == "darwin":
+        return home / "Library" / "Logs" / "LayerLab"
+    return Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "layerlab" / "logs"
+
+
+def write_crash_log(exc: BaseException, argv: list[str]) -> Path | None:
+    """Write the traceback of an internal error to a new file in ``log_dir()`` (or the temp folder
+    if that cannot be written); returns its path, or None if no log could be written."""
+    import tempfile
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text = (f"LayerLab internal error, {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            f"command: layerlab {' '.join(map(str, argv))}\npython: {sys.version.split()[0]} on {sys.platform}\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    for folder in (log_dir(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"layerlab-crash-{stamp}-{os.getpid()}.log"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # tracebacks show local paths
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            return path
+        except OSError:
+            continue
+    return None
 
 
 def resolve_project(name: str | None):

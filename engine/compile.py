@@ -12,6 +12,7 @@ import torch
 from torch import fx, nn
 
 from engine.graph import Graph
+from engine.limits import check_memory
 from engine.layers import REGISTRY
 from engine.spec import InferContext
 from engine.validate import Analysis, GraphInvalid, ShapeInference
@@ -38,11 +39,44 @@ def compile_graph(graph: Graph, context: InferContext, analysis: Analysis | None
     analysis = analysis or ShapeInference(graph, context).analyze()
     if not analysis.ok:
         raise GraphInvalid(analysis)
+    check_model_memory(graph, analysis)
     if seed is None:
         return _build(graph, context, analysis, class_name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _build(graph, context, analysis, class_name)
+
+
+BYTES_PER_PARAM = 4  # float32 weights
+#: training holds each weight four times: the weight, its gradient and two Adam moments
+TRAINING_COPIES_PER_PARAM = 4
+#: and each activation about three times: the forward value, its gradient and the autograd saves
+TRAINING_COPIES_PER_ACTIVATION = 3
+
+
+def _largest_node(graph: Graph, analysis: Analysis) -> str:
+    nid = max(analysis.nodes, key=lambda n: analysis.nodes[n].n_params, default=None)
+    if nid is None or not analysis.nodes[nid].n_params:
+        return ""
+    node = graph.node(nid)
+    return f", most of them in {node.type} '{node.name}'"
+
+
+def check_model_memory(graph: Graph, analysis: Analysis) -> None:
+    """Refuse, from the shapes alone and before any tensor exists, a model whose weights and one
+    sample's activations exceed the memory limit (a Linear of 10^6 x 10^6 would need 4 TB)."""
+    need = analysis.total_params * BYTES_PER_PARAM + analysis.activation_bytes
+    check_memory(need, f"The model ({analysis.total_params:,} parameters{_largest_node(graph, analysis)})",
+                 fix="make its layers smaller")
+
+
+def check_training_memory(graph: Graph, analysis: Analysis, batch_size: int) -> None:
+    """Refuse a training run whose weights, gradients, optimiser state and batch activations exceed
+    the memory limit, before the run allocates them."""
+    need = (analysis.total_params * BYTES_PER_PARAM * TRAINING_COPIES_PER_PARAM
+            + analysis.activation_bytes * batch_size * TRAINING_COPIES_PER_ACTIVATION)
+    check_memory(need, f"Training the model ({analysis.total_params:,} parameters{_largest_node(graph, analysis)}, "
+                       f"batches of {batch_size:,})", fix="use a smaller batch size or smaller layers")
 
 
 def _build(graph: Graph, context: InferContext, analysis: Analysis, class_name: str) -> CompiledModel:

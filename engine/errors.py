@@ -25,6 +25,33 @@ class LayerLabError(Exception):
         return self.message if not self.fix else f"{self.message} ({self.fix})"
 
 
+#: how many characters of a file's own content a message may quote (cells, column names, keys)
+QUOTE_CHARS = 24
+
+
+def quote(value, limit: int = QUOTE_CHARS) -> str:
+    """``repr(value)`` of at most ``limit`` characters of it: messages name what is wrong in a file
+    without echoing its content (a project may point LayerLab at any file on the machine)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:  # a 400-digit "seed"
+        try:
+            return f"a number of {len(str(abs(value)))} digits"
+        except ValueError:  # beyond Python's digit limit for str()
+            return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return repr(text) if isinstance(value, str) else text
+
+
+def name_list(names: list[str], show: int = 12) -> str:
+    """Names from a file (CSV columns, npz arrays) for a message: the first and the last few (a
+    target is often last), each cut short."""
+    short = [n if len(n) <= QUOTE_CHARS else n[:QUOTE_CHARS] + "…" for n in map(str, names)]
+    if len(short) <= show:
+        return ", ".join(short)
+    return f"{', '.join(short[:show - 3])}, …, {', '.join(short[-2:])} ({len(short)} in all)"
+
+
 class ParamError(LayerLabError):
     """A layer parameter value is out of range or of the wrong type."""
 
@@ -53,6 +80,13 @@ class ProjectFileError(LayerLabError):
     """A project / graph file is missing, corrupt, truncated, foreign or of an unknown version."""
 
     kind = "file"
+
+
+class LimitExceeded(LayerLabError):
+    """A file, a dataset or a model needs more memory than LayerLab's limit allows (see engine/limits.py),
+    or a compressed member inflates like a bomb; refused before the memory is spent."""
+
+    kind = "too_large"
 
 
 class TrainingError(LayerLabError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import keyword
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from engine.errors import GraphError, ParamError, ProjectFileError
+from engine.errors import GraphError, ParamError, ProjectFileError, quote
 from engine.layers import REGISTRY
 from engine.spec import LayerSpec
 from engine.versioning import migrate
@@ -192,9 +193,11 @@ class Graph:
         if name is not None and self.node_by_name(to_identifier(name)):
             raise GraphError(f"A node named '{name}' already exists; names must be unique.")
         nid = node_id or uuid.uuid4().hex
+        x, y = float(pos[0]), float(pos[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise GraphError(f"The position of node '{name or type_name}' must be two finite numbers.")
         node = Node(id=nid, type=type_name, name=to_identifier(name) if name else self.unique_name(f"{spec.prefix}1"),
-                    params=spec.coerce_params(params, where=name or type_name),
-                    pos=(float(pos[0]), float(pos[1])))
+                    params=spec.coerce_params(params, where=name or type_name), pos=(x, y))
         self._nodes[nid] = node
         self.structure_version += 1
         self._emit(GraphEvent("node_added", node_id=nid))
@@ -349,15 +352,18 @@ class Graph:
             for nd in doc["nodes"]:
                 if nd["type"] not in REGISTRY:
                     raise ProjectFileError(
-                        f"The graph uses an unknown layer type '{nd['type']}' (node '{nd.get('name', nd['id'])}'); "
+                        f"The graph uses an unknown layer type {quote(nd['type'])} (node {quote(nd.get('name', nd['id']))}); "
                         "it may come from a newer LayerLab.")
                 g.add_node(nd["type"], nd.get("params") or {}, tuple(nd.get("pos", (0, 0))), nd.get("name"), nd["id"])
             for ed in doc["edges"]:
                 g.connect(ed["src"], ed["dst"], ed.get("src_port", "out"), ed.get("dst_port", "in"), ed["id"])
         except ProjectFileError:
             raise
-        except (GraphError, ParamError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            detail = exc.message if isinstance(exc, (GraphError, ParamError)) else f"missing or bad field {exc}"
+        except (GraphError, ParamError, KeyError, TypeError, ValueError, IndexError, AttributeError,
+                OverflowError) as exc:
+            detail = exc.message if isinstance(exc, (GraphError, ParamError)) else f"missing or bad field {str(exc)[:60]}"
+            if len(detail) > 200:  # names and ids from the file can be long: a sentence, not a dump
+                detail = detail[:200] + "…"
             raise ProjectFileError(f"The graph document is invalid: {detail}") from None
         return g
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -23,9 +24,11 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from engine.atomic import atomic_write_bytes
-from engine.errors import ProjectFileError
+from engine.errors import LimitExceeded, ProjectFileError, quote
 from engine.graph import GRAPH_FORMAT, Graph
-from engine.versioning import migrate
+from engine.limits import check_memory, memory_limit, open_regular, read_regular
+from engine.safezip import check_member, open_zip, read_member
+from engine.versioning import migrate, parse_json_document
 
 PROJECT_FORMAT = "layerlab.project"
 PROJECT_VERSION = 2
@@ -37,7 +40,6 @@ MAX_SAVED_CHECKPOINTS = 64
 MAX_SAVED_TIMELINE_BYTES = 256 << 20
 BUNDLE_SUFFIX = ".layerlab"
 DEFAULT_STARTER = "moons-mlp"
-MAX_MEMBER_BYTES = 2 << 30  # refuse absurd zip members (zip bombs) before reading them
 
 
 @dataclass
@@ -76,17 +78,125 @@ class Project:
     @classmethod
     def from_dict(cls, doc: Any, weights: dict | None = None,
                   checkpoints: dict[int, dict] | None = None, series: dict | None = None) -> "Project":
+        """A project from its document; every field is checked, and an unknown or malformed one is
+        refused with its name (ProjectFileError), so garbage never reaches the run."""
         doc = migrate_project_doc(doc)
         try:
-            run = dict(doc.get("run") or {})
-            run.pop("checkpoint_epochs", None)  # derived from the checkpoints themselves
-            return cls(graph=Graph.from_dict(doc["graph"]), data=dict(doc.get("data") or {"source": "moons"}),
-                       training=dict(doc.get("training") or {}), name=str(doc.get("name", "Untitled")),
-                       description=str(doc.get("description", "")), normalization=doc.get("normalization"),
-                       history=list(doc.get("history") or []), weights=weights,
-                       checkpoints=dict(checkpoints or {}), run=run, series=dict(series or {}))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProjectFileError(f"The project document is invalid: missing or bad field {exc}.") from None
+            unknown = sorted(str(k) for k in doc if k not in PROJECT_FIELDS)
+            if unknown:
+                raise ValueError(f"unknown field {quote(unknown[0])} (a project has {', '.join(PROJECT_FIELDS)})")
+            if "graph" not in doc:
+                raise ValueError("the field 'graph' is missing")
+            return cls(graph=Graph.from_dict(doc["graph"]), data=_data_field(doc.get("data")),
+                       training=_training_field(doc.get("training")),
+                       name=_text_field(doc, "name", "Untitled"), description=_text_field(doc, "description", ""),
+                       normalization=_normalization_field(doc.get("normalization")),
+                       history=_history_field(doc.get("history")), weights=weights,
+                       checkpoints=dict(checkpoints or {}), run=_run_field(doc.get("run")),
+                       series=dict(series or {}))
+        except ValueError as exc:
+            raise ProjectFileError(f"The project document is invalid: {exc}.") from None
+
+
+#: the fields of a project document; any other is refused (a newer format raises the version)
+PROJECT_FIELDS = ("format", "version", "name", "description", "graph", "data", "training", "normalization",
+                  "history", "run")
+MAX_TEXT_CHARS = 100_000
+
+
+def _what(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _text_field(doc: dict, key: str, default: str) -> str:
+    value = doc.get(key, default)
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        raise ValueError(f"the field {key!r} must be text of at most {MAX_TEXT_CHARS:,} characters, "
+                         f"got {_what(value)}")
+    return value
+
+
+def _data_field(value: Any) -> dict:
+    from engine.data import check_spec
+    from engine.errors import DataError
+
+    if value is None or value == {}:
+        return {"source": "moons"}
+    try:
+        return dict(check_spec(value))
+    except DataError as exc:
+        raise ValueError(f"in the field 'data', {exc.message.rstrip('.')}") from None
+
+
+def _training_field(value: Any) -> dict:
+    """Types and ranges the run cannot live without; the rest is checked when a run starts (TrainConfig)."""
+    from engine.errors import TrainingError
+    from engine.limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, MAX_THREADS, check_int
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"the field 'training' must be an object of settings, got {_what(value)}")
+    ranges = {"seed": (0, MAX_SEED), "batch_size": (1, MAX_BATCH_SIZE), "epochs": (1, MAX_EPOCHS),
+              "num_threads": (0, MAX_THREADS), "step_size": (1, MAX_EPOCHS),
+              "plateau_patience": (0, MAX_EPOCHS), "early_stopping_patience": (0, MAX_EPOCHS)}
+    for key, (low, high) in ranges.items():
+        if value.get(key) is not None:
+            try:
+                check_int(value[key], key, low, high, TrainingError)
+            except TrainingError as exc:
+                raise ValueError(f"in the field 'training', {exc.message.rstrip('.')}") from None
+    for key, v in value.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"in the field 'training', {quote(key)} must be a finite number, got {v}")
+        if isinstance(v, (list, dict)):
+            raise ValueError(f"in the field 'training', {quote(key)} must be a single value, got {_what(v)}")
+    return dict(value)
+
+
+def _normalization_field(value: Any) -> dict | None:
+    from engine.data import Normalization
+    from engine.errors import DataError
+
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"mean", "std"}:
+        raise ValueError("the field 'normalization' must be null or an object with exactly 'mean' and 'std'")
+    try:
+        norm = Normalization.from_dict(value)
+    except DataError:
+        raise ValueError("the field 'normalization' needs lists of finite numbers under 'mean' and 'std'") from None
+    if not isinstance(value["mean"], list) or any(v < 0 for v in norm.std):
+        raise ValueError("the field 'normalization' needs a list under 'mean' and standard deviations of "
+                         "at least 0 under 'std'")
+    return norm.to_dict()
+
+
+def _history_field(value: Any) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"the field 'history' must be a list of per-epoch rows, got {_what(value)}")
+    for i, row in enumerate(value, start=1):
+        if not isinstance(row, dict):
+            raise ValueError(f"row {i} of the field 'history' must be an object of metrics, got {_what(row)}")
+        for key, v in row.items():
+            if len(key) > 100 or not (v is None or isinstance(v, (int, float)) or
+                                      (isinstance(v, str) and len(v) <= 1000)):
+                raise ValueError(f"row {i} of the field 'history' has a bad value for {quote(key)}: "
+                                 f"{_what(v)}, where a metric is a number")
+    return [dict(row) for row in value]
+
+
+def _run_field(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"the field 'run' must be an object (the last run's record), got {_what(value)}")
+    run = dict(value)
+    run.pop("checkpoint_epochs", None)  # derived from the checkpoints themselves
+    return run
 
 
 def _v1_to_v2(doc: dict) -> dict:
@@ -137,10 +247,21 @@ def migrate_project_doc(doc: Any) -> dict:
 
 
 # ----------------------------------------------------------------------------- writing
-def project_bytes(project: Project) -> bytes:
+def project_document(project: Project, base_dir: str | None = None) -> dict:
+    """The project's JSON document; with ``base_dir`` (the folder it is saved in), its data paths are
+    written relative to that folder, so the project finds its data wherever the folder moves."""
+    doc = project.to_dict()
+    if base_dir is not None:
+        from engine.data import relative_data_paths
+
+        doc["data"] = relative_data_paths(doc["data"], base_dir)
+    return doc
+
+
+def project_bytes(project: Project, base_dir: str | None = None) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("project.json", json.dumps(project.to_dict(), indent=1))
+        z.writestr("project.json", json.dumps(project_document(project, base_dir), indent=1))
         if project.weights:
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in project.weights.items()}
             z.writestr("weights.safetensors", save_safetensors(tensors))
@@ -153,72 +274,92 @@ def project_bytes(project: Project) -> bytes:
 
 
 def save_project(path: str | os.PathLike, project: Project) -> None:
-    """Save as a ``.layerlab`` bundle, or as a JSON project document (no weights) for a ``.json`` path."""
+    """Save as a ``.layerlab`` bundle, or as a JSON project document (no weights) for a ``.json`` path.
+    Data paths are stored relative to the file's folder (absolute only where no relative form exists)."""
+    folder = os.path.dirname(os.path.abspath(path))
     if str(path).lower().endswith(".json"):
-        atomic_write_bytes(path, json.dumps(project.to_dict(), indent=1).encode())
+        atomic_write_bytes(path, json.dumps(project_document(project, folder), indent=1).encode())
     else:
-        atomic_write_bytes(path, project_bytes(project))
+        atomic_write_bytes(path, project_bytes(project, folder))
 
 
 # ----------------------------------------------------------------------------- reading
-def _read_member(z: zipfile.ZipFile, name: str) -> bytes:
-    info = z.getinfo(name)
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise ProjectFileError(f"'{name}' inside the project is implausibly large ({info.file_size} bytes).")
-    return z.read(name)
+#: a JSON document becomes about this many times its size in Python objects
+JSON_EXPANSION = 16
+#: project.json (in a bundle or alone) is refused above this size, whatever the memory limit
+MAX_JSON_BYTES = 128 << 20
+_WEIGHT_MEMBERS = ("weights.safetensors", TIMELINE_MEMBER, SERIES_MEMBER)
+
+
+def _json_limit() -> int:
+    return min(MAX_JSON_BYTES, memory_limit() // JSON_EXPANSION)
 
 
 def load_project(path: str | os.PathLike) -> Project:
-    """Open a ``.layerlab`` bundle, a JSON project or a JSON graph; any problem is one ProjectFileError sentence."""
+    """Open a ``.layerlab`` bundle, a JSON project or a JSON graph; any problem is one sentence that
+    starts with the path (ProjectFileError, or LimitExceeded for a file over the memory limit).
+
+    Only a regular file is opened (never a device or a FIFO), sizes are checked before anything is
+    read (``engine/limits.py``), and relative data paths are resolved against the file's folder."""
     p = Path(path)
-    if not p.exists():
-        raise ProjectFileError(f"{p}: no such file.")
-    if p.is_dir():
-        raise ProjectFileError(f"{p} is a folder, not a LayerLab project.")
     try:
-        raw = p.read_bytes()
+        with open_regular(p, ProjectFileError, "project") as f:
+            head = f.read(4)
+            f.seek(0)
+            if head == b"PK\x03\x04":
+                project = _load_bundle(f)
+            else:
+                project = _load_json(read_regular(p, _json_limit(), ProjectFileError, "project"))
+    except (ProjectFileError, LimitExceeded) as exc:
+        if exc.message.startswith(str(p)):
+            raise
+        raise type(exc)(f"{p}: {exc.message}") from None
     except OSError as exc:
-        raise ProjectFileError(f"{p}: cannot read it ({exc.strerror}).") from None
-    try:
-        if raw[:4] == b"PK\x03\x04":
-            return _load_bundle(raw)
-        return _load_json(raw)
-    except ProjectFileError as exc:
-        raise ProjectFileError(f"{p}: {exc.message}") from None
+        raise ProjectFileError(f"{p}: cannot read it ({exc.strerror or exc}).") from None
+    from engine.data import resolve_data_paths
+
+    project.data = resolve_data_paths(project.data, str(p.resolve().parent))
+    return project
 
 
-def _load_bundle(raw: bytes) -> Project:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as z:
-            names = set(z.namelist())
-            if "project.json" not in names:
-                raise ProjectFileError("this zip is not a LayerLab project (no project.json inside).")
-            doc = json.loads(_read_member(z, "project.json").decode("utf-8"))
-            weights = None
-            if "weights.safetensors" in names:
-                weights = load_safetensors(_read_member(z, "weights.safetensors"))
-            checkpoints = None
-            if TIMELINE_MEMBER in names:
-                checkpoints = _timeline_from_tensors(load_safetensors(_read_member(z, TIMELINE_MEMBER)))
-            series = None
-            if SERIES_MEMBER in names:
-                series = {k: v.numpy() for k, v in load_safetensors(_read_member(z, SERIES_MEMBER)).items()}
-    except ProjectFileError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
-        raise ProjectFileError("the project file is corrupt or truncated (its zip archive cannot be read).") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProjectFileError("the project's project.json is not valid JSON (the file is corrupt).") from None
-    except Exception as exc:  # safetensors raises its own SafetensorError types
-        raise ProjectFileError(f"the project's weights cannot be read ({type(exc).__name__}); the file is corrupt.") from None
+def _load_bundle(f) -> Project:
+    with open_zip(f, "project", ProjectFileError) as z:
+        names = set(z.namelist())
+        if "project.json" not in names:
+            raise ProjectFileError("this zip is not a LayerLab project (no project.json inside).")
+        json_info = check_member(z, "project.json", _json_limit(), "project")
+        sizes = sum(check_member(z, n, what="project").file_size for n in _WEIGHT_MEMBERS if n in names)
+        # each member's bytes and the tensors made from them, next to the document's objects
+        check_memory(2 * sizes + JSON_EXPANSION * json_info.file_size, "this project's weights and document")
+        doc = parse_json_document(read_member(z, "project.json", _json_limit(), "project"), "project.json")
+        weights = checkpoints = series = None
+        if "weights.safetensors" in names:
+            weights = _tensors(read_member(z, "weights.safetensors", what="project"), "weights")
+        if TIMELINE_MEMBER in names:
+            checkpoints = _timeline_from_tensors(_tensors(read_member(z, TIMELINE_MEMBER, what="project"),
+                                                          "timeline"))
+        if SERIES_MEMBER in names:
+            series = {k: v.numpy() for k, v in _tensors(read_member(z, SERIES_MEMBER, what="project"),
+                                                        "run series").items()}
     return Project.from_dict(doc, weights, checkpoints, series)
+
+
+def _tensors(raw: bytes, what: str) -> dict[str, torch.Tensor]:
+    try:
+        return load_safetensors(raw)
+    except Exception as exc:  # safetensors raises its own SafetensorError types
+        raise ProjectFileError(f"the project's {what} cannot be read ({type(exc).__name__}); "
+                               "the file is corrupt.") from None
 
 
 def _load_json(raw: bytes) -> Project:
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProjectFileError("this is neither a LayerLab bundle nor a JSON document (corrupt or foreign file).") from None
+        doc = parse_json_document(raw, "project")
+    except ProjectFileError as exc:
+        if "not valid JSON" not in exc.message:
+            raise
+        raise ProjectFileError("this is neither a LayerLab bundle nor a JSON document (corrupt or foreign "
+                               "file).") from None
     if isinstance(doc, dict) and doc.get("format") == GRAPH_FORMAT:
         return Project(graph=Graph.from_dict(doc))
     return Project.from_dict(doc)

@@ -116,6 +116,7 @@ def prepare_run(project, dataset=None, overrides: Mapping | None = None, *, base
     """Load the data (unless given), check the graph against it, merge the settings and build the
     model: from the project's weights when it has some that fit (and ``use_project_weights``),
     else fresh weights that depend on the seed alone.  Bad input raises a LayerLabError."""
+    from engine.compile import check_training_memory
     from engine.validate import GraphInvalid, ShapeInference
 
     if dataset is None:
@@ -127,9 +128,22 @@ def prepare_run(project, dataset=None, overrides: Mapping | None = None, *, base
     if not analysis.ok:
         raise GraphInvalid(analysis)
     config = run_config(project.training, project.graph, dataset.task, overrides)
+    check_training_memory(project.graph, analysis, config.batch_size)
+    check_device(config)
     weights = project.weights if use_project_weights else None
     compiled = build_run_model(project.graph, context, weights, seed=config.seed, analysis=analysis)
     return PreparedRun(project, dataset, context, analysis, config, compiled, from_project_weights=bool(weights))
+
+
+def check_device(config) -> None:
+    """The settings' device and mixed precision exist on this machine (before anything is built)."""
+    from engine.errors import TrainingError
+    from engine.train import resolve_device
+
+    device = resolve_device(config.device)  # "cuda" without CUDA is a sentence
+    if config.amp == "fp16" and device.type != "cuda":
+        raise TrainingError("Training setting 'amp' is 'fp16', which needs a CUDA GPU; set it to 'auto', 'off' "
+                            "or 'bf16'.")
 
 
 def execute(prepared: PreparedRun, callbacks: Iterable = (), on_snapshot_due=None):
@@ -201,7 +215,8 @@ def save_run_outputs(out_dir: str | os.PathLike, project, rows: list[dict]) -> t
     from engine.atomic import write_folder_atomically
     from engine.project import project_bytes
 
-    data, metrics = project_bytes(project), metrics_csv_bytes(rows)
+    # data paths are written relative to the folder the bundle lands in
+    data, metrics = project_bytes(project, base_dir=str(Path(out_dir).resolve())), metrics_csv_bytes(rows)
 
     def write(folder: Path) -> None:
         (folder / BUNDLE_NAME).write_bytes(data)

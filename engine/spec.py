@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from engine.errors import ParamError
+from engine.errors import ParamError, quote
 
 Shape = tuple  # tuple[int, ...]
 
@@ -66,7 +66,7 @@ class Param:
             if k == "choice":
                 if value not in self.choices:
                     raise ParamError(
-                        f"'{value}' is not a valid {self.title}{at}; choose one of {', '.join(map(str, self.choices))}."
+                        f"{quote(value)} is not a valid {self.title}{at}; choose one of {', '.join(map(str, self.choices))}."
                     )
                 return value
             if k == "ints":
@@ -99,7 +99,7 @@ class Param:
         except (TypeError, ValueError):
             kind = {"units": "a whole number or 'auto'", "int": "a whole number", "float": "a number",
                     "bool": "true or false", "ints": "a list of whole numbers like 1, 8, 8"}.get(k, k)
-            raise ParamError(f"{self.title}{at} must be {kind}; got {value!r}.") from None
+            raise ParamError(f"{self.title}{at} must be {kind}; got {quote(value)}.") from None
         if self.min is not None and v < self.min:
             raise ParamError(f"{self.title}{at} must be at least {self._fmt(self.min)}; got {self._fmt(v)}.")
         if self.max is not None and v > self.max:

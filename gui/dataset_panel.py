@@ -9,6 +9,7 @@ distribution for regression) as a small bar chart.
 from __future__ import annotations
 
 import csv
+import html
 import os
 
 import numpy as np
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QVBoxLayout, QWidget)
 
 from engine.data.params import SPLIT_DEFAULTS
+from engine.errors import LayerLabError
 from gui import dialogs, theme
 
 PREVIEW_ROWS = 200
@@ -333,7 +335,9 @@ class DatasetPanel(QWidget):
         self.summary.setText(
             f"<b>{ds.name}</b> · {ds.task}<br>{features} → {what}<br>"
             f"train {counts['train']:,} · validation {counts['val']:,} · test {counts['test']:,}"
-            + (" · standardised" if s.get("standardized") else ""))
+            + (" · standardised" if s.get("standardized") else "")
+            + "".join(f"<br><i>Note: {html.escape(n)}</i>" for n in ds.notices))
+        self.summary.setToolTip(f"Task: {ds.task_rule}." if ds.task_rule else "")
         self._show_balance(ds, s)
         self._show_preview(ds)
 
@@ -495,10 +499,11 @@ class DatasetPanel(QWidget):
 
 def csv_columns(path: str, max_bytes: int = 65536) -> list[str]:
     """The column names of a CSV file (or col0, col1... when it has no header row)."""
+    from engine.limits import open_regular
     try:
-        with open(path, "r", encoding="utf-8-sig", errors="replace", newline="") as f:
-            sample = f.read(max_bytes)
-    except OSError:
+        with open_regular(path) as f:  # a FIFO or a device is refused, never opened (it would block)
+            sample = f.read(max_bytes).decode("utf-8-sig", errors="replace")
+    except (OSError, LayerLabError):
         return []
     lines = [ln for ln in sample.splitlines() if ln.strip()][:200]
     if not lines:

@@ -309,10 +309,14 @@ class Document(QObject):
     def open(self, path: str) -> None:
         """Open a project or graph file; a bad file raises ProjectFileError and leaves this document as it was."""
         project = load_project(path)
+        from gui.locate_data import offer_to_locate
+        relocated = offer_to_locate(project)  # a data file that moved: say so, offer to find it
         dataset, error = self._prepare(project, path)
         self._install(project, os.path.abspath(path), dataset, error)
         if project.weights is not None:
             self._weights_signature = self._param_signature()
+        if relocated:
+            self.mark_modified()  # the new data path is saved with the project
 
     def open_project(self, project: Project, path: str | None = None, modified: bool = False) -> None:
         """Install an already loaded project (starters, recovered autosaves)."""

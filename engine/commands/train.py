@@ -5,8 +5,9 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli_support import (EXIT_INTERRUPTED, EXIT_OK, BadInput, ProgressPrinter, positive_float, positive_int,
-                                project_base_dir, resolve_project)
+from engine.cli_support import (EXIT_INTERRUPTED, EXIT_OK, BadInput, ProgressPrinter, bad_input_about, int_in,
+                                positive_float, positive_int, project_base_dir, resolve_project)
+from engine.limits import MAX_BATCH_SIZE, MAX_SEED, regular_file
 
 HELP = "train a project headless and save the trained bundle"
 
@@ -16,9 +17,9 @@ def add_arguments(t) -> None:
     t.add_argument("--data", help="train on this CSV (or .npz) file instead of the project's dataset")
     t.add_argument("--target", help="the CSV column to predict (required with a CSV --data)")
     t.add_argument("--epochs", type=positive_int)
-    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--batch-size", type=int_in(1, MAX_BATCH_SIZE))
     t.add_argument("--lr", type=positive_float, help="learning rate")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=int_in(0, MAX_SEED))
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.add_argument("--out", help="output folder for model.layerlab and metrics.csv (default: runs/<project>)")
     t.add_argument("--json", action="store_true", help="end stdout with one JSON line of the final metrics")
@@ -27,8 +28,7 @@ def add_arguments(t) -> None:
 def data_spec_for_file(path: str, target: str | None, base: dict) -> dict:
     """The data spec for ``--data FILE``, keeping the project's split settings."""
     p = Path(path)
-    if not p.exists():
-        raise BadInput(f"{path}: no such file.")
+    regular_file(p, BadInput, "data file")  # a device or a FIFO is refused before anything opens it
     split = {k: base[k] for k in ("val_fraction", "test_fraction", "split_seed", "standardize") if k in base}
     suffix = p.suffix.lower()
     if suffix == ".npz":
@@ -45,21 +45,25 @@ def run(args) -> int:
     from engine.run import check_output_folder, execute, expected_bundle_bytes, prepare_run, save_run_outputs
     from engine.train import resolve_device
 
-    project = resolve_project(args.project)
-    base_dir = project_base_dir(args.project)
-    if args.data:
-        project.data = data_spec_for_file(args.data, args.target, project.data)
-        project.weights = None  # the old weights belong to another input size
-        project.checkpoints = {}
-        project.normalization = None
-    elif args.target:
-        raise BadInput("--target only makes sense with --data FILE.csv.")
-    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                 "seed": args.seed, "device": args.device}
-    prepared = prepare_run(project, overrides=overrides, base_dir=base_dir)
-    device = resolve_device(prepared.config.device)  # raises for cuda without CUDA, before anything is written
+    with bad_input_about(args.project):  # everything up to the first step is input: exit 2, naming the file
+        project = resolve_project(args.project)
+        base_dir = project_base_dir(args.project)
+        if args.data:
+            project.data = data_spec_for_file(args.data, args.target, project.data)
+            project.weights = None  # the old weights belong to another input size
+            project.checkpoints = {}
+            project.normalization = None
+        elif args.target:
+            raise BadInput("--target only makes sense with --data FILE.csv.")
+        overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                     "seed": args.seed, "device": args.device}
+        prepared = prepare_run(project, overrides=overrides, base_dir=base_dir)
+        device = resolve_device(prepared.config.device)
     out_dir = Path(args.out or Path("runs") / Path(args.project or "moons-mlp").stem)
     check_output_folder(out_dir, expected_bundle_bytes(prepared.compiled.module, prepared.config.epochs))
+    # the task rule the user sees (and overrides with the data's "task"), and notices when it was close
+    for line in (f"task: {prepared.dataset.task_rule}", *(f"note: {n}" for n in prepared.dataset.notices)):
+        sys.stderr.write(line + "\n")
 
     timeline, signals = KeepTimeline(), StopOnSignals()
     callbacks = [ProgressPrinter(sys.stdout, sys.stderr, prepared.config.epochs), timeline, signals]
@@ -82,7 +86,8 @@ def run(args) -> int:
     bundle, metrics = save_run_outputs(out_dir, project, history)
     final = dict(history[-1]) if history else {}
     summary = {k: final[k] for k in ("val_accuracy", "val_mse", "val_loss", "train_loss") if final.get(k) is not None}
-    summary.update(epochs=len(history), samples_per_s=round(_mean_speed(history), 1), device=str(device),
+    summary.update(task=dataset.task, task_rule=dataset.task_rule, epochs=len(history),
+                   samples_per_s=round(_mean_speed(history), 1), device=str(device),
                    params=prepared.analysis.total_params, stopped=result.reason, out=str(out_dir))
     if result.reason == "interrupted":
         sys.stderr.write(f"Interrupted after {len(history)} epoch{'s' if len(history) != 1 else ''}; "

@@ -10,10 +10,12 @@ defaults (see ``default_spec``); every source also understands the split keys
 from __future__ import annotations
 
 import copy
+import difflib
+import os
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from engine.errors import DataError
+from engine.errors import DataError, LayerLabError, quote
 from engine.data.bundled import BUNDLED, load_bundled
 from engine.data.csv_import import DEFAULTS as _CSV_DEFAULTS, load_csv
 from engine.data.dataset import Dataset, Normalization, build_dataset, split_indices
@@ -25,7 +27,8 @@ from engine.data.params import SPLIT_DEFAULTS
 
 __all__ = [
     "Dataset", "Normalization", "load_dataset", "list_builtin_datasets", "DATASET_SOURCES",
-    "default_spec", "split_indices", "read_idx",
+    "default_spec", "split_indices", "read_idx", "check_spec", "PATH_KEYS", "resolve_data_paths",
+    "relative_data_paths", "missing_data_files",
 ]
 
 # source -> (default keys, loader(spec, base_dir) -> dict of arrays for build_dataset)
@@ -39,8 +42,100 @@ _IMPORTERS: dict[str, tuple[dict[str, Any], Callable[..., dict]]] = {
 DATASET_SOURCES: tuple[str, ...] = tuple(GENERATORS) + tuple(BUNDLED) + tuple(_IMPORTERS)
 
 
+#: the keys of each file source that name files or folders (resolved against the project's folder)
+PATH_KEYS: dict[str, tuple[str, ...]] = {"csv": ("path",), "npz": ("path",), "image_folder": ("path",),
+                                         "idx": ("images", "labels", "test_images", "test_labels")}
+#: keys every source accepts: a display name, and the task rule's override
+COMMON_KEYS = ("name", "task")
+TASK_CHOICES = ("auto", "classification", "regression")
+
+
 def _unknown_source(source: Any) -> DataError:
-    return DataError(f"Unknown data source {source!r}; the known sources are: {', '.join(DATASET_SOURCES)}.")
+    return DataError(f"Unknown data source {quote(source)}; the known sources are: {', '.join(DATASET_SOURCES)}.")
+
+
+def _fixed_task(source: str) -> str | None:
+    if source in GENERATORS:
+        return GENERATORS[source].task
+    if source in BUNDLED:
+        return BUNDLED[source].task
+    return "classification" if source == "image_folder" else None
+
+
+def check_spec(spec: Any) -> Mapping:
+    """Refuse a data spec with an unknown source, an unknown key, a path that is not text, or a task its
+    source cannot have, with one sentence naming the key; values are checked by the loaders."""
+    if not isinstance(spec, Mapping):
+        raise DataError(f"A data spec must be an object with a 'source' key, got {type(spec).__name__}.")
+    source = spec.get("source")
+    if not isinstance(source, str) or source not in DATASET_SOURCES:
+        raise _unknown_source(source)
+    known = set(default_spec(source)) | set(COMMON_KEYS)
+    for key in spec:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}" if close else ""
+            raise DataError(f"data spec (source '{source}'): unknown setting {quote(key)}{hint}; the settings "
+                            f"of '{source}' are: {', '.join(sorted(known - {'source'}))}.")
+    for key in PATH_KEYS.get(source, ()):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, str) or "\x00" in value or len(value) > 4096):
+            raise DataError(f"data spec (source '{source}'): '{key}' must be a file path (text), "
+                            f"got {quote(value)}.")
+    task = spec.get("task", "auto")
+    fixed = _fixed_task(source)
+    if task not in TASK_CHOICES or (fixed is not None and task not in ("auto", fixed)):
+        allowed = ("auto", fixed) if fixed else TASK_CHOICES
+        raise DataError(f"data spec (source '{source}'): 'task' must be one of "
+                        f"{', '.join(map(repr, allowed))}, got {quote(task)}.")
+    if spec.get("name") is not None and not isinstance(spec.get("name"), str):
+        raise DataError(f"data spec (source '{source}'): 'name' must be text, got {quote(spec.get('name'))}.")
+    return spec
+
+
+def _path_items(spec: Any):
+    if isinstance(spec, Mapping):
+        for key in PATH_KEYS.get(spec.get("source"), ()):  # type: ignore[arg-type]
+            if isinstance(spec.get(key), str) and spec[key]:
+                yield key, spec[key]
+
+
+def resolve_data_paths(spec: Any, base_dir: str | None) -> Any:
+    """A copy of ``spec`` whose relative file paths are taken from ``base_dir`` (the folder of the
+    project file they were saved in) and made absolute; other specs come back as they were."""
+    if base_dir is None or not isinstance(spec, Mapping):
+        return spec
+    out = dict(spec)
+    for key, value in _path_items(spec):
+        path = os.path.expanduser(value)
+        if not os.path.isabs(path):
+            out[key] = os.path.normpath(os.path.join(base_dir, path))
+    return out
+
+
+def relative_data_paths(spec: Any, base_dir: str) -> Any:
+    """A copy of ``spec`` with absolute file paths written relative to ``base_dir`` (where the project
+    file is being saved), so a project folder keeps working when it is moved or zipped as a whole;
+    a path that has no relative form (another drive on Windows) stays absolute."""
+    if not isinstance(spec, Mapping):
+        return spec
+    out = dict(spec)
+    for key, value in _path_items(spec):
+        if os.path.isabs(value):
+            try:
+                out[key] = os.path.relpath(value, base_dir).replace(os.sep, "/")
+            except ValueError:
+                pass
+    return out
+
+
+def missing_data_files(spec: Any, base_dir: str | None = None) -> list[tuple[str, str]]:
+    """``(key, path)`` of each file or folder the spec names that does not exist."""
+    out = []
+    for key, value in _path_items(resolve_data_paths(spec, base_dir) if base_dir else spec):
+        if not os.path.exists(os.path.expanduser(value)):
+            out.append((key, value))
+    return out
 
 
 def default_spec(source: str) -> dict:
@@ -82,11 +177,8 @@ def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = 
     relative paths in the spec are taken from (the project file's folder).
     Bad input raises ``DataError`` with one sentence saying what to fix.
     """
-    if not isinstance(spec, Mapping):
-        raise DataError(f"A data spec must be a dict with a 'source' key, got {type(spec).__name__}.")
-    source = spec.get("source")
-    if source not in DATASET_SOURCES:
-        raise _unknown_source(source)
+    check_spec(spec)
+    source = spec["source"]
     if normalization is not None and not isinstance(normalization, Normalization):
         normalization = Normalization.from_dict(normalization)
     full = {**default_spec(source), **spec}
@@ -104,11 +196,11 @@ def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = 
         if isinstance(full.get("name"), str) and full["name"]:
             raw["name"] = full["name"]
         return build_dataset(spec=full, normalization=normalization, **raw)
-    except DataError:
+    except LayerLabError:  # DataError, LimitExceeded: already one sentence
         raise
     except MemoryError as e:
         raise DataError(f"The {source!r} dataset does not fit in memory; use fewer samples "
                         "(n_samples / max_samples / max_per_class) or smaller images.") from e
     except Exception as e:  # last line of defence: the user gets a sentence, the log keeps the cause
-        raise DataError(f"Could not load the {source!r} dataset: {type(e).__name__}: {e}. "
+        raise DataError(f"Could not load the {source!r} dataset: {type(e).__name__}: {str(e)[:80]}. "
                         "Check the data settings.") from e

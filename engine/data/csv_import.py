@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import DataError
-from engine.data.dataset import encode_labels
+from engine.errors import DataError, name_list, quote
+from engine.data.dataset import TaskDecision, check_float32_range, decide_task, encode_labels
 from engine.data.params import get_choice, get_int, get_path
+from engine.limits import DATASET_COPIES, check_memory, memory_limit, read_regular
 
 DEFAULTS: dict[str, Any] = {
     "path": None,
@@ -34,10 +35,13 @@ DEFAULTS: dict[str, Any] = {
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 
-# an integer-valued target with at most this many distinct values is taken as class labels
-MAX_AUTO_CLASSES = 50
-
 _SHOW = 5  # how many offending cells to name in one message
+
+#: parsed CSV text takes about this many times its size in Python objects (a str per cell, lists)
+CSV_EXPANSION = 32
+#: the memory one parsed cell takes at least (a str object and its slots in the row and column lists)
+CELL_BYTES = 80
+MAX_COLUMNS = 100_000
 
 
 def _is_missing(cell: str) -> bool:
@@ -53,15 +57,7 @@ def _is_number(cell: str) -> bool:
 
 
 def _read_text(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path in the data settings.") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a CSV file; choose the .csv file itself.") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e}); check the file's permissions.") from e
+    raw = read_regular(path, memory_limit() // CSV_EXPANSION, DataError, "CSV file")
     if b"\x00" in raw[:65536]:
         raise DataError(f"{path}: looks like a binary file, not CSV text; export it as CSV first.")
     try:
@@ -94,14 +90,22 @@ def _parse_rows(text: str, path: str, delimiter: str, decimal: str = ".") -> tup
             delimiter = ","
     rows, lines = [], []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    max_cells, cells = memory_limit() // CELL_BYTES, 0
     try:
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue  # blank lines are layout, not data
+            if len(row) > MAX_COLUMNS:
+                raise DataError(f"{path}: row {reader.line_num} has {len(row):,} fields; LayerLab reads tables "
+                                f"of at most {MAX_COLUMNS:,} columns.")
+            cells += len(row)
+            if cells > max_cells:
+                check_memory(cells * CELL_BYTES, f"{path}: the table's cells (more than {cells:,} by row "
+                                                 f"{reader.line_num})")
             rows.append([cell.strip() for cell in row])
             lines.append(reader.line_num)
     except csv.Error as e:
-        raise DataError(f"{path}: cannot be parsed as CSV near row {reader.line_num} ({e}); "
+        raise DataError(f"{path}: cannot be parsed as CSV near row {reader.line_num} ({str(e)[:60]}); "
                         "check the quotes on that line.") from e
     if not rows:
         raise DataError(f"{path}: the file is empty; it needs a header row and data rows.")
@@ -168,15 +172,15 @@ def _resolve_column(ref: Any, names: list[str], path: str, has_header: bool, wha
         if not has_header and ref.strip().lstrip("-").isdigit():
             return _resolve_column(int(ref), names, path, has_header, what)
     hint = "" if has_header else " (the file has no header row, so use a column number or col0, col1, ...)"
-    raise DataError(f"{path}: no column named {ref!r} for the {what}; the columns are: "
-                    f"{', '.join(names)}{hint}.")
+    raise DataError(f"{path}: no column named {quote(ref)} for the {what}; the columns are: "
+                    f"{name_list(names)}{hint}.")
 
 
 def _report_missing(rows, lines, names, used: list[int], path: str) -> None:
     found = [(line, j) for row, line in zip(rows, lines) for j in used if _is_missing(row[j])]
     if not found:
         return
-    shown = ", ".join(f"row {line} column {names[j]!r}" for line, j in found[:_SHOW])
+    shown = ", ".join(f"row {line} column {quote(names[j])}" for line, j in found[:_SHOW])
     more = f" (and {len(found) - _SHOW} more)" if len(found) > _SHOW else ""
     raise DataError(f"{path}: missing values at {shown}{more}; fill or drop these rows.")
 
@@ -198,35 +202,31 @@ def _text_cells(cells: list[str], lines: list[int]) -> list[tuple[int, str]]:
 
 
 def _encode_target(cells, lines, name, task, path):
+    """``(TaskDecision, y, class_names)`` for a single target column."""
     numbers = _as_numbers(cells)
-    if task == "auto":
-        if numbers is None:
-            task = "classification"
-        else:
-            integral = bool(np.all(np.mod(numbers, 1) == 0)) if np.isfinite(numbers).all() else False
-            task = ("classification"
-                    if integral and len(np.unique(numbers)) <= MAX_AUTO_CLASSES else "regression")
-    if task == "regression":
+    decision = decide_task(np.asarray(cells) if numbers is None else numbers, task,
+                           f"the target column {quote(name)}", typed=False)
+    if decision.task == "regression":
         if numbers is None:
             line, cell = _text_cells(cells, lines)[0]
-            raise DataError(f"{path}: target column {name!r} holds text ({cell!r} at row {line}) so it "
+            raise DataError(f"{path}: target column {quote(name)} holds text ({quote(cell)} at row {line}) so it "
                             "cannot be a regression target; use task 'classification' or fix the column.")
-        return task, numbers.reshape(-1, 1), None
+        return decision, numbers.reshape(-1, 1), None
     labels, class_names = encode_labels(numbers if numbers is not None else np.asarray(cells))
     if len(class_names) < 2:
-        raise DataError(f"{path}: target column {name!r} has only one value ({class_names[0]!r}); "
+        raise DataError(f"{path}: target column {quote(name)} has only one value ({quote(class_names[0])}); "
                         "a classifier needs at least two classes -- is this the right target column?")
-    return task, labels, class_names
+    return decision, labels, class_names
 
 
 def load_csv(spec: dict, base_dir=None) -> dict:
     path = get_path(spec, "path", base_dir)
     header = spec.get("header", "auto")
     if header not in ("auto", True, False):
-        raise DataError(f"data spec (csv): 'header' must be \"auto\", true or false, got {header!r}.")
+        raise DataError(f"data spec (csv): 'header' must be \"auto\", true or false, got {quote(header)}.")
     delimiter = spec.get("delimiter", "auto")
     if not isinstance(delimiter, str) or (delimiter != "auto" and len(delimiter) != 1):
-        raise DataError(f"data spec (csv): 'delimiter' must be \"auto\" or one character, got {delimiter!r}.")
+        raise DataError(f"data spec (csv): 'delimiter' must be \"auto\" or one character, got {quote(delimiter)}.")
     decimal = get_choice(spec, "decimal", "auto", ("auto", ".", ","))
     categorical = get_choice(spec, "categorical", "onehot", ("onehot", "reject"))
     task = get_choice(spec, "task", "auto", ("auto", "classification", "regression"))
@@ -261,7 +261,7 @@ def load_csv(spec: dict, base_dir=None) -> dict:
     columns = {j: [r[j] for r in rows] for j in features + targets}
 
     if len(targets) == 1:
-        task, y, class_names = _encode_target(columns[targets[0]], lines, names[targets[0]], task, path)
+        decision, y, class_names = _encode_target(columns[targets[0]], lines, names[targets[0]], task, path)
     else:
         if task == "classification":
             raise DataError(f"{path}: classification needs exactly one target column, got {len(targets)}.")
@@ -270,47 +270,55 @@ def load_csv(spec: dict, base_dir=None) -> dict:
             numbers = _as_numbers(columns[j])
             if numbers is None:
                 line, cell = _text_cells(columns[j], lines)[0]
-                raise DataError(f"{path}: target column {names[j]!r} holds text ({cell!r} at row {line}); "
+                raise DataError(f"{path}: target column {quote(names[j])} holds text ({quote(cell)} at row {line}); "
                                 "several target columns are only possible for numeric regression.")
             parts.append(numbers)
-        task, y, class_names = "regression", np.stack(parts, axis=1), None
+        decision = TaskDecision("regression", f"regression, because {len(targets)} target columns are predicted")
+        y, class_names = np.stack(parts, axis=1), None
 
     blocks, feature_names = [], []
     for j in features:
         cells = columns[j]
         numbers = _as_numbers(cells)
         if numbers is not None:
+            check_float32_range(numbers, f"column {quote(names[j])}", path)
             blocks.append(numbers.reshape(-1, 1))
             feature_names.append(names[j])
             continue
         text = _text_cells(cells, lines)
-        examples = ", ".join(f"{c!r} at row {line}" for line, c in text[:3])
+        examples = ", ".join(f"{quote(c)} at row {line}" for line, c in text[:3])
         if len(text) < len(cells) / 2:
             # mostly numbers: a typo, not a category -- one-hot would hide it
-            raise DataError(f"{path}: column {names[j]!r} is numeric except for {len(text)} cell(s) "
+            raise DataError(f"{path}: column {quote(names[j])} is numeric except for {len(text)} cell(s) "
                             f"({examples}); fix those cells or drop the rows.")
         if categorical == "reject":
-            raise DataError(f"{path}: column {names[j]!r} is not numeric ({examples}); convert it to "
+            raise DataError(f"{path}: column {quote(names[j])} is not numeric ({examples}); convert it to "
                             "numbers, list it under \"ignore\", or set \"categorical\": \"onehot\".")
         categories = sorted(set(cells))
         if len(categories) == len(cells) >= 10:
-            raise DataError(f"{path}: column {names[j]!r} has a different text value in every row, so it "
+            raise DataError(f"{path}: column {quote(names[j])} has a different text value in every row, so it "
                             "looks like a name or id rather than a category; list it under \"ignore\".")
         if len(categories) > max_categories:
-            raise DataError(f"{path}: column {names[j]!r} has {len(categories)} distinct text values, too "
+            raise DataError(f"{path}: column {quote(names[j])} has {len(categories)} distinct text values, too "
                             f"many to one-hot encode (limit {max_categories}); list it under \"ignore\" "
                             "or raise \"max_categories\".")
+        check_memory(len(cells) * len(categories) * 8, f"{path}: one-hot encoding column {quote(names[j])}")
         index = {c: k for k, c in enumerate(categories)}
         onehot = np.zeros((len(cells), len(categories)))
         onehot[np.arange(len(cells)), [index[c] for c in cells]] = 1.0
         blocks.append(onehot)
         feature_names.extend(f"{names[j]}={c}" for c in categories)
 
+    n_values = len(rows) * sum(b.shape[1] for b in blocks)
+    check_memory(n_values * (8 + 4 * DATASET_COPIES), f"{path}: a table of {len(rows):,} rows × "
+                                                      f"{len(feature_names):,} features")
     return {
         "name": os.path.basename(path),
-        "task": task,
+        "task": decision.task,
         "x": np.concatenate(blocks, axis=1).astype(np.float32),
         "y": y,
         "class_names": class_names,
         "feature_names": feature_names,
+        "task_rule": decision.rule,
+        "notices": [decision.notice] if decision.notice else [],
     }

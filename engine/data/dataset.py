@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import DataError
+from engine.errors import DataError, quote
 from engine.data.params import split_params
 
 TASKS = ("classification", "regression")
@@ -125,6 +125,10 @@ class Dataset:
     feature_names: list[str] = field(default_factory=list)
     normalization: Normalization | None = None
     spec: dict = field(default_factory=dict)
+    #: why the task is what it is (a sentence, e.g. "classification, because the target holds text")
+    task_rule: str = ""
+    #: things the user should know about how the data was read (a borderline task rule...)
+    notices: tuple[str, ...] = ()
 
     SPLITS = ("train", "val", "test")
 
@@ -175,6 +179,8 @@ class Dataset:
             "n_outputs": self.n_outputs,
             "counts": {s: int(getattr(self, f"x_{s}").shape[0]) for s in self.SPLITS},
             "standardized": self.normalization is not None,
+            "task_rule": self.task_rule,
+            "notices": list(self.notices),
         }
         if self.task == "classification":
             out["class_names"] = list(self.class_names)
@@ -262,17 +268,101 @@ def encode_labels(values: np.ndarray | list) -> tuple[np.ndarray, list[str]]:
 
 
 def encode_integer_labels(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Labels stored as integers (IDX, npz).  Zero-based labels are taken as class
-    indices so that class ``k`` stays class ``k`` even when a subset lacks some
-    classes (e.g. the first 100 MNIST images); otherwise they are encoded in sorted order."""
+    """Labels stored as integers (IDX, npz).  Zero-based labels that use most of ``0..max`` are taken
+    as class indices, so class ``k`` stays class ``k`` when a subset lacks a few classes (the first 100
+    MNIST images); sparse ones are renumbered to contiguous classes named by their original labels,
+    so ``{0, 99999}`` is two classes, not a 100,000-way output."""
     arr = np.asarray(values).reshape(-1)
-    if arr.size and arr.min() == 0 and arr.max() < 100_000:
+    if arr.size and arr.min() == 0:
         k = int(arr.max()) + 1
-        return arr.astype(np.int64), [str(i) for i in range(k)]
+        if k <= 2 * len(np.unique(arr)):
+            return arr.astype(np.int64), [str(i) for i in range(k)]
     return encode_labels(arr)
 
 
+# --------------------------------------------------------------------------- the task rule
+
+#: an integer-valued target with at most this many distinct values is taken as class labels ...
+MAX_AUTO_CLASSES = 50
+#: ... and between this many and MAX_AUTO_CLASSES the choice is borderline, so a notice says so
+BORDERLINE_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class TaskDecision:
+    """Classification or regression, the rule that decided it (a sentence the user sees), and a
+    notice when the rule was borderline and the user may want to override it with ``task``."""
+
+    task: str
+    rule: str
+    notice: str = ""
+
+
+def _override_hint(task: str) -> str:
+    return f"set \"task\": \"{task}\" in the data settings"
+
+
+def decide_task(y: np.ndarray, requested: str, what: str, typed: bool) -> TaskDecision:
+    """The task rule, one place for every file source.  ``what`` names the target ("the target column
+    'price'"); ``typed``: the file stores number types (npz, IDX), unlike a CSV where all is text.
+
+    - ``requested`` "classification" / "regression" (the data spec's ``task``) wins;
+    - text or true/false targets are classes;
+    - typed files: integers are class labels, floating-point numbers are regression targets;
+    - text files: whole numbers with at most MAX_AUTO_CLASSES distinct values are classes, anything
+      else is a regression target."""
+    if requested in TASKS:
+        return TaskDecision(requested, f"{requested}, as the data's \"task\" setting says")
+    y = np.asarray(y)
+    if y.dtype.kind in "USOb":
+        kind = "true/false values" if y.dtype.kind == "b" else "text"
+        return TaskDecision("classification", f"classification, because {what} holds {kind}")
+    finite = bool(np.isfinite(y).all()) if y.dtype.kind == "f" else True
+    integral = finite and (y.dtype.kind in "iu" or bool(np.all(np.mod(y, 1) == 0)))
+    distinct = len(np.unique(y)) if integral and y.ndim == 1 else None
+    if typed:
+        if y.dtype.kind in "iu":
+            rule = TaskDecision("classification", f"classification, because {what} is stored as integers")
+            if distinct is not None and distinct > MAX_AUTO_CLASSES:
+                rule = TaskDecision(rule.task, rule.rule, f"{what} holds {distinct:,} distinct integers, so "
+                                    f"the network gets {distinct:,} outputs; if they are amounts, "
+                                    f"{_override_hint('regression')}.")
+            return rule
+        rule = TaskDecision("regression", f"regression, because {what} is stored as floating-point numbers")
+        if distinct is not None and distinct <= MAX_AUTO_CLASSES:
+            rule = TaskDecision(rule.task, rule.rule, f"{what} holds only {distinct} distinct whole numbers; "
+                                f"if they are class labels, {_override_hint('classification')}.")
+        return rule
+    if distinct is None:
+        return TaskDecision("regression", f"regression, because {what} holds fractional numbers")
+    if distinct <= MAX_AUTO_CLASSES:
+        rule = TaskDecision("classification", f"classification, because {what} holds {distinct} distinct "
+                            f"whole numbers (at most {MAX_AUTO_CLASSES} are taken as classes)")
+        if distinct > BORDERLINE_CLASSES:
+            rule = TaskDecision(rule.task, rule.rule, f"{what} holds {distinct} distinct whole numbers, "
+                                f"taken as {distinct} classes; if they are amounts, {_override_hint('regression')}.")
+        return rule
+    return TaskDecision("regression", f"regression, because {what} holds {distinct:,} distinct whole numbers "
+                        f"(more than {MAX_AUTO_CLASSES} are taken as amounts)",
+                        f"{what} holds {distinct:,} distinct whole numbers, taken as amounts to predict; if "
+                        f"they are class labels, {_override_hint('classification')}.")
+
+
 # --------------------------------------------------------------------------- assembly
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(x: np.ndarray, what: str, name: str) -> None:
+    """Refuse numbers that 32-bit floats (what the model computes in) cannot hold, before they are
+    cast to infinity (1e300 in a CSV cell)."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and x.size:
+        finite = np.abs(x[np.isfinite(x)])
+        if finite.size and finite.max() > _FLOAT32_MAX:
+            raise DataError(f"{name}: {what} holds numbers too large for 32-bit floats (up to {finite.max():.3g}; "
+                            f"the limit is {_FLOAT32_MAX:.3g}); rescale them, e.g. to other units.")
+
 
 def _check_finite(x: np.ndarray, what: str, name: str) -> None:
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
@@ -284,7 +374,8 @@ def _check_finite(x: np.ndarray, what: str, name: str) -> None:
 def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: dict,
                   class_names: list[str] | None = None, feature_names: list[str] | None = None,
                   normalization: Normalization | None = None,
-                  fixed_test: tuple[np.ndarray, np.ndarray] | None = None) -> Dataset:
+                  fixed_test: tuple[np.ndarray, np.ndarray] | None = None,
+                  task_rule: str = "", notices: tuple[str, ...] | list[str] = ()) -> Dataset:
     """Split, normalise and wrap arrays a loader produced.
 
     ``y`` holds class indices (classification) or targets ``(N,)``/``(N, T)``
@@ -306,6 +397,9 @@ def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: d
         raise DataError(f"{name}: only {x.shape[0]} sample(s); at least 2 are needed to train and validate.")
     _check_finite(x, "the input data", name)
     _check_finite(y, "the target", name)
+    check_float32_range(x, "the input data", name)
+    if task == "regression":
+        check_float32_range(y, "the target", name)
 
     class_names = list(class_names or [])
     if task == "classification":
@@ -314,6 +408,11 @@ def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: d
             class_names = [str(i) for i in range(int(y.max()) + 1)]
         if y.min() < 0 or y.max() >= len(class_names):
             raise DataError(f"{name}: class labels must lie in 0..{len(class_names) - 1}.")
+        present = np.unique(y)
+        if len(present) < 2:
+            only = class_names[int(present[0])] if len(present) else "none"
+            raise DataError(f"{name}: every sample has the same class ({quote(only)}); a classifier needs at "
+                            "least two classes -- check the labels, or use task \"regression\".")
         n_outputs = len(class_names)
     else:
         y = y.astype(np.float32).reshape(y.shape[0], -1)
@@ -326,6 +425,7 @@ def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: d
             raise DataError(f"{name}: the test data has shape {x_test.shape[1:]} per sample but the "
                             f"training data has {x.shape[1:]}; they must match.")
         _check_finite(x_test, "the test data", name)
+        check_float32_range(x_test, "the test data", name)
         y_test = (y_test.astype(np.int64).reshape(-1) if task == "classification"
                   else y_test.astype(np.float32).reshape(y_test.shape[0], -1))
         if task == "classification" and y_test.size and (y_test.min() < 0 or y_test.max() >= n_outputs):
@@ -363,4 +463,6 @@ def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: d
         feature_names=list(feature_names or []),
         normalization=normalization,
         spec=full_spec,
+        task_rule=task_rule or f"{task}, as the {name} dataset is",
+        notices=tuple(notices),
     )

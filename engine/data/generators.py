@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.data.params import get_choice, get_float, get_int
+from engine.limits import check_dataset_memory
 
 MAX_SAMPLES = 1_000_000
 
@@ -21,7 +22,7 @@ XY = ["x1", "x2"]
 def _common(spec: dict, default_noise: float) -> tuple[int, float, int]:
     n = get_int(spec, "n_samples", 1000, minimum=10, maximum=MAX_SAMPLES)
     noise = get_float(spec, "noise", default_noise, minimum=0.0)
-    seed = get_int(spec, "seed", 0, minimum=0)
+    seed = get_int(spec, "seed", 0, minimum=0, maximum=2**32 - 1)  # numpy's RandomState takes 32 bits
     return n, noise, seed
 
 
@@ -94,6 +95,8 @@ def blobs(spec: dict):
     n, noise, seed = _common(spec, 1.0)
     k = get_int(spec, "n_classes", 3, minimum=2, maximum=50)
     d = get_int(spec, "n_features", 2, minimum=1, maximum=1000)
+    # float64 from scikit-learn, then our float32 copies
+    check_dataset_memory(n * d, f"blobs of {n:,} samples x {d:,} features", extra_bytes=8 * n * d)
     # noise is the cluster std; centres are drawn in sklearn's default box (-10, 10)
     x, y = skd.make_blobs(n_samples=n, centers=k, n_features=d, cluster_std=max(noise, 1e-6),
                           random_state=seed)

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import DataError
-from engine.data.dataset import encode_integer_labels, encode_labels
+from engine.data.dataset import check_float32_range, decide_task, encode_integer_labels, encode_labels
 from engine.data.params import get_choice, get_optional_int, get_path
+from engine.limits import check_dataset_memory, check_inflation, fmt_bytes, open_regular
 
 DEFAULTS: dict[str, Any] = {
     "images": None,
@@ -31,52 +32,78 @@ DEFAULTS: dict[str, Any] = {
 TYPE_CODES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _read_bytes(path: str) -> bytes:
+_GZIP_ERRORS = (EOFError, OSError, zlib.error)
+
+
+def _read_exact(stream, n: int, path: str) -> bytes:
+    """Up to ``n`` bytes from a raw or gzip stream (fewer only at its end); gzip damage is a DataError."""
+    out = bytearray(n)
+    view, got = memoryview(out), 0
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path in the data settings.") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e}); check the path and permissions.") from e
-    if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
-            raise DataError(f"{path}: the gzip data is truncated or corrupt ({e}); download the file again.") from e
-    return raw
+        while got < n:
+            k = stream.readinto(view[got:])
+            if not k:
+                break
+            got += k
+    except _GZIP_ERRORS as e:
+        raise DataError(f"{path}: the gzip data is truncated or corrupt ({str(e)[:60]}); "
+                        "download the file again.") from None
+    return bytes(out[:got]) if got < n else bytes(out)
 
 
 def read_idx(path: str) -> np.ndarray:
-    """The array stored in an IDX file (native byte order)."""
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: only {len(raw)} bytes, too short to be an IDX file; download it again.")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in TYPE_CODES or raw[3] == 0:
-        raise DataError(f"{path}: not an IDX file (magic number 0x{raw[:4].hex()} is not valid); "
-                        "choose an MNIST-style file such as train-images-idx3-ubyte(.gz).")
-    dtype = np.dtype(TYPE_CODES[raw[2]])
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated inside its header; download the file again.")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = math.prod(dims) * dtype.itemsize
-    got = len(raw) - header
-    shape = " x ".join(map(str, dims))
-    if got < expected:
-        raise DataError(f"{path}: truncated -- the header promises {shape} values ({expected:,} bytes) "
-                        f"but only {got:,} bytes follow; download the file again.")
-    if got > expected:
-        raise DataError(f"{path}: {got - expected:,} bytes more than its header ({shape}) describes; "
-                        "the file is corrupt or not an IDX file.")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    """The array stored in an IDX file (native byte order), raw or gzip-compressed.
+
+    The header's dimensions are checked against the file's size (raw files), the memory limit and
+    the bomb rule (gzip files) before the values are read; gzip data is inflated into a buffer of
+    exactly the declared size, so a stream that inflates further is refused, not followed."""
+    with open_regular(path, DataError, "IDX file") as f:
+        size = os.fstat(f.fileno()).st_size
+        gz = f.read(2) == b"\x1f\x8b"  # gzip magic, whatever the file is called
+        f.seek(0)
+        stream = gzip.GzipFile(fileobj=f, mode="rb") if gz else f
+        head = _read_exact(stream, 4, path)
+        if len(head) < 4:
+            raise DataError(f"{path}: only {len(head)} bytes, too short to be an IDX file; download it again.")
+        if head[0] != 0 or head[1] != 0 or head[2] not in TYPE_CODES or head[3] == 0:
+            raise DataError(f"{path}: not an IDX file (magic number 0x{head[:4].hex()} is not valid); "
+                            "choose an MNIST-style file such as train-images-idx3-ubyte(.gz).")
+        dtype = np.dtype(TYPE_CODES[head[2]])
+        ndim = head[3]
+        raw_dims = _read_exact(stream, 4 * ndim, path)
+        if len(raw_dims) < 4 * ndim:
+            raise DataError(f"{path}: truncated inside its header; download the file again.")
+        dims = struct.unpack(f">{ndim}I", raw_dims)
+        header = 4 + 4 * ndim
+        expected = math.prod(dims) * dtype.itemsize
+        shape = " x ".join(map(str, dims)) if ndim <= 6 else f"{ndim}-dimensional ({dims[0]} x {dims[1]} x …)"
+        if not gz:
+            got = size - header
+            if got < expected:
+                raise DataError(f"{path}: truncated -- the header promises {shape} values ({fmt_bytes(expected)}) "
+                                f"but only {fmt_bytes(got)} follow; download the file again.")
+            if got > expected:
+                raise DataError(f"{path}: {got - expected:,} bytes more than its header ({shape}) describes; "
+                                "the file is corrupt or not an IDX file.")
+        else:
+            check_inflation(header + expected, size, f"{path} (gzip, declaring {shape} values)")
+        check_dataset_memory(math.prod(dims), f"{path} ({shape} values of {dtype.name})",
+                             extra_bytes=expected)
+        data = _read_exact(stream, expected, path)
+        if len(data) < expected:
+            raise DataError(f"{path}: truncated -- the header promises {shape} values ({fmt_bytes(expected)}) "
+                            f"but only {fmt_bytes(len(data))} follow; download the file again.")
+        if gz and _read_exact(stream, 1, path):
+            raise DataError(f"{path}: more bytes than its header ({shape}) describes; "
+                            "the file is corrupt or not an IDX file.")
+    return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _images(arr: np.ndarray, path: str) -> np.ndarray:
     if arr.ndim < 2:
         raise DataError(f"{path}: holds a 1-D array (labels?) but images are expected; "
                         "check that 'images' and 'labels' are not swapped.")
+    check_float32_range(arr, "the images", path)
     x = arr.astype(np.float32)
     if arr.dtype == np.uint8:
         x /= 255.0  # pixels -> [0, 1] before standardisation, like every image source
@@ -125,8 +152,8 @@ def load_idx(spec: dict, base_dir=None) -> dict:
         y = np.concatenate([y, yt])  # encode together so both splits share class indices
         fixed_test = (xt, None)
 
-    if task == "auto":
-        task = "classification" if np.issubdtype(y.dtype, np.integer) else "regression"
+    decision = decide_task(y, task, f"the labels in {os.path.basename(labels_path)}", typed=True)
+    task = decision.task
     class_names = None
     if task == "classification":
         if np.issubdtype(y.dtype, np.integer):
@@ -145,4 +172,6 @@ def load_idx(spec: dict, base_dir=None) -> dict:
         "class_names": class_names,
         "feature_names": [] if x.ndim > 2 else [f"x{i}" for i in range(x.shape[1])],
         "fixed_test": fixed_test,
+        "task_rule": decision.rule,
+        "notices": [decision.notice] if decision.notice else [],
     }

@@ -7,12 +7,14 @@ to [0, 1] and stored channels-first ``(C, H, W)``.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 
-from engine.errors import DataError
+from engine.errors import DataError, LayerLabError, LimitExceeded, quote
 from engine.data.params import get_bool, get_optional_int, get_path
+from engine.limits import check_dataset_memory, check_memory, open_regular
 
 DEFAULTS: dict[str, Any] = {
     "path": None,
@@ -31,7 +33,7 @@ def _size(spec: dict) -> tuple[int, int]:
     if (not isinstance(size, (list, tuple)) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in size)):
         raise DataError(f"data spec (image_folder): 'size' must be [height, width] in pixels "
-                        f"(1..4096), got {size!r}; e.g. [28, 28].")
+                        f"(1..4096), got {quote(size)}; e.g. [28, 28].")
     return int(size[0]), int(size[1])
 
 
@@ -42,6 +44,33 @@ def _import_pil():
         raise DataError("Loading an image folder needs the Pillow package, which is not installed; "
                         "install it with 'pip install pillow'.") from None
     return Image, UnidentifiedImageError
+
+
+def _decode(file: str, mode: str, height: int, width: int, Image, UnidentifiedImageError) -> np.ndarray:
+    """One image as ``(height, width, channels)`` float32, its dimensions checked from its header
+    (Pillow opens lazily) before any pixel is decoded."""
+    with open_regular(file, DataError, "image") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in a sentence
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+                bands = max(len(im.getbands()), 1)
+                if w * h > Image.MAX_IMAGE_PIXELS:
+                    raise LimitExceeded(f"{file}: its header says {w:,} x {h:,} pixels, more than the "
+                                        f"{Image.MAX_IMAGE_PIXELS:,} LayerLab decodes per image; shrink it.")
+                # decoded, converted and resized copies of this one image
+                check_memory(w * h * (bands + 4) * 4, f"{file}: decoding a {w:,} x {h:,} image")
+                im = im.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+                arr = np.asarray(im, dtype=np.float32)
+        except LayerLabError:
+            raise
+        except Image.DecompressionBombError:  # Pillow's own check, for more than twice its pixel limit
+            raise LimitExceeded(f"{file}: its header declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, "
+                                "far more than LayerLab decodes per image; shrink it.") from None
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DataError(f"{file}: cannot be read as an image ({str(e)[:60]}); replace or remove that "
+                            "file.") from None
+    return arr.reshape(height, width, -1)
 
 
 def load_image_folder(spec: dict, base_dir=None) -> dict:
@@ -65,7 +94,7 @@ def load_image_folder(spec: dict, base_dir=None) -> dict:
         names = sorted(f for f in os.listdir(folder)
                        if f.lower().endswith(EXTENSIONS) and not f.startswith("."))
         if not names:
-            raise DataError(f"{folder}: no PNG or JPEG images in class folder {cls!r}; add images or "
+            raise DataError(f"{folder}: no PNG or JPEG images in class folder {quote(cls)}; add images or "
                             "remove the folder.")
         if max_per_class is not None:
             names = names[:max_per_class]
@@ -73,15 +102,11 @@ def load_image_folder(spec: dict, base_dir=None) -> dict:
 
     mode = "L" if grayscale else "RGB"
     channels = 1 if grayscale else 3
+    check_dataset_memory(len(files) * channels * height * width,
+                         f"{root}: {len(files):,} images of {channels} x {height} x {width}")
     x = np.empty((len(files), channels, height, width), dtype=np.float32)
     for i, (file, _) in enumerate(files):
-        try:
-            with Image.open(file) as im:
-                im = im.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise DataError(f"{file}: cannot be read as an image ({e}); replace or remove that file.") from e
-        x[i] = arr.reshape(height, width, channels).transpose(2, 0, 1) / 255.0
+        x[i] = _decode(file, mode, height, width, Image, UnidentifiedImageError).transpose(2, 0, 1) / 255.0
 
     return {
         "name": os.path.basename(os.path.normpath(root)),

@@ -5,15 +5,18 @@ refused with a sentence saying how to re-save the data.
 """
 from __future__ import annotations
 
+import math
 import os
-import zipfile
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 
-from engine.errors import DataError
-from engine.data.dataset import encode_integer_labels, encode_labels
+from engine.errors import DataError, name_list, quote
+from engine.data.dataset import check_float32_range, decide_task, encode_integer_labels, encode_labels
 from engine.data.params import get_choice, get_path
+from engine.limits import check_dataset_memory, fmt_bytes, open_regular
+from engine.safezip import CORRUPT, open_member, open_zip
 
 DEFAULTS: dict[str, Any] = {
     "path": None,
@@ -25,46 +28,87 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _open(path: str):
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path in the data settings.") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e}); check the path and permissions.") from e
+class _Archive:
+    """The arrays of an .npz file, read one by one after their .npy headers pass the resource policy."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.zip = open_zip(path, "npz archive", DataError)
+        self.members = {n[:-4]: n for n in self.zip.namelist() if n.endswith(".npy")}
+        self.files = list(self.members)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.zip.close()
+
+    def header(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """The shape and dtype the array's .npy header declares; refused (before its data is read) when
+        it holds Python objects, when its size disagrees with the member's, or when it would not fit."""
+        name, what = self.members[key], f"array {quote(key)} of {self.path}"
+        with open_member(self.zip, name, what="npz archive", error=DataError) as f:
+            try:
+                version = npformat.read_magic(f)
+                read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                shape, _fortran, dtype = read(f)
+            except (*CORRUPT, SyntaxError) as e:
+                raise DataError(f"{self.path}: array {quote(key)} has a damaged .npy header "
+                                f"({str(e)[:60]}); save the file again.") from None
+            header_len = f.tell()
+        if dtype.hasobject:
+            raise DataError(f"{self.path}: array {quote(key)} holds Python objects, which are not loaded for "
+                            "safety; save it as a plain numeric or text array (e.g. arr.astype(float)).")
+        declared = math.prod(shape) * dtype.itemsize
+        actual = self.zip.getinfo(name).file_size - header_len
+        if declared != actual:
+            raise DataError(f"{self.path}: array {quote(key)} declares {' x '.join(map(str, shape)) or 'one'} "
+                            f"values of {dtype} ({fmt_bytes(declared)}) but holds {fmt_bytes(max(actual, 0))}; "
+                            "the file is corrupt or lies about its size.")
+        check_dataset_memory(math.prod(shape), f"{what} ({' x '.join(map(str, shape))} {dtype})",
+                             extra_bytes=declared)
+        return shape, dtype
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.header(key)
+        with open_member(self.zip, self.members[key], what="npz archive", error=DataError) as f:
+            try:
+                return npformat.read_array(f, allow_pickle=False)
+            except CORRUPT as e:
+                raise DataError(f"{self.path}: array {quote(key)} is corrupt ({str(e)[:60]}); "
+                                "save the file again.") from None
+
+
+def _open(path: str) -> _Archive:
+    with open_regular(path, DataError, "NumPy .npz file") as f:
+        magic = f.read(6)
     # Check the magic ourselves: numpy's own message for other files suggests
     # enabling pickle, which is exactly the advice we must not give.
-    if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
+    if magic == b"\x93NUMPY":
+        raise DataError(f"{path}: holds a single array, not an .npz archive; save x and y with "
+                        "numpy.savez(path, x=..., y=...).")
+    if not magic.startswith(b"PK"):
         raise DataError(f"{path}: not a .npz archive; save the arrays with numpy.savez(path, x=..., y=...).")
     try:
-        return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a valid .npz archive ({e}); save it with numpy.savez.") from e
-    except (OSError, ValueError) as e:  # ValueError: object arrays, which need pickle
-        raise DataError(f"{path}: cannot be read as .npz (it is damaged or holds Python objects, which "
-                        "are never loaded for safety); save plain arrays with numpy.savez.") from e
+        return _Archive(path)
+    except DataError as e:
+        raise DataError(f"{path}: not a valid .npz archive ({e.message}); save it with numpy.savez.") from None
 
 
-def _get(archive, key: Any, path: str, what: str) -> np.ndarray:
+def _get(archive: _Archive, key: Any, path: str, what: str) -> np.ndarray:
     if not isinstance(key, str) or key not in archive.files:
-        raise DataError(f"{path}: no array named {key!r} for {what}; the file holds: "
-                        f"{', '.join(archive.files) or 'nothing'}. Set '{what}' in the data settings.")
-    try:
-        return archive[key]
-    except ValueError as e:  # object arrays need pickle
-        raise DataError(f"{path}: array {key!r} holds Python objects, which are not loaded for safety; "
-                        "save it as a plain numeric or text array (e.g. arr.astype(float)).") from e
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: array {key!r} is corrupt ({e}); save the file again.") from e
+        raise DataError(f"{path}: no array named {quote(key)} for {what}; the file holds: "
+                        f"{name_list(archive.files) or 'nothing'}. Set '{what}' in the data settings.")
+    return archive[key]
 
 
 def _features(x: np.ndarray, path: str, key: str) -> np.ndarray:
     if x.dtype.kind not in "biuf":
-        raise DataError(f"{path}: array {key!r} has type {x.dtype}, not numbers; inputs must be numeric.")
+        raise DataError(f"{path}: array {quote(key)} has type {x.dtype}, not numbers; inputs must be numeric.")
     if x.ndim == 1:
         x = x[:, None]  # one feature per sample
     scale = x.dtype == np.uint8 and x.ndim >= 3  # uint8 images: pixels -> [0, 1]
+    check_float32_range(x, f"array {quote(key)}", path)
     x = x.astype(np.float32)
     if scale:
         x /= 255.0
@@ -83,11 +127,7 @@ def load_npz(spec: dict, base_dir=None) -> dict:
     if (xt_key is None) != (yt_key is None):
         raise DataError("data spec (npz): give both 'x_test_key' and 'y_test_key', or neither.")
 
-    archive = _open(path)
-    if not hasattr(archive, "files"):  # a .npy file gives a bare array
-        raise DataError(f"{path}: holds a single array, not an .npz archive; save x and y with "
-                        "numpy.savez(path, x=..., y=...).")
-    with archive:
+    with _open(path) as archive:
         x = _features(_get(archive, x_key, path, "x_key"), path, x_key)
         y = _get(archive, y_key, path, "y_key")
         xt = yt = None
@@ -100,26 +140,26 @@ def load_npz(spec: dict, base_dir=None) -> dict:
     if yt is not None and yt.ndim == 2 and yt.shape[1] == 1 and yt.dtype.kind != "f":
         yt = yt[:, 0]
     if x.shape[0] != y.shape[0]:
-        raise DataError(f"{path}: {x_key!r} has {x.shape[0]} rows but {y_key!r} has {y.shape[0]}; "
+        raise DataError(f"{path}: {quote(x_key)} has {x.shape[0]} rows but {quote(y_key)} has {y.shape[0]}; "
                         "they must have one row per sample.")
     if y.dtype.kind not in "biufUS":
-        raise DataError(f"{path}: array {y_key!r} has type {y.dtype}; labels must be numbers or text.")
+        raise DataError(f"{path}: array {quote(y_key)} has type {y.dtype}; labels must be numbers or text.")
 
-    if task == "auto":
-        task = "regression" if y.dtype.kind == "f" else "classification"
+    decision = decide_task(y, task, f"the array {quote(y_key)}", typed=True)
+    task = decision.task
     n_train = y.shape[0]
     both = y if yt is None else np.concatenate([y, yt])  # one encoding for both splits
     class_names = None
     if task == "classification":
         if both.ndim != 1:
-            raise DataError(f"{path}: classification labels must be 1-D, but {y_key!r} has shape {y.shape}; "
+            raise DataError(f"{path}: classification labels must be 1-D, but {quote(y_key)} has shape {y.shape}; "
                             "use task 'regression' for several targets.")
         if both.dtype.kind in "iub":
             both, class_names = encode_integer_labels(both.astype(np.int64))
         else:
             both, class_names = encode_labels(both)
     elif both.dtype.kind not in "biuf":
-        raise DataError(f"{path}: array {y_key!r} holds text, which cannot be a regression target; "
+        raise DataError(f"{path}: array {quote(y_key)} holds text, which cannot be a regression target; "
                         "use task 'classification'.")
 
     return {
@@ -130,4 +170,6 @@ def load_npz(spec: dict, base_dir=None) -> dict:
         "class_names": class_names,
         "feature_names": [] if x.ndim > 2 else [f"x{i}" for i in range(x.shape[1])],
         "fixed_test": None if xt is None else (xt, both[n_train:]),
+        "task_rule": decision.rule,
+        "notices": [decision.notice] if decision.notice else [],
     }

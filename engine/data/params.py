@@ -10,7 +10,7 @@ import math
 import os
 from typing import Any
 
-from engine.errors import DataError
+from engine.errors import DataError, quote
 
 # Keys every loader understands; they control the split and the normalisation.
 SPLIT_DEFAULTS: dict[str, Any] = {
@@ -33,12 +33,12 @@ def get_int(spec: dict, key: str, default: int, minimum: int | None = None,
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DataError(f"{_where(spec)}: '{key}' must be a whole number, got {value!r}; "
+        raise DataError(f"{_where(spec)}: '{key}' must be a whole number, got {quote(value)}; "
                         f"use e.g. {default}.")
     if minimum is not None and value < minimum:
-        raise DataError(f"{_where(spec)}: '{key}' must be at least {minimum}, got {value}.")
+        raise DataError(f"{_where(spec)}: '{key}' must be at least {minimum}, got {quote(value)}.")
     if maximum is not None and value > maximum:
-        raise DataError(f"{_where(spec)}: '{key}' must be at most {maximum}, got {value}.")
+        raise DataError(f"{_where(spec)}: '{key}' must be at most {maximum:,}, got {quote(value)}.")
     return value
 
 
@@ -52,7 +52,7 @@ def get_float(spec: dict, key: str, default: float, minimum: float | None = None
               maximum: float | None = None) -> float:
     value = spec.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DataError(f"{_where(spec)}: '{key}' must be a number, got {value!r}; use e.g. {default}.")
+        raise DataError(f"{_where(spec)}: '{key}' must be a number, got {quote(value)}; use e.g. {default}.")
     value = float(value)
     if minimum is not None and value < minimum:
         raise DataError(f"{_where(spec)}: '{key}' must be at least {minimum}, got {value}.")
@@ -64,7 +64,7 @@ def get_float(spec: dict, key: str, default: float, minimum: float | None = None
 def get_bool(spec: dict, key: str, default: bool) -> bool:
     value = spec.get(key, default)
     if not isinstance(value, bool):
-        raise DataError(f"{_where(spec)}: '{key}' must be true or false, got {value!r}.")
+        raise DataError(f"{_where(spec)}: '{key}' must be true or false, got {quote(value)}.")
     return value
 
 
@@ -72,7 +72,7 @@ def get_choice(spec: dict, key: str, default: str, choices: tuple[str, ...]) -> 
     value = spec.get(key, default)
     if value not in choices:
         raise DataError(f"{_where(spec)}: '{key}' must be one of {', '.join(map(repr, choices))}, "
-                        f"got {value!r}.")
+                        f"got {quote(value)}.")
     return value
 
 
@@ -86,7 +86,7 @@ def get_path(spec: dict, key: str, base_dir: str | os.PathLike | None,
             return None
         raise DataError(f"{_where(spec)}: '{key}' is missing; give the path of the file or folder to load.")
     if not isinstance(value, (str, os.PathLike)):
-        raise DataError(f"{_where(spec)}: '{key}' must be a path (text), got {value!r}.")
+        raise DataError(f"{_where(spec)}: '{key}' must be a path (text), got {quote(value)}.")
     path = os.path.expanduser(os.fspath(value))
     if base_dir is not None and not os.path.isabs(path):
         path = os.path.join(os.fspath(base_dir), path)
@@ -103,7 +103,7 @@ def split_params(spec: dict) -> dict[str, Any]:
     return {
         "val_fraction": val,
         "test_fraction": test,
-        "split_seed": get_int(spec, "split_seed", SPLIT_DEFAULTS["split_seed"], 0),
+        "split_seed": get_int(spec, "split_seed", SPLIT_DEFAULTS["split_seed"], 0, 2**63 - 1),
         "stratify": get_bool(spec, "stratify", SPLIT_DEFAULTS["stratify"]),
         "standardize": get_bool(spec, "standardize", SPLIT_DEFAULTS["standardize"]),
     }
