@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.errors import TrainingError
+from engine.errors import TrainingError, quote
+from engine.limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, MAX_THREADS
 
 LOSSES = ("cross_entropy", "bce_with_logits", "mse", "l1", "huber")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -69,16 +70,16 @@ class TrainConfig:
         _number(self, "gamma", low=0.0, high=1.0, low_open=True)
         _number(self, "progress_interval_s", low=0.0)
         _number(self, "snapshot_interval_s", low=0.0)
-        _integer(self, "batch_size", low=1)
-        _integer(self, "epochs", low=1)
-        _integer(self, "step_size", low=1)
-        _integer(self, "plateau_patience", low=0)
-        _integer(self, "early_stopping_patience", low=0)
-        _integer(self, "num_threads", low=0)
+        _integer(self, "batch_size", low=1, high=MAX_BATCH_SIZE)
+        _integer(self, "epochs", low=1, high=MAX_EPOCHS)
+        _integer(self, "step_size", low=1, high=MAX_EPOCHS)
+        _integer(self, "plateau_patience", low=0, high=MAX_EPOCHS)
+        _integer(self, "early_stopping_patience", low=0, high=MAX_EPOCHS)
+        _integer(self, "num_threads", low=0, high=MAX_THREADS)
         _boolean(self, "nesterov")
         _boolean(self, "checkpoint_every_epoch")
         if self.seed is not None:
-            _integer(self, "seed", low=0)
+            _integer(self, "seed", low=0, high=MAX_SEED)
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
             raise TrainingError(
                 "Nesterov momentum needs the 'sgd' optimizer with a momentum above 0.",
@@ -127,7 +128,7 @@ def _choice(cfg: TrainConfig, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(cfg, name)
     if value not in choices:
         raise TrainingError(
-            f"Training setting '{name}' must be one of {', '.join(map(repr, choices))}, got {value!r}."
+            f"Training setting '{name}' must be one of {', '.join(map(repr, choices))}, got {quote(value)}."
         )
 
 
@@ -135,30 +136,30 @@ def _number(cfg: TrainConfig, name: str, low: float | None = None, high: float |
             low_open: bool = False, high_open: bool = False) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TrainingError(f"Training setting '{name}' must be a finite number, got {value!r}.")
+        raise TrainingError(f"Training setting '{name}' must be a finite number, got {quote(value)}.")
     bad_low = low is not None and (value <= low if low_open else value < low)
     bad_high = high is not None and (value >= high if high_open else value > high)
     if bad_low or bad_high:
         lo = "" if low is None else (f"above {low:g}" if low_open else f"at least {low:g}")
         hi = "" if high is None else (f"below {high:g}" if high_open else f"at most {high:g}")
         rng = " and ".join(p for p in (lo, hi) if p)
-        raise TrainingError(f"Training setting '{name}' must be {rng}, got {value!r}.")
+        raise TrainingError(f"Training setting '{name}' must be {rng}, got {quote(value)}.")
     if isinstance(value, int):
         object.__setattr__(cfg, name, float(value))
 
 
-def _integer(cfg: TrainConfig, name: str, low: int) -> None:
+def _integer(cfg: TrainConfig, name: str, low: int, high: int) -> None:
     value = getattr(cfg, name)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
         object.__setattr__(cfg, name, value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TrainingError(f"Training setting '{name}' must be a whole number, got {value!r}.")
-    if value < low:
-        raise TrainingError(f"Training setting '{name}' must be at least {low}, got {value}.")
+        raise TrainingError(f"Training setting '{name}' must be a whole number, got {quote(value)}.")
+    if not low <= value <= high:
+        raise TrainingError(f"Training setting '{name}' must be between {low} and {high:,}, got {quote(value)}.")
 
 
 def _boolean(cfg: TrainConfig, name: str) -> None:
     value = getattr(cfg, name)
     if not isinstance(value, bool):
-        raise TrainingError(f"Training setting '{name}' must be true or false, got {value!r}.")
+        raise TrainingError(f"Training setting '{name}' must be true or false, got {quote(value)}.")
