@@ -6,6 +6,8 @@ centre of the visible canvas.
 """
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QColor, QDrag, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
@@ -83,6 +85,36 @@ def layer_matches(spec: LayerSpec, words: list[str]) -> bool:
     """True if every (lower-case) word is in the layer's name, category or description."""
     hay = f"{spec.type} {spec.category} {spec.description}".lower()
     return all(w in hay for w in words)
+
+
+def _name_words(type_name: str) -> list[str]:
+    """'BatchNorm1d' -> ['batch', 'norm', '1d']; 'SelfAttention' -> ['self', 'attention']."""
+    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+[a-z]*", type_name)]
+
+
+def layer_match_rank(spec: LayerSpec, words: list[str]) -> int | None:
+    """How well a search matches a layer, best first; None if it does not match at all.
+
+    0 the exact name, 1 a prefix of the name, 2 words that begin words of the name
+    ('norm' in BatchNorm1d), 3 a part of the name, 4 the category or description only.
+    So "sigmoid" ranks Sigmoid above SiLU, whose description mentions sigmoid.
+    """
+    if not words:
+        return 4
+    if not layer_matches(spec, words):
+        return None
+    name = spec.type.lower()
+    joined = "".join(words)
+    if name == joined:
+        return 0
+    if name.startswith(joined):
+        return 1
+    parts = _name_words(spec.type)
+    if all(any(p.startswith(w) for p in parts) for w in words):
+        return 2
+    if all(w in name for w in words):
+        return 3
+    return 4
 
 
 class Palette(QWidget):
