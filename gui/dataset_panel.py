@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from engine.data.params import SPLIT_DEFAULTS
 from gui import dialogs, theme
+from gui.wheel_guard import guard_wheel
 
 PREVIEW_ROWS = 200
 PREVIEW_IMAGES = 24
@@ -188,6 +189,7 @@ class DatasetPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        guard_wheel(self)  # the panel scrolls: the wheel must not change a setting on the way
         doc.datasetChanged.connect(self.refresh)  # also emitted when a project is opened or created
         theme.add_listener(self._on_theme)
         self.refresh()
@@ -365,6 +367,7 @@ class DatasetPanel(QWidget):
             self.param_widgets[key] = w
             self.params_form.addRow(key.replace("_", " "), w)
         self.params_host.setVisible(bool(self.param_widgets))
+        guard_wheel(self.params_host)
 
     def _ensure_balance(self):
         if self.balance is None:

@@ -14,9 +14,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.errors import LayerLabError
+from engine.layers import REGISTRY
 from engine.spec import AUTO, LayerSpec, Param, fmt_shape
 from gui.canvas.node_item import human_count
 from gui.commands import ApplyFixCommand, RenameCommand, SetParamCommand
+from gui.wheel_guard import guard_wheel
 
 BIG = 2_000_000_000
 
@@ -206,12 +208,34 @@ class Inspector(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        self._inner = inner
+        self.setMinimumHeight(self._height_of_a_linear())
 
         doc.selectedNodeChanged.connect(self.show_node)
         doc.graphEvent.connect(self._on_graph_event)
         doc.analysisChanged.connect(self._refresh_info)
         doc.projectReplaced.connect(self._on_project_replaced)
         self.show_node(doc.selected_node)
+
+    def _height_of_a_linear(self, width: int = 260) -> int:
+        """How tall the inspector must be to edit a Linear without scrolling (at ``width`` px).
+
+        The window gives the inspector little room beside the dataset and training panels;
+        this minimum keeps the most common form (name, units, bias, shapes) whole."""
+        spec = REGISTRY.get("Linear")
+        self._build_form(spec, "fc1", {p.name: p.default for p in spec.params})
+        self.info.setText("<b>In:</b> (2) &nbsp; <b>Out:</b> (64)<br><b>Parameters:</b> 192 &nbsp; <b>FLOPs:</b> 384")
+        self.issues_label.hide()
+        # not shown yet, so no layout has looked at the new form: polish (the style sheet sets the
+        # fonts) and drop every cached size hint
+        for w in (self._inner, *self._inner.findChildren(QWidget)):
+            w.ensurePolished()
+            w.updateGeometry()
+        height = self._inner.heightForWidth(width)
+        if height < 0:
+            height = self._inner.sizeHint().height()
+        self.show_node("")
+        return height
 
     @staticmethod
     def _line() -> QFrame:
@@ -233,20 +257,24 @@ class Inspector(QWidget):
             self.empty.show()
             return
         node = self.doc.graph.node(self.node_id)
-        spec: LayerSpec = node.spec
+        self._build_form(node.spec, node.name, node.params)
+        guard_wheel(self.form_host)  # the inspector scrolls: the wheel must not change a setting on the way
+        self._refresh_info()
+
+    def _build_form(self, spec: LayerSpec, name: str, params: dict) -> None:
         self.empty.hide()
         self.details.show()
         self.title.setText(spec.type)
         self.title.setToolTip(spec.description)
         self.description.setText(spec.description)
-        self.name_edit = QLineEdit(node.name)
+        self.name_edit = QLineEdit(name)
         self.name_edit.setToolTip("The layer's name; it becomes the attribute name in the generated PyTorch code "
                                   "(self.<name>). Letters, digits and _ only.")
         self.name_edit.editingFinished.connect(self._rename)
         self.form.addRow(self._label("name", self.name_edit.toolTip()), self.name_edit)
         for param in spec.params:
             editor = ParamEditor(param)
-            editor.set_value(node.params[param.name])
+            editor.set_value(params[param.name])
             editor.committed.connect(lambda v, merge, key=param.name: self.commit(key, v, merge))
             self.editors[param.name] = editor
             self.form.addRow(self._label(param.title, _tip(param)), editor)
@@ -254,7 +282,6 @@ class Inspector(QWidget):
             note = QLabel("This layer has no settings.")
             note.setObjectName("Muted")
             self.form.addRow(note)
-        self._refresh_info()
 
     @staticmethod
     def _label(text: str, tip: str) -> QLabel:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.train_config import LOSSES, OPTIMIZERS, SCHEDULES
+from gui.wheel_guard import guard_wheel
 
 DEFAULTS = {"device": "auto", "loss": "auto", "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 10,
             "schedule": "none", "seed": 0}
@@ -206,6 +207,7 @@ class TrainingPanel(QWidget):
         for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box):
             w.valueChanged.connect(self._edited)
         self._loading = False
+        guard_wheel(self)  # the panel scrolls in its dock: the wheel must not change a setting on the way
         self.set_settings({})
         self.set_state("idle")
         self.set_has_run(False)
