@@ -13,9 +13,9 @@ import os
 import traceback
 from typing import Callable, Iterable
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabBar, QToolBar, QToolButton, QWidget
 
 from engine.errors import LayerLabError
 from engine.project import list_starters, load_starter
@@ -76,7 +76,10 @@ class MainWindow(QMainWindow):
         self.dataset_dock = self.add_dock(self.dataset_panel, "Dataset", Qt.RightDockWidgetArea, tabify=False)
         self.problems_dock = self.add_dock(self.problems, "Problems", Qt.BottomDockWidgetArea)
         self.code_dock = self.add_dock(self.code_view, "Code", Qt.BottomDockWidgetArea)
-        self.history_dock = self.add_dock(self.history, "History", Qt.BottomDockWidgetArea)
+        # History is a narrow list: a tab beside the palette, so the bottom tabs (which the live
+        # views join) keep their titles whole at 1280 px
+        self.history_dock = self.add_dock(self.history, "History", Qt.LeftDockWidgetArea)
+        self.palette_dock.raise_()
         self.splitDockWidget(self.inspector_dock, self.dataset_dock, Qt.Vertical)
         self.problems_dock.raise_()
         self.resizeDocks([self.palette_dock], [165], Qt.Horizontal)
@@ -113,6 +116,7 @@ class MainWindow(QMainWindow):
             except Exception:  # an optional part failing must not take the editor down
                 traceback.print_exc()
                 self.statusBar().showMessage(f"An add-on failed to load: {getattr(fn, '__name__', fn)}", STATUS_MS)
+        self.hide_stale_tab_bars()
 
     # ------------------------------------------------------------------ composition API
     def add_dock(self, widget: QWidget, title: str, area=Qt.RightDockWidgetArea, tabify: bool = True) -> QDockWidget:
@@ -130,6 +134,27 @@ class MainWindow(QMainWindow):
         if hasattr(self, "view_menu_docks"):
             self.view_menu_docks.addAction(dock.toggleViewAction())
         return dock
+
+    def hide_stale_tab_bars(self) -> None:
+        """Hide the dock tab bars Qt left behind, drawn over the real ones with their old tabs.
+
+        Qt (seen with 6.11) keeps the tab bar of every intermediate dock group formed while the
+        window was not yet shown (each tabify / split before ``show()``) visible, with its old
+        tabs, stacked over the live bars ("Probl…" over "Decision boundary").  Qt positions only
+        the bars it uses when it lays the window out, so a bar it leaves where we put it is stale.
+        """
+        bars = [b for b in self.findChildren(QTabBar, options=Qt.FindDirectChildrenOnly) if not b.isHidden()]
+        parked = QRect(-10000, -10000, 10, 10)
+        for bar in bars:
+            bar.setGeometry(parked)
+        size = self.size()
+        for nudge in (size + QSize(1, 1), size):  # a new size: Qt re-places every bar it uses
+            self.resize(nudge)
+            self.layout().invalidate()
+            self.layout().activate()
+        for bar in bars:
+            if bar.geometry() == parked:
+                bar.hide()
 
     # ------------------------------------------------------------------ actions
     def _action(self, text: str, slot, shortcut=None, parent=None, tip: str = "",

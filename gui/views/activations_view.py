@@ -43,6 +43,7 @@ class ActivationsView(LiveView):
         bar.addWidget(self.sample_box)
         self._layout.addLayout(bar)
         self.caption = QLabel("")
+        self.caption.setWordWrap(True)  # a long caption must not widen the window
         self._layout.addWidget(self.caption)
         self.plot, self.img = make_image_plot(axes=False)
         self._layout.addWidget(self.plot, 1)
