@@ -235,22 +235,37 @@ class DatasetPanel(QWidget):
         self.stratify_box.setEnabled(ds is None or ds.task == "classification")
 
     def apply_params(self) -> None:
-        """Reload the data with the form's settings: one undoable step, or a sentence if they do not work."""
+        """Reload the data with the form's settings: one undoable step, or a sentence if they do not work.
+
+        A refused Apply leaves the form as the user filled it, so only the wrong entry needs changing."""
         spec = dict(self.doc.project.data)
+        params = self.param_settings()
         if spec.get("source") in self._by_name:
-            for key, w in self.param_widgets.items():
-                spec[key] = w.currentText() if isinstance(w, QComboBox) else w.value()
+            spec.update(params)
         split = self.split_settings()
         held_out = split["val_fraction"] + split["test_fraction"]
         if held_out >= 1.0:  # said in the form's own terms (the engine's sentence names spec keys)
             dialogs.show_error(self, "Cannot split the data this way",
                                f"Validation and test together take {100 * held_out:.0f} % of the data, which "
                                "leaves nothing to train on. Keep their sum below 100 % (e.g. 20 % and 10 %).")
-            self._show_split(self.doc.project.data)
             return
         spec.update(split)
-        if spec != self.doc.project.data:
-            self.use_spec(spec)
+        if spec != self.doc.project.data and not self.use_spec(spec):
+            self._show_params(params)  # use_spec put the form back on the data in use
+            self._show_split(split)
+
+    def param_settings(self) -> dict:
+        """The generator's settings as the form shows them."""
+        return {key: w.currentText() if isinstance(w, QComboBox) else w.value()
+                for key, w in self.param_widgets.items()}
+
+    def _show_params(self, values: dict) -> None:
+        for key, value in values.items():
+            w = self.param_widgets.get(key)
+            if isinstance(w, QComboBox):
+                w.setCurrentText(str(value))
+            elif w is not None:
+                w.setValue(value)
 
     def _start_dir(self) -> str:
         return os.path.dirname(self.doc.path) if self.doc.path else os.path.expanduser("~")
