@@ -10,6 +10,7 @@ Every accepted change is one SetParamCommand (spin-box arrow steps merge).
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
@@ -38,6 +39,30 @@ def _tip(param: Param) -> str:
     return "<br>".join(x for x in lines if x)
 
 
+class _ZeroTextSpinBox(QSpinBox):
+    """Shows a parameter's ``zero_text`` for 0 ("same as kernel"), and takes it back as 0.
+
+    Not ``setSpecialValueText``: that names the minimum, and the inspector's boxes take any
+    number so that the engine refuses a bad one with its sentence."""
+
+    def __init__(self, zero_text: str):
+        super().__init__()
+        self.zero_text = zero_text
+
+    def textFromValue(self, value: int) -> str:
+        return self.zero_text if value == 0 else super().textFromValue(value)
+
+    def valueFromText(self, text: str) -> int:
+        return 0 if text.strip() == self.zero_text else super().valueFromText(text)
+
+    def validate(self, text, pos):
+        if text.strip() == self.zero_text:
+            return QValidator.Acceptable, text, pos
+        if text and self.zero_text.startswith(text.strip()) and not text.strip().lstrip("-").isdigit():
+            return QValidator.Intermediate, text, pos
+        return super().validate(text, pos)
+
+
 class ParamEditor(QWidget):
     """One parameter's widget.  ``committed(value, merge)`` when the user changes it."""
 
@@ -52,7 +77,7 @@ class ParamEditor(QWidget):
         k = param.kind
         self.auto: QCheckBox | None = None
         if k in ("int", "units"):
-            w = QSpinBox()
+            w = _ZeroTextSpinBox(param.zero_text) if param.zero_text else QSpinBox()
             w.setRange(-BIG, BIG)
             w.setKeyboardTracking(False)
             w.setAccelerated(True)
