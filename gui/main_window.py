@@ -373,16 +373,34 @@ class MainWindow(QMainWindow):
         self.view.viewport().update()
 
     def _quick_start(self) -> None:
-        dialogs.show_info(self, "Quick start", (
-            "1. Pick data in the Dataset panel (e.g. moons).\n"
-            "2. Drag layers from the Layers palette onto the canvas (or double-click them).\n"
-            "3. Connect them: drag from a layer's right-hand dot to the next layer's left-hand dot,\n"
-            "   from Input through your layers to Output.\n"
-            "4. Every layer shows its output shape and parameter count; red outlines mark problems,\n"
-            "   and the blue Fix button under a layer repairs the common ones.\n"
-            "5. Select a layer to change its settings in the Inspector.\n\n"
-            "Zoom: mouse wheel · Pan: middle-drag or Space+drag · Undo: "
-            + QKeySequence(QKeySequence.Undo).toString(QKeySequence.NativeText)))
+        dialogs.show_info(self, "Quick start", self.quick_start_text())
+
+    def quick_start_text(self) -> str:
+        """Help > Quick Start: build, train, watch, in the names the window uses now."""
+        undo = QKeySequence(QKeySequence.Undo).toString(QKeySequence.NativeText)
+        steps = [
+            "Pick data in the Dataset panel (e.g. moons), or open one of File > Starter Labs.",
+            "Drag layers from the Layers palette onto the canvas, or double-click the canvas and type a "
+            "name (Enter adds the top match).",
+            "Connect them: drag from a layer's right-hand dot to the next layer's left-hand dot, "
+            "from Input through your layers to Output.",
+            "Every layer shows its output shape and parameter count; red marks a problem, and the blue "
+            "Fix button under a layer repairs the common ones. Select a layer to edit it in the Inspector.",
+        ]
+        if getattr(self, "training", None) is not None:
+            steps += [
+                "Train: in the Training panel set the learning rate and epochs, then press Train "
+                "(Pause, Step and Stop work during the run; Reset weights starts again from the seed).",
+                "Watch the live views at the bottom: Loss and metrics, Decision boundary (Fitted curve for "
+                "regression), Activations, "
+                "Weights, Gradient norms, Dead ReLUs, Learning rate. The canvas tints edges by gradient "
+                "size (legend at the top right).",
+                "Look back with the Timeline under the Training panel: drag it to an epoch to see the network "
+                "then, and \"Restore these weights\" to continue from there. Export run: CSV or TensorBoard.",
+            ]
+        lines = [f"{i}. {text}" for i, text in enumerate(steps, 1)]
+        lines.append(f"\nZoom: mouse wheel · Pan: middle-drag or Space+drag · Undo: {undo}")
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ projects
     def maybe_save(self) -> bool:
