@@ -157,9 +157,11 @@ def test_quick_add_sigmoid_and_enter_adds_sigmoid_the_best_match_first(editor):
 
 @pytest.mark.parametrize("typed, first, before", [
     ("relu", "ReLU", "LeakyReLU"),  # the exact name, then a name that contains it
-    ("conv", "Conv1d", "SelfAttention"),  # prefixes before description matches
+    ("batch", "BatchNorm1d", "Input"),  # a prefix before a description ("a batch of samples")
+    ("mul", "Multiply", "SelfAttention"),  # ... before "Multi-head self-attention"
+    ("layer", "LayerNorm", "Linear"),  # ... before "a fully connected layer"
+    ("out", "Output", "Dropout"),  # a prefix, then a word of the name ("Drop|out"), then descriptions
     ("norm", "BatchNorm1d", "Dropout"),  # a word of the name ("Batch|Norm") before descriptions
-    ("linear", "Linear", "GELU"),
 ])
 def test_quick_add_ranks_names_before_descriptions(editor, typed, first, before):
     popup = _open_quick_add(editor)
@@ -296,3 +298,242 @@ def test_the_window_never_grows_past_a_1280_screen_whatever_view_is_raised(train
     assert_tab_titles_whole(w)
     w.document.undo_stack.undo()  # back to the moons
     settle()
+
+
+# ----------------------------------------------------------------------------- 3. out-of-range settings
+def type_into(box, text: str) -> None:
+    """Click into a spin box, replace its text and press Enter, as a person does."""
+    from PySide6.QtWidgets import QLineEdit
+    edit = box.findChild(QLineEdit)
+    box.setFocus()
+    box.selectAll()
+    QTest.keyClicks(edit, text)
+    QTest.keyClick(edit, Qt.Key_Return)
+    settle()
+
+
+def test_an_out_of_range_learning_rate_is_refused_with_a_sentence_not_clamped(trainer):
+    panel = trainer.training.panel
+    trainer.training.docks["panel"].raise_()
+    panel.set_settings({"lr": 0.01, "epochs": 5, "batch_size": 32})
+    edits = []
+    panel.settingsEdited.connect(edits.append)
+    try:
+        type_into(panel.lr_box, "1e6")
+        assert panel.lr_box.value() == pytest.approx(0.01) and panel.lr_box.text() == "0.01"
+        assert panel.settings()["lr"] == pytest.approx(0.01) and not [e for e in edits if e["lr"] != 0.01]
+        note = panel.settings_error
+        assert note.isVisible() and "Learning rate 1e6 is out of range" in note.text()
+        assert "100" in note.text() and "stays at 0.01" in note.text()
+        # a good value is taken and the sentence goes
+        type_into(panel.lr_box, "0.05")
+        assert panel.lr_box.value() == pytest.approx(0.05) and not note.isVisible()
+        # the same for whole numbers: never silently clamped, never a swallowed key
+        type_into(panel.epochs_box, "1000000")
+        assert panel.epochs_box.value() == 5 and note.isVisible()
+        assert "Epochs 1000000 is out of range: use 1 to 100,000" in note.text()
+        type_into(panel.batch_box, "0")
+        assert panel.batch_box.value() == 32 and "Batch size 0 is out of range" in note.text()
+        type_into(panel.batch_box, "2.5")
+        assert panel.batch_box.value() == 32 and "whole number" in note.text()
+        type_into(panel.lr_box, "fast")
+        assert panel.lr_box.value() == pytest.approx(0.05) and "must be a number" in note.text()
+        # a project file's value the panel cannot hold is brought into range, and the panel says so
+        panel.set_settings({"lr": 1e6})
+        assert panel.lr_box.value() == 100 and note.isVisible() and "stored learning rate 1,000,000" in note.text()
+    finally:
+        panel.settingsEdited.disconnect(edits.append)
+        panel.set_settings({"lr": 0.01})
+        trainer.view.setFocus()
+    assert not panel.settings_error.isVisible()
+
+
+# ----------------------------------------------------------------------------- 4. XOR and a failed Apply
+def test_xor_takes_four_samples_and_a_failed_apply_keeps_the_form(trainer, qtbot):
+    doc, data = trainer.document, trainer.dataset_panel
+    trainer.dataset_dock.raise_()
+    depth = doc.undo_stack.index()
+    data.combo.setCurrentIndex(data.combo.findData("xor"))
+    data.combo.activated.emit(data.combo.currentIndex())
+    qtbot.waitUntil(lambda: doc.project.data["source"] == "xor", timeout=10_000)
+    settle()
+    n, noise = data.param_widgets["n_samples"], data.param_widgets["noise"]
+    n.setValue(3)
+    noise.setValue(0.05)
+    data.val_box.setValue(10.0)
+    errors = len(trainer.said.errors)
+    data.apply_button.click()
+    settle()
+    assert trainer.said.errors[errors:] and "'n_samples' must be at least 4, got 3" in trainer.said.errors[-1][1]
+    assert doc.project.data["n_samples"] == 1000  # nothing changed ...
+    # ... and the form (rebuilt for the data in use) still holds what the user typed, so only the
+    # wrong entry needs changing
+    n, noise = data.param_widgets["n_samples"], data.param_widgets["noise"]
+    assert n.value() == 3 and noise.value() == pytest.approx(0.05) and data.val_box.value() == pytest.approx(10.0)
+    data.val_box.setValue(0.0)
+    n.setValue(4)
+    data.apply_button.click()
+    qtbot.waitUntil(lambda: doc.project.data.get("n_samples") == 4, timeout=10_000)
+    settle()
+    ds = doc.dataset
+    assert ds.n_train == 4 and len(trainer.said.errors) == errors + 1
+    assert "train 4" in data.summary.text()
+    while doc.undo_stack.index() > depth:
+        doc.undo_stack.undo()
+    settle()
+    assert doc.project.data["source"] == "moons"
+
+
+# ----------------------------------------------------------------------------- 5. pooling stride
+def test_pooling_says_same_as_kernel_instead_of_stride_0(editor):
+    from gui.commands import AddNodeCommand
+    doc = editor.document
+    doc.new("cnn")
+    settle()
+    doc.push(AddNodeCommand(doc, "MaxPool2d", {}, (600, 300)))
+    doc.flush()
+    settle()
+    pool = doc.graph.nodes[-1]
+    item = editor.scene.nodes[pool.id]
+    assert "stride 0" not in item.summary
+    editor.scene.select_only([pool.id])
+    settle()
+    box = editor.inspector.editors["stride"].widget
+    assert box.text() == "same as kernel"
+    box.stepBy(1)  # stride 1 reads as a number again, on the node too
+    settle()
+    doc.flush()
+    assert doc.graph.node(pool.id).params["stride"] == 1 and box.text() == "1"
+    assert item.summary == "kernel size 2 · stride 1"
+    box.stepBy(-1)
+    settle()
+    doc.flush()
+    assert doc.graph.node(pool.id).params["stride"] == 0 and box.text() == "same as kernel"
+    assert "stride 0" not in item.summary
+    # the file keeps the spec's meaning: 0 = the kernel size
+    assert doc.graph.to_dict()["nodes"][-1]["params"]["stride"] == 0
+
+
+# ----------------------------------------------------------------------------- 6. conv after flat features
+def test_a_conv_after_two_features_suggests_an_mlp_not_an_impossible_reshape(editor):
+    from gui.commands import AddNodeCommand, ConnectCommand
+    doc = editor.document
+    doc.new(None)  # Input (moons: 2 features) and Output
+    settle()
+    doc.push(AddNodeCommand(doc, "Conv2d", {}, (280, 0)))
+    settle()
+    conv = doc.graph.nodes[-1]
+    doc.push(ConnectCommand(doc, doc.graph.node_by_name("input1").id, conv.id))
+    doc.flush()
+    settle()
+    editor.scene.select_only([conv.id])
+    settle()
+    said = editor.inspector.issues_label.text() + " ".join(
+        editor.problems.list.item(i).text() for i in range(editor.problems.list.count()))
+    assert "2 values per sample do not form a square image" in said and "Linear layers (an MLP)" in said
+    assert "1, 8, 8" not in said and "Reshape" not in said
+    assert not editor.inspector.fix_button.isVisible()
+
+
+# ----------------------------------------------------------------------------- 7. one hint, never on a node
+def _hint_rect(window):
+    return window.view.hint.geometry()
+
+
+def _node_rects(window):
+    return [window.view._item_rect(i).adjusted(12, 12, -12, -12) for i in window.scene.nodes.values()]
+
+
+def test_one_canvas_hint_at_a_time_never_over_a_node_and_gone_when_the_graph_is_built(editor):
+    from gui.canvas.overlays import CanvasHint
+    from gui.commands import AddNodeCommand
+    doc, view = editor.document, editor.view
+    assert not view.hint.isVisible()  # the starter network needs no hint
+    doc.new(None)
+    settle()
+    assert view.hint.isVisible() and "between Input and Output" in view.hint.text()
+    doc.push(AddNodeCommand(doc, "Linear", {}, (200, 0)))
+    settle()
+    assert view.hint.kind == "unconnected" and view.hint.isVisible()
+    hints = [w for w in view.findChildren(CanvasHint) if w.isVisible()]
+    assert hints == [view.hint]  # one hint, whatever changed
+    vp = view.viewport().geometry()
+    for _ in range(3):  # pan the canvas: the hint stays in a free corner (it was painted with the scene)
+        view.horizontalScrollBar().setValue(view.horizontalScrollBar().value() - 120)
+        view.verticalScrollBar().setValue(view.verticalScrollBar().value() + 90)
+        settle()
+        if view.hint.isVisible():
+            assert vp.contains(_hint_rect(editor))
+            assert not any(_hint_rect(editor).intersects(r) for r in _node_rects(editor))
+    # a node dragged into the hint's corner pushes the hint to another corner (or hides it)
+    view.fit_to_view()
+    settle()
+    corner = view.mapToScene(QPoint(vp.left() + 30, vp.bottom() - 40))
+    item = editor.scene.nodes[doc.graph.node_by_name("fc1").id]
+    item.setPos(corner)
+    settle()
+    assert not view.hint.isVisible() or not any(_hint_rect(editor).intersects(r) for r in _node_rects(editor))
+    view.grab()  # paints without a hint of its own under the nodes
+    editor.document.undo_stack.undo()
+    doc.new("mlp")
+    settle()
+    assert not view.hint.isVisible() and view.hint.kind == ""
+
+
+# ----------------------------------------------------------------------------- 9. colour scales, legend
+def test_the_activation_heatmap_has_a_colour_scale_with_its_value_range(trainer, qtbot):
+    import numpy as np
+    ctl = trainer.training
+    run_to_end(qtbot, ctl, epochs=1)
+    view = ctl.views["activations"]
+    ctl.docks["activations"].raise_()
+    settle()
+    ctl.flush_frame()
+    settle()
+    assert view.frames_drawn > 0
+    lo, hi = view.colorbar.levels()
+    assert (lo, hi) == pytest.approx(tuple(view.img.levels))  # the bar shows what the image uses
+    a = np.asarray(view._last_frame.snapshot.activations[view.node_box.currentText()], np.float32)
+    assert lo <= float(a.min()) and float(a.max()) <= hi
+    assert view.colorbar.isVisible() and view.colorbar.getAxis("left").labelText == "activation"
+
+
+def test_the_edge_tints_get_a_legend_from_the_overlay(editor):
+    view, doc = editor.view, editor.document
+    assert not view.edge_legend.isVisible()
+    doc.set_overlay({"edge_colors": {}, "node_images": {}, "edge_legend": (-3.0, -0.5, "gradient norm")})
+    settle()
+    legend = view.edge_legend
+    assert legend.isVisible() and legend.texts() == ("0.001", "0.32")
+    assert legend.label == "gradient norm" and len(legend.stops) >= 2
+    vp = view.viewport().geometry()
+    assert vp.contains(legend.geometry()) and legend.geometry().top() - vp.top() < 30  # a corner of the canvas
+    assert not any(legend.geometry().intersects(r) for r in _node_rects(editor))
+    img = view.grab().toImage()
+    g = legend.geometry()
+    left = img.pixelColor(g.left() + g.width() // 2 - 40, g.bottom() - 10)
+    right = img.pixelColor(g.left() + g.width() // 2 + 40, g.bottom() - 10)
+    assert left.lightness() < right.lightness()  # dark (low) to bright (high), like the tints
+    doc.set_overlay({})  # the run's overlay goes: the legend goes with it
+    settle()
+    assert not legend.isVisible()
+
+
+# ----------------------------------------------------------------------------- 10. quick start
+def test_quick_start_mentions_training_in_the_names_the_window_uses(trainer):
+    text = trainer.quick_start_text()
+    ctl = trainer.training
+    assert "press Train" in text and ctl.panel.train_button.text() == "Train"
+    for view in ctl.views.values():
+        assert view.title in text, f"Quick Start does not name the {view.title} view"
+    docks = {d.windowTitle() for d in trainer.findChildren(QDockWidget)}
+    for panel in ("Dataset", "Layers", "Inspector", "Training"):
+        assert f"{panel} panel" in text or f"{panel} palette" in text or panel in text
+        assert panel in docks
+    assert "Timeline" in text and f"\"{ctl.timeline.restore_button.text()}\"" in text
+    assert ctl.panel.reset_button.text() in text
+    editor_only = MainWindow(Document(load_starter()), extensions=[], autosave=False)
+    try:
+        assert "Train" not in editor_only.quick_start_text()  # no training UI, no talk of it
+    finally:
+        _close(editor_only)
