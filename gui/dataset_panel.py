@@ -248,6 +248,10 @@ class DatasetPanel(QWidget):
             dialogs.show_error(self, "Cannot split the data this way",
                                f"Validation and test together take {100 * held_out:.0f} % of the data, which "
                                "leaves nothing to train on. Keep their sum below 100 % (e.g. 20 % and 10 %).")
+            # the two offending entries show the data in use again; every other entry stays as typed
+            stored = {**SPLIT_DEFAULTS, **self.doc.project.data}
+            self.val_box.setValue(100.0 * float(stored["val_fraction"]))
+            self.test_box.setValue(100.0 * float(stored["test_fraction"]))
             return
         spec.update(split)
         if spec != self.doc.project.data and not self.use_spec(spec):

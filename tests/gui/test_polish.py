@@ -370,13 +370,23 @@ def test_xor_takes_four_samples_and_a_failed_apply_keeps_the_form(trainer, qtbot
     # wrong entry needs changing
     n, noise = data.param_widgets["n_samples"], data.param_widgets["noise"]
     assert n.value() == 3 and noise.value() == pytest.approx(0.05) and data.val_box.value() == pytest.approx(10.0)
+    # a split that leaves nothing to train on puts back those two entries only
+    data.split_seed_box.setValue(7)
+    data.val_box.setValue(90.0)
+    data.test_box.setValue(90.0)
+    data.apply_button.click()
+    settle()
+    assert "leaves nothing to train on" in trainer.said.errors[-1][1]
+    assert data.val_box.value() == pytest.approx(20.0) and data.test_box.value() == pytest.approx(0.0)
+    assert data.split_seed_box.value() == 7 and n.value() == 3 and noise.value() == pytest.approx(0.05)
+    data.split_seed_box.setValue(0)
     data.val_box.setValue(0.0)
     n.setValue(4)
     data.apply_button.click()
     qtbot.waitUntil(lambda: doc.project.data.get("n_samples") == 4, timeout=10_000)
     settle()
     ds = doc.dataset
-    assert ds.n_train == 4 and len(trainer.said.errors) == errors + 1
+    assert ds.n_train == 4 and len(trainer.said.errors) == errors + 2
     assert "train 4" in data.summary.text()
     while doc.undo_stack.index() > depth:
         doc.undo_stack.undo()
