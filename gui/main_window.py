@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         self.palette_dock.raise_()
         self.splitDockWidget(self.inspector_dock, self.dataset_dock, Qt.Vertical)
         self.problems_dock.raise_()
-        self.resizeDocks([self.palette_dock], [165], Qt.Horizontal)
+        self.resizeDocks([self.palette_dock], [max(165, self.palette.preferred_width())], Qt.Horizontal)
         self.resizeDocks([self.inspector_dock], [285], Qt.Horizontal)
         self.resizeDocks([self.problems_dock], [150], Qt.Vertical)
         self.resizeDocks([self.inspector_dock, self.dataset_dock], [300, 400], Qt.Vertical)

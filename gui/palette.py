@@ -171,6 +171,13 @@ class Palette(QWidget):
         lines.append("Drag onto the canvas, or double-click to add.")
         return "<br>".join(lines)
 
+    def preferred_width(self) -> int:
+        """Wide enough for the longest layer name ("AdaptiveAvgPool2d") without eliding it."""
+        t = self.tree
+        m = self.layout().contentsMargins()
+        return (t.sizeHintForColumn(0) + t.verticalScrollBar().sizeHint().width() + 2 * t.frameWidth()
+                + m.left() + m.right() + 2)
+
     def item_for(self, type_name: str) -> QTreeWidgetItem:
         return self._items[type_name]
 
@@ -187,14 +194,23 @@ class Palette(QWidget):
             top.setHidden(not any_visible)
             if words and any_visible:
                 top.setExpanded(True)
+        best = self.best_match()  # highlighted: what Enter adds
+        self.tree.setCurrentItem(self._items[best] if best and words else None)
 
     def visible_types(self) -> list[str]:
         return [t for t, item in self._items.items() if not item.isHidden() and not item.parent().isHidden()]
 
+    def best_match(self) -> str | None:
+        """The shown layer that best matches the search (as quick add ranks them), or None."""
+        words = self.search.text().lower().split()
+        ranked = [(layer_match_rank(REGISTRY.get(t), words), i, t) for i, t in enumerate(self.visible_types())]
+        ranked = [r for r in ranked if r[0] is not None]
+        return min(ranked)[2] if ranked else None
+
     def _add_first_visible(self) -> None:
-        visible = self.visible_types()
-        if visible:
-            self.addRequested.emit(visible[0])
+        best = self.best_match()
+        if best:
+            self.addRequested.emit(best)
 
     def _on_double_click(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         type_name = item.data(0, TYPE_ROLE)

@@ -547,3 +547,21 @@ def test_quick_start_mentions_training_in_the_names_the_window_uses(trainer):
         assert "Train" not in editor_only.quick_start_text()  # no training UI, no talk of it
     finally:
         _close(editor_only)
+
+
+def test_the_palette_search_highlights_and_adds_the_best_match_too(editor):
+    palette, doc = editor.palette, editor.document
+    palette.search.setText("sigmoid")
+    assert palette.tree.currentItem().text(0) == "Sigmoid" and "SiLU" in palette.visible_types()
+    n = len(doc.graph.nodes)
+    QTest.keyClick(palette.search, Qt.Key_Return)
+    settle()
+    doc.flush()
+    assert len(doc.graph.nodes) == n + 1 and doc.graph.nodes[-1].type == "Sigmoid"
+    palette.search.setText("")
+    # and the longest layer name is shown whole
+    item = palette.item_for("AdaptiveAvgPool2d")
+    palette.tree.scrollToItem(item)
+    rect = palette.tree.visualItemRect(item)
+    assert rect.right() <= palette.tree.viewport().width()
+    assert palette.tree.sizeHintForColumn(0) <= palette.tree.viewport().width()
