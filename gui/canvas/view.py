@@ -93,6 +93,7 @@ class GraphView(QGraphicsView):
             size = hint.size_for(width)
             hint.setGeometry(QRect(vp.center() - QPoint(size.width() // 2, size.height() // 2), size))
             hint.show()
+            hint.raise_()
             return
         size = hint.size_for(max(120, min(440, vp.width() - 2 * MARGIN)))
         taken = [self._item_rect(item) for item in self.graph_scene.nodes.values()]

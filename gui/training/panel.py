@@ -88,9 +88,9 @@ class _IntBox(_RangeRefusal, QSpinBox):
     refused = Signal(str)
     whole = True
 
-    def __init__(self, label: str, low: int, high: int, hint: str = ""):
+    def __init__(self, label: str, low: int, high: int):
         super().__init__()
-        self.label, self.hint = label, hint
+        self.label = label
         self.setRange(low, high)
         self.setKeyboardTracking(False)  # the value changes on Enter, not at each digit on the way
 
@@ -323,7 +323,7 @@ class TrainingPanel(QWidget):
                              (self.seed_box, "seed")):
                 value = float(v[key]) if key == "lr" else int(v[key])
                 box.setValue(value)
-                if box.value() != value:
+                if not box.minimum() <= value <= box.maximum():
                     changed.append(f"{box.label.lower()} {_number_text(v[key])} is out of range "
                                    f"({_number_text(box.minimum())} to {_number_text(box.maximum())}), "
                                    f"so it is set to {box.textFromValue(box.value())}")
@@ -337,9 +337,12 @@ class TrainingPanel(QWidget):
         self._show_settings_error(sentence)
 
     def _accepted(self, box) -> None:
-        # Qt re-emits the kept value right after a refusal: only a new value clears the sentence
-        if self._refused_by is not None and self._refused_by != (box, box.value()) \
-                and self._refused_by[0] is box and not self._loading:
+        """A new value in the box that refused an entry clears its sentence (Qt re-emits the kept
+        value right after a refusal: that one does not)."""
+        if self._loading or self._refused_by is None:
+            return
+        refused_box, kept = self._refused_by
+        if box is refused_box and box.value() != kept:
             self._refused_by = None
             self._show_settings_error("")
 
