@@ -30,7 +30,7 @@ def insert_on_edge(graph: Graph, edge_id: str, layer_type: str, params: dict | N
 def apply_fix(graph: Graph, fix: Fix) -> Callable[[], None]:
     """Apply ``fix``; returns a function that restores the graph exactly."""
     if fix.kind == "insert":
-        return insert_on_edge(graph, fix.edge_id, fix.layer_type)
+        return insert_on_edge(graph, fix.edge_id, fix.layer_type, dict(fix.params) or None)
     if fix.kind == "set_param":
         old = graph.set_param(fix.node_id, fix.key, fix.value)
         return lambda: graph.set_param(fix.node_id, fix.key, old)

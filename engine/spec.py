@@ -39,6 +39,7 @@ class Param:
     max: float | None = None
     choices: tuple = ()
     label: str = ""
+    zero_text: str = ""  # what 0 means, shown instead of the number (pooling stride: "same as kernel")
 
     def __post_init__(self):
         if self.kind not in PARAM_KINDS:

@@ -10,6 +10,7 @@ the engine knows one, a machine-applicable `Fix` ("insert Flatten before Linear 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ class Fix:
     layer_type: str | None = None
     key: str | None = None
     value: Any = None
+    params: tuple = ()  # kind "insert": the new layer's settings, as (name, value) pairs
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,13 @@ def _structured_fix(graph: Graph, node: Node, edges, hint: str | None) -> Fix | 
     words = hint.split()
     if words[0] == "insert" and len(words) > 1 and words[1].rstrip(",") in REGISTRY and len(edges) == 1:
         layer = words[1].rstrip(",")
-        if layer == "Reshape":
-            return None  # needs a target shape the engine cannot guess
+        if layer == "Reshape":  # "insert Reshape to 1, 28, 28 (...)": the spec worked the shape out
+            target = re.match(r"insert Reshape to ([\d, ]+)", hint)
+            if target is None:
+                return None
+            shape = tuple(int(v) for v in target.group(1).replace(" ", "").strip(",").split(","))
+            return Fix(f"insert Reshape to {', '.join(map(str, shape))} before {_label(node)}", "insert", node.id,
+                       edge_id=edges[0].id, layer_type=layer, params=(("shape", shape),))
         return Fix(f"insert {layer} before {_label(node)}", "insert", node.id, edge_id=edges[0].id, layer_type=layer)
     if hint == "set the last Linear's units to auto" and len(edges) == 1:
         src = graph.node(edges[0].src)

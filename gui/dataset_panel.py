@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine.data.params import SPLIT_DEFAULTS
 from engine.errors import LayerLabError
 from gui import dialogs, theme
+from gui.wheel_guard import guard_wheel
 
 PREVIEW_ROWS = 200
 PREVIEW_IMAGES = 24
@@ -190,6 +191,7 @@ class DatasetPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        guard_wheel(self)  # the panel scrolls: the wheel must not change a setting on the way
         doc.datasetChanged.connect(self.refresh)  # also emitted when a project is opened or created
         theme.add_listener(self._on_theme)
         self.refresh()
@@ -235,22 +237,41 @@ class DatasetPanel(QWidget):
         self.stratify_box.setEnabled(ds is None or ds.task == "classification")
 
     def apply_params(self) -> None:
-        """Reload the data with the form's settings: one undoable step, or a sentence if they do not work."""
+        """Reload the data with the form's settings: one undoable step, or a sentence if they do not work.
+
+        A refused Apply leaves the form as the user filled it, so only the wrong entry needs changing."""
         spec = dict(self.doc.project.data)
+        params = self.param_settings()
         if spec.get("source") in self._by_name:
-            for key, w in self.param_widgets.items():
-                spec[key] = w.currentText() if isinstance(w, QComboBox) else w.value()
+            spec.update(params)
         split = self.split_settings()
         held_out = split["val_fraction"] + split["test_fraction"]
         if held_out >= 1.0:  # said in the form's own terms (the engine's sentence names spec keys)
             dialogs.show_error(self, "Cannot split the data this way",
                                f"Validation and test together take {100 * held_out:.0f} % of the data, which "
                                "leaves nothing to train on. Keep their sum below 100 % (e.g. 20 % and 10 %).")
-            self._show_split(self.doc.project.data)
+            # the two offending entries show the data in use again; every other entry stays as typed
+            stored = {**SPLIT_DEFAULTS, **self.doc.project.data}
+            self.val_box.setValue(100.0 * float(stored["val_fraction"]))
+            self.test_box.setValue(100.0 * float(stored["test_fraction"]))
             return
         spec.update(split)
-        if spec != self.doc.project.data:
-            self.use_spec(spec)
+        if spec != self.doc.project.data and not self.use_spec(spec):
+            self._show_params(params)  # use_spec put the form back on the data in use
+            self._show_split(split)
+
+    def param_settings(self) -> dict:
+        """The generator's settings as the form shows them."""
+        return {key: w.currentText() if isinstance(w, QComboBox) else w.value()
+                for key, w in self.param_widgets.items()}
+
+    def _show_params(self, values: dict) -> None:
+        for key, value in values.items():
+            w = self.param_widgets.get(key)
+            if isinstance(w, QComboBox):
+                w.setCurrentText(str(value))
+            elif w is not None:
+                w.setValue(value)
 
     def _start_dir(self) -> str:
         return os.path.dirname(self.doc.path) if self.doc.path else os.path.expanduser("~")
@@ -369,6 +390,7 @@ class DatasetPanel(QWidget):
             self.param_widgets[key] = w
             self.params_form.addRow(key.replace("_", " "), w)
         self.params_host.setVisible(bool(self.param_widgets))
+        guard_wheel(self.params_host)
 
     def _ensure_balance(self):
         if self.balance is None:

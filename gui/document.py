@@ -220,6 +220,7 @@ class Document(QObject):
         self.dataset_error = error
         self.context = self.context_for(dataset)
         self._inference.set_context(self.context)
+        self._weights_check_pending = True  # other data can change the shapes the weights must fit
         self._invalidate()
 
     def apply_data(self, spec: dict, dataset, normalization) -> None:

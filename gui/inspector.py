@@ -10,13 +10,16 @@ Every accepted change is one SetParamCommand (spin-box arrow steps merge).
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.errors import LayerLabError
+from engine.layers import REGISTRY
 from engine.spec import AUTO, LayerSpec, Param, fmt_shape
 from gui.canvas.node_item import human_count
 from gui.commands import ApplyFixCommand, RenameCommand, SetParamCommand
+from gui.wheel_guard import guard_wheel
 
 BIG = 2_000_000_000
 
@@ -36,6 +39,30 @@ def _tip(param: Param) -> str:
     return "<br>".join(x for x in lines if x)
 
 
+class _ZeroTextSpinBox(QSpinBox):
+    """Shows a parameter's ``zero_text`` for 0 ("same as kernel"), and takes it back as 0.
+
+    Not ``setSpecialValueText``: that names the minimum, and the inspector's boxes take any
+    number so that the engine refuses a bad one with its sentence."""
+
+    def __init__(self, zero_text: str):
+        super().__init__()
+        self.zero_text = zero_text
+
+    def textFromValue(self, value: int) -> str:
+        return self.zero_text if value == 0 else super().textFromValue(value)
+
+    def valueFromText(self, text: str) -> int:
+        return 0 if text.strip() == self.zero_text else super().valueFromText(text)
+
+    def validate(self, text, pos):
+        if text.strip() == self.zero_text:
+            return QValidator.Acceptable, text, pos
+        if text and self.zero_text.startswith(text.strip()) and not text.strip().lstrip("-").isdigit():
+            return QValidator.Intermediate, text, pos
+        return super().validate(text, pos)
+
+
 class ParamEditor(QWidget):
     """One parameter's widget.  ``committed(value, merge)`` when the user changes it."""
 
@@ -50,7 +77,7 @@ class ParamEditor(QWidget):
         k = param.kind
         self.auto: QCheckBox | None = None
         if k in ("int", "units"):
-            w = QSpinBox()
+            w = _ZeroTextSpinBox(param.zero_text) if param.zero_text else QSpinBox()
             w.setRange(-BIG, BIG)
             w.setKeyboardTracking(False)
             w.setAccelerated(True)
@@ -206,12 +233,34 @@ class Inspector(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        self._inner = inner
+        self.setMinimumHeight(self._height_of_a_linear())
 
         doc.selectedNodeChanged.connect(self.show_node)
         doc.graphEvent.connect(self._on_graph_event)
         doc.analysisChanged.connect(self._refresh_info)
         doc.projectReplaced.connect(self._on_project_replaced)
         self.show_node(doc.selected_node)
+
+    def _height_of_a_linear(self, width: int = 260) -> int:
+        """How tall the inspector must be to edit a Linear without scrolling (at ``width`` px).
+
+        The window gives the inspector little room beside the dataset and training panels;
+        this minimum keeps the most common form (name, units, bias, shapes) whole."""
+        spec = REGISTRY.get("Linear")
+        self._build_form(spec, "fc1", {p.name: p.default for p in spec.params})
+        self.info.setText("<b>In:</b> (2) &nbsp; <b>Out:</b> (64)<br><b>Parameters:</b> 192 &nbsp; <b>FLOPs:</b> 384")
+        self.issues_label.hide()
+        # not shown yet, so no layout has looked at the new form: polish (the style sheet sets the
+        # fonts) and drop every cached size hint
+        for w in (self._inner, *self._inner.findChildren(QWidget)):
+            w.ensurePolished()
+            w.updateGeometry()
+        height = self._inner.heightForWidth(width)
+        if height < 0:
+            height = self._inner.sizeHint().height()
+        self.show_node("")
+        return height
 
     @staticmethod
     def _line() -> QFrame:
@@ -233,20 +282,24 @@ class Inspector(QWidget):
             self.empty.show()
             return
         node = self.doc.graph.node(self.node_id)
-        spec: LayerSpec = node.spec
+        self._build_form(node.spec, node.name, node.params)
+        guard_wheel(self.form_host)  # the inspector scrolls: the wheel must not change a setting on the way
+        self._refresh_info()
+
+    def _build_form(self, spec: LayerSpec, name: str, params: dict) -> None:
         self.empty.hide()
         self.details.show()
         self.title.setText(spec.type)
         self.title.setToolTip(spec.description)
         self.description.setText(spec.description)
-        self.name_edit = QLineEdit(node.name)
+        self.name_edit = QLineEdit(name)
         self.name_edit.setToolTip("The layer's name; it becomes the attribute name in the generated PyTorch code "
                                   "(self.<name>). Letters, digits and _ only.")
         self.name_edit.editingFinished.connect(self._rename)
         self.form.addRow(self._label("name", self.name_edit.toolTip()), self.name_edit)
         for param in spec.params:
             editor = ParamEditor(param)
-            editor.set_value(node.params[param.name])
+            editor.set_value(params[param.name])
             editor.committed.connect(lambda v, merge, key=param.name: self.commit(key, v, merge))
             self.editors[param.name] = editor
             self.form.addRow(self._label(param.title, _tip(param)), editor)
@@ -254,7 +307,6 @@ class Inspector(QWidget):
             note = QLabel("This layer has no settings.")
             note.setObjectName("Muted")
             self.form.addRow(note)
-        self._refresh_info()
 
     @staticmethod
     def _label(text: str, tip: str) -> QLabel:

@@ -13,9 +13,9 @@ import os
 import traceback
 from typing import Callable, Iterable
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabBar, QToolBar, QToolButton, QWidget
 
 from engine.errors import LayerLabError
 from engine.project import list_starters, load_starter
@@ -78,10 +78,13 @@ class MainWindow(QMainWindow):
         self.dataset_dock = self.add_dock(self.dataset_panel, "Dataset", Qt.RightDockWidgetArea, tabify=False)
         self.problems_dock = self.add_dock(self.problems, "Problems", Qt.BottomDockWidgetArea)
         self.code_dock = self.add_dock(self.code_view, "Code", Qt.BottomDockWidgetArea)
-        self.history_dock = self.add_dock(self.history, "History", Qt.BottomDockWidgetArea)
+        # History is a narrow list: a tab beside the palette, so the bottom tabs (which the live
+        # views join) keep their titles whole at 1280 px
+        self.history_dock = self.add_dock(self.history, "History", Qt.LeftDockWidgetArea)
+        self.palette_dock.raise_()
         self.splitDockWidget(self.inspector_dock, self.dataset_dock, Qt.Vertical)
         self.problems_dock.raise_()
-        self.resizeDocks([self.palette_dock], [165], Qt.Horizontal)
+        self.resizeDocks([self.palette_dock], [max(165, self.palette.preferred_width())], Qt.Horizontal)
         self.resizeDocks([self.inspector_dock], [285], Qt.Horizontal)
         self.resizeDocks([self.problems_dock], [150], Qt.Vertical)
         self.resizeDocks([self.inspector_dock, self.dataset_dock], [300, 400], Qt.Vertical)
@@ -115,6 +118,7 @@ class MainWindow(QMainWindow):
             except Exception:  # an optional part failing must not take the editor down
                 traceback.print_exc()
                 self.statusBar().showMessage(f"An add-on failed to load: {getattr(fn, '__name__', fn)}", STATUS_MS)
+        self.hide_stale_tab_bars()
 
     # ------------------------------------------------------------------ composition API
     def add_dock(self, widget: QWidget, title: str, area=Qt.RightDockWidgetArea, tabify: bool = True) -> QDockWidget:
@@ -140,6 +144,27 @@ class MainWindow(QMainWindow):
 
     def may_leave_project(self) -> bool:
         return all(guard() for guard in self._leave_guards)
+
+    def hide_stale_tab_bars(self) -> None:
+        """Hide the dock tab bars Qt left behind, drawn over the real ones with their old tabs.
+
+        Qt (seen with 6.11) keeps the tab bar of every intermediate dock group formed while the
+        window was not yet shown (each tabify / split before ``show()``) visible, with its old
+        tabs, stacked over the live bars ("Probl…" over "Decision boundary").  Qt positions only
+        the bars it uses when it lays the window out, so a bar it leaves where we put it is stale.
+        """
+        bars = [b for b in self.findChildren(QTabBar, options=Qt.FindDirectChildrenOnly) if not b.isHidden()]
+        parked = QRect(-10000, -10000, 10, 10)
+        for bar in bars:
+            bar.setGeometry(parked)
+        size = self.size()
+        for nudge in (size + QSize(1, 1), size):  # a new size: Qt re-places every bar it uses
+            self.resize(nudge)
+            self.layout().invalidate()
+            self.layout().activate()
+        for bar in bars:
+            if bar.geometry() == parked:
+                bar.hide()
 
     # ------------------------------------------------------------------ actions
     def _action(self, text: str, slot, shortcut=None, parent=None, tip: str = "",
@@ -358,16 +383,34 @@ class MainWindow(QMainWindow):
         self.view.viewport().update()
 
     def _quick_start(self) -> None:
-        dialogs.show_info(self, "Quick start", (
-            "1. Pick data in the Dataset panel (e.g. moons).\n"
-            "2. Drag layers from the Layers palette onto the canvas (or double-click them).\n"
-            "3. Connect them: drag from a layer's right-hand dot to the next layer's left-hand dot,\n"
-            "   from Input through your layers to Output.\n"
-            "4. Every layer shows its output shape and parameter count; red outlines mark problems,\n"
-            "   and the blue Fix button under a layer repairs the common ones.\n"
-            "5. Select a layer to change its settings in the Inspector.\n\n"
-            "Zoom: mouse wheel · Pan: middle-drag or Space+drag · Undo: "
-            + QKeySequence(QKeySequence.Undo).toString(QKeySequence.NativeText)))
+        dialogs.show_info(self, "Quick start", self.quick_start_text())
+
+    def quick_start_text(self) -> str:
+        """Help > Quick Start: build, train, watch, in the names the window uses now."""
+        undo = QKeySequence(QKeySequence.Undo).toString(QKeySequence.NativeText)
+        steps = [
+            "Pick data in the Dataset panel (e.g. moons), or open one of File > Starter Labs.",
+            "Drag layers from the Layers palette onto the canvas, or double-click the canvas and type a "
+            "name (Enter adds the top match).",
+            "Connect them: drag from a layer's right-hand dot to the next layer's left-hand dot, "
+            "from Input through your layers to Output.",
+            "Every layer shows its output shape and parameter count; red marks a problem, and the blue "
+            "Fix button under a layer repairs the common ones. Select a layer to edit it in the Inspector.",
+        ]
+        if getattr(self, "training", None) is not None:
+            steps += [
+                "Train: in the Training panel set the learning rate and epochs, then press Train "
+                "(Pause, Step and Stop work during the run; Reset weights starts again from the seed).",
+                "Watch the live views at the bottom: Loss and metrics, Decision boundary (Fitted curve for "
+                "regression), Activations, "
+                "Weights, Gradient norms, Dead ReLUs, Learning rate. The canvas tints edges by gradient "
+                "size (legend at the top right).",
+                "Look back with the Timeline under the Training panel: drag it to an epoch to see the network "
+                "then, and \"Restore these weights\" to continue from there. Export run: CSV or TensorBoard.",
+            ]
+        lines = [f"{i}. {text}" for i, text in enumerate(steps, 1)]
+        lines.append(f"\nZoom: mouse wheel · Pan: middle-drag or Space+drag · Undo: {undo}")
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ projects
     def maybe_save(self) -> bool:

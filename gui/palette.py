@@ -6,6 +6,8 @@ centre of the visible canvas.
 """
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QColor, QDrag, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
@@ -85,6 +87,36 @@ def layer_matches(spec: LayerSpec, words: list[str]) -> bool:
     return all(w in hay for w in words)
 
 
+def _name_words(type_name: str) -> list[str]:
+    """'BatchNorm1d' -> ['batch', 'norm', '1d']; 'SelfAttention' -> ['self', 'attention']."""
+    return [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+[a-z]*", type_name)]
+
+
+def layer_match_rank(spec: LayerSpec, words: list[str]) -> int | None:
+    """How well a search matches a layer, best first; None if it does not match at all.
+
+    0 the exact name, 1 a prefix of the name, 2 words that begin words of the name
+    ('norm' in BatchNorm1d), 3 a part of the name, 4 the category or description only.
+    So "sigmoid" ranks Sigmoid above SiLU, whose description mentions sigmoid.
+    """
+    if not words:
+        return 4
+    if not layer_matches(spec, words):
+        return None
+    name = spec.type.lower()
+    joined = "".join(words)
+    if name == joined:
+        return 0
+    if name.startswith(joined):
+        return 1
+    parts = _name_words(spec.type)
+    if all(any(p.startswith(w) for p in parts) for w in words):
+        return 2
+    if all(w in name for w in words):
+        return 3
+    return 4
+
+
 class Palette(QWidget):
     """Emits ``addRequested(type)`` on double-click (or Enter)."""
 
@@ -139,6 +171,13 @@ class Palette(QWidget):
         lines.append("Drag onto the canvas, or double-click to add.")
         return "<br>".join(lines)
 
+    def preferred_width(self) -> int:
+        """Wide enough for the longest layer name ("AdaptiveAvgPool2d") without eliding it."""
+        t = self.tree
+        m = self.layout().contentsMargins()
+        return (t.sizeHintForColumn(0) + t.verticalScrollBar().sizeHint().width() + 2 * t.frameWidth()
+                + m.left() + m.right() + 2)
+
     def item_for(self, type_name: str) -> QTreeWidgetItem:
         return self._items[type_name]
 
@@ -155,14 +194,23 @@ class Palette(QWidget):
             top.setHidden(not any_visible)
             if words and any_visible:
                 top.setExpanded(True)
+        best = self.best_match()  # highlighted: what Enter adds
+        self.tree.setCurrentItem(self._items[best] if best and words else None)
 
     def visible_types(self) -> list[str]:
         return [t for t, item in self._items.items() if not item.isHidden() and not item.parent().isHidden()]
 
+    def best_match(self) -> str | None:
+        """The shown layer that best matches the search (as quick add ranks them), or None."""
+        words = self.search.text().lower().split()
+        ranked = [(layer_match_rank(REGISTRY.get(t), words), i, t) for i, t in enumerate(self.visible_types())]
+        ranked = [r for r in ranked if r[0] is not None]
+        return min(ranked)[2] if ranked else None
+
     def _add_first_visible(self) -> None:
-        visible = self.visible_types()
-        if visible:
-            self.addRequested.emit(visible[0])
+        best = self.best_match()
+        if best:
+            self.addRequested.emit(best)
 
     def _on_double_click(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         type_name = item.data(0, TYPE_ROLE)

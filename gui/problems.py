@@ -30,6 +30,7 @@ class ProblemsPanel(QWidget):
         self.list.setAlternatingRowColors(False)
         self.summary = QLabel()
         self.summary.setObjectName("Muted")
+        self.summary.setWordWrap(True)  # the bottom dock column must stay narrow at 1280 px
         self.fix_button = QPushButton("Apply fix")
         self.fix_button.setObjectName("FixButton")
         self.fix_button.setEnabled(False)

@@ -123,6 +123,22 @@ def test_xor_labels_follow_quadrants_without_noise():
     assert torch.equal(y, expected)
 
 
+def test_xor_with_four_samples_is_its_truth_table():
+    spec = {"source": "xor", "n_samples": 4, "noise": 0.0, "standardize": False, "val_fraction": 0.0,
+            "test_fraction": 0.0}
+    ds = load_dataset(spec)
+    table = {(float(a), float(b)): int(c) for (a, b), c in zip(ds.x_train.tolist(), ds.y_train.tolist())}
+    assert table == {(-1.0, -1.0): 0, (-1.0, 1.0): 1, (1.0, -1.0): 1, (1.0, 1.0): 0}
+    six = load_dataset({**spec, "n_samples": 6})  # under 10: the corners again, in turn
+    assert {tuple(r) for r in six.x_train.tolist()} == set(table) and six.n_train == 6
+    # many samples: as before (uniform points), so saved projects keep their data
+    assert load_dataset({**spec, "n_samples": 10}).x_train.abs().max() < 1.0
+    with pytest.raises(DataError, match="'n_samples' must be at least 4, got 3"):
+        load_dataset({**spec, "n_samples": 3})
+    with pytest.raises(DataError, match="at least 10"):  # the other generators keep their minimum
+        load_dataset({"source": "moons", "n_samples": 4})
+
+
 # ------------------------------------------------------------------ bundled
 
 def test_digits_are_1x8x8_images_with_10_classes():

@@ -616,3 +616,36 @@ def test_graph_invalid_is_a_layerlab_error_naming_the_node():
     assert isinstance(info.value, LayerLabError)
     assert "Linear 'fc1'" in str(info.value) and "insert Flatten" in str(info.value)
     assert info.value.analysis.errors
+
+
+@pytest.mark.parametrize("type_, shape, reshape", [
+    ("Conv2d", (2,), None),  # 2 values cannot be an image: no Reshape is offered
+    ("Conv2d", (10,), None),
+    ("MaxPool2d", (2,), None),
+    ("Conv2d", (784,), (1, 28, 28)),
+    ("Conv2d", (192,), (3, 8, 8)),
+    ("Conv2d", (4, 6), (1, 4, 6)),  # a 2-D sample gets one channel in front
+    ("Conv1d", (5,), (1, 5)),
+])
+def test_a_conv_after_flat_features_is_told_what_its_values_can_become(type_, shape, reshape):
+    g = Graph()
+    inp = g.add_node("Input")
+    n = g.add_node(type_, {}, name="culprit")
+    g.connect(inp.id, n.id)
+    a = analyze(g, InferContext(shape, 2, "classification"))
+    (err,) = [i for i in a.issues_for(n.id) if i.severity == "error"]
+    assert "e.g. to 1, 8, 8" not in err.message
+    if reshape is None:
+        assert err.fix is None and "Reshape" not in err.message
+        assert f"{numel(shape)} values per sample do not form a square image" in err.message
+        assert "use Linear layers (an MLP)" in err.message
+        return
+    assert err.fix is not None and err.fix.layer_type == "Reshape"
+    assert err.fix.label.startswith(f"insert Reshape to {', '.join(map(str, reshape))}")
+    undo = apply_fix(g, err.fix)
+    fixed = analyze(g, InferContext(shape, 2, "classification"))
+    assert not [i for i in fixed.issues_for(n.id) if i.severity == "error"]
+    reshape_node = next(x for x in g.nodes if x.type == "Reshape")
+    assert fixed.nodes[reshape_node.id].shape == reshape
+    undo()
+    assert not any(x.type == "Reshape" for x in g.nodes)

@@ -19,8 +19,8 @@ MAX_SAMPLES = 1_000_000
 XY = ["x1", "x2"]
 
 
-def _common(spec: dict, default_noise: float) -> tuple[int, float, int]:
-    n = get_int(spec, "n_samples", 1000, minimum=10, maximum=MAX_SAMPLES)
+def _common(spec: dict, default_noise: float, min_samples: int = 10) -> tuple[int, float, int]:
+    n = get_int(spec, "n_samples", 1000, minimum=min_samples, maximum=MAX_SAMPLES)
     noise = get_float(spec, "noise", default_noise, minimum=0.0)
     seed = get_int(spec, "seed", 0, minimum=0, maximum=2**32 - 1)  # numpy's RandomState takes 32 bits
     return n, noise, seed
@@ -80,10 +80,16 @@ def spirals(spec: dict):
     return x, y, [f"arm {c}" for c in range(k)], XY
 
 
+XOR_CORNERS = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
+XOR_FEW = 10  # below this many samples, XOR is its truth table: the four corners
+
+
 def xor(spec: dict):
-    n, noise, seed = _common(spec, 0.1)
+    """Uniform points in [-1, 1]^2; with fewer than 10 samples, the four corners in turn (n = 4 is
+    the classic truth table), so a class can start from the textbook problem."""
+    n, noise, seed = _common(spec, 0.1, min_samples=4)
     rng = np.random.default_rng(seed)
-    clean = rng.uniform(-1.0, 1.0, size=(n, 2))
+    clean = XOR_CORNERS[np.arange(n) % 4] if n < XOR_FEW else rng.uniform(-1.0, 1.0, size=(n, 2))
     # labels come from the clean points, so noise makes the quadrants overlap
     y = ((clean[:, 0] > 0) != (clean[:, 1] > 0)).astype(np.int64)
     x = clean + rng.normal(scale=noise, size=clean.shape)
@@ -137,7 +143,8 @@ GENERATORS: dict[str, GeneratorInfo] = {g.name: g for g in (
                   {"n_samples": 1000, "noise": 0.1, "seed": 0, "factor": 0.5}, circles),
     GeneratorInfo("spirals", "classification", "Interleaved spiral arms, one per class; hard for shallow nets.",
                   {"n_samples": 1000, "noise": 0.2, "seed": 0, "n_classes": 2, "turns": 1.5}, spirals),
-    GeneratorInfo("xor", "classification", "Points in four quadrants labelled by whether x1 and x2 share a sign.",
+    GeneratorInfo("xor", "classification", "Points in four quadrants labelled by whether x1 and x2 share a sign "
+                  "(under 10 samples: the four corners, XOR's truth table).",
                   {"n_samples": 1000, "noise": 0.1, "seed": 0}, xor),
     GeneratorInfo("blobs", "classification", "Gaussian clusters, one per class; the easiest case.",
                   {"n_samples": 1000, "noise": 1.0, "seed": 0, "n_classes": 3, "n_features": 2}, blobs),

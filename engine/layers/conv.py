@@ -1,6 +1,8 @@
 """Convolutions and pooling."""
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 from engine.errors import ShapeError
@@ -21,8 +23,23 @@ def _spatial(layer, dims, s, k, stride, pad, dilation=1):
 
 def _need(layer, s, rank, what):
     if len(s) != rank:
-        fix = "insert Reshape before it (e.g. to 1, 8, 8)" if len(s) < rank else "insert Flatten or a pooling layer"
+        fix = _reshape_hint(layer, s, rank) if len(s) < rank else "insert Flatten or a pooling layer"
         raise ShapeError(f"{layer} expects {what} but receives {fmt_shape(s)}.", fix)
+
+
+def _reshape_hint(layer, s, rank):
+    """A Reshape the values can really take: one channel in front ((n) -> (1, n) for a sequence,
+    (h, w) -> (1, h, w)); flat values as a square image (1 or 3 channels) only when their count
+    is one; otherwise the advice to use Linear layers."""
+    if len(s) == rank - 1:
+        return f"insert Reshape to 1, {', '.join(map(str, s))}"
+    n = numel(s)
+    for channels in (1, 3):
+        side = math.isqrt(n // channels)
+        if side >= 2 and channels * side * side == n:
+            return f"insert Reshape to {channels}, {side}, {side}"
+    values = f"{n} values per sample do not" if n != 1 else "1 value per sample does not"
+    return f"{values} form a square image, so use Linear layers (an MLP) instead of {layer}"
 
 
 _CONV_PARAMS = (
@@ -74,7 +91,8 @@ CONV2D = LayerSpec(
 
 _POOL_PARAMS = (
     Param("kernel_size", "int", 2, min=1, max=64, help="Size of each pooling window."),
-    Param("stride", "int", 0, min=0, max=64, help="Step between windows; 0 = the kernel size."),
+    Param("stride", "int", 0, min=0, max=64, help="Step between windows; 0 = the kernel size.",
+          zero_text="same as kernel"),
     Param("padding", "int", 0, min=0, max=32, help="Zeros added on each border (at most half the kernel)."),
 )
 

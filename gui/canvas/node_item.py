@@ -84,7 +84,8 @@ def param_summary(node: Node, spec: LayerSpec, task: str | None, data_caption: s
             v = "auto"
         elif p.kind == "float":
             v = f"{v:g}"
-        parts.append(f"{p.title} {v}")
+        # "stride: same as kernel", never "stride 0"
+        parts.append(f"{p.title}: {p.zero_text}" if p.zero_text and v == 0 else f"{p.title} {v}")
         if len(parts) == 2:
             break
     if len(parts) == 2 and QFontMetricsF(font("body")).horizontalAdvance(" · ".join(parts)) > NODE_W - 18:

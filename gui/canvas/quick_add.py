@@ -1,8 +1,10 @@
 """Quick add: double-click empty canvas, type a few letters, press Enter - the layer appears there.
 
 A small popup with a search field over the layer catalog (the palette's matching: name,
-category or description).  Up/Down move through the matches, Enter or a click adds the
-highlighted one, Escape or a click elsewhere closes it.
+category or description), best match first: the exact name, then a prefix of the name,
+then words of the name, then any part of it, then the description.  Up/Down move through
+the matches, Enter or a click adds the highlighted one (at first the best match), Escape
+or a click elsewhere closes it.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from PySide6.QtWidgets import QFrame, QLineEdit, QListWidget, QListWidgetItem, Q
 
 from engine.layers import REGISTRY
 from gui import theme
-from gui.palette import layer_matches, swatch
+from gui.palette import layer_match_rank, swatch
 
 
 class QuickAdd(QFrame):
@@ -26,11 +28,13 @@ class QuickAdd(QFrame):
         self.edit.setPlaceholderText("Add a layer: type to search…")
         self.list = QListWidget()
         self.list.setUniformItemSizes(True)
+        self._catalog: list[QListWidgetItem] = []  # catalog order; the list shows them ranked
         for specs in REGISTRY.categories().values():
             for spec in specs:
                 item = QListWidgetItem(swatch(theme.category_color(spec.category)), f"{spec.type}")
                 item.setData(Qt.UserRole, spec.type)
                 item.setToolTip(f"{spec.category}: {spec.description}")
+                self._catalog.append(item)
                 self.list.addItem(item)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -49,15 +53,18 @@ class QuickAdd(QFrame):
                 if not self.list.item(i).isHidden()]
 
     def filter(self, text: str) -> None:
+        """Show the matches, best first (ties in catalog order), and highlight the best."""
         words = text.lower().split()
-        first = None
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            visible = layer_matches(REGISTRY.get(item.data(Qt.UserRole)), words)
-            item.setHidden(not visible)
-            if visible and first is None:
-                first = item
-        self.list.setCurrentItem(first)
+        ranks = [layer_match_rank(REGISTRY.get(item.data(Qt.UserRole)), words) for item in self._catalog]
+        order = sorted(range(len(ranks)), key=lambda i: (ranks[i] is None, ranks[i] or 0, i))
+        while self.list.count():
+            self.list.takeItem(0)
+        for i in order:
+            self.list.addItem(self._catalog[i])
+            self._catalog[i].setHidden(ranks[i] is None)
+        first = self.list.item(0)
+        self.list.setCurrentItem(first if first is not None and not first.isHidden() else None)
+        self.list.scrollToTop()
 
     def popup(self, global_pos: QPoint) -> None:
         self.edit.clear()

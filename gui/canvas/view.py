@@ -2,20 +2,23 @@
 
 Layers dragged from the palette arrive as ``LAYER_MIME`` drops and become one
 AddNodeCommand at the drop point.  While the graph is empty (or nothing is
-connected yet) the view paints a short hint telling a first-time user what to do.
+connected yet) a short hint in a free corner tells a first-time user what to do;
+while training tints the edges, a legend says what the colours mean
+(``gui/canvas/overlays.py``).
 """
 from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtCore import QLineF, QPoint, QPointF, QRect, QRectF, Qt, Signal, Slot
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QGraphicsView
 
 from engine.errors import LayerLabError
 from gui import theme
 from gui.mime import LAYER_MIME
 from gui.canvas.node_item import GRID, LOW_DETAIL
+from gui.canvas.overlays import MARGIN, CanvasHint, EdgeLegend, finite, legend_stops
 from gui.canvas.scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
@@ -45,15 +48,21 @@ class GraphView(QGraphicsView):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setMouseTracking(True)
-        self._hint_state = None
         self._quick_add = None
         self._quick_add_pos = QPointF()
-        scene.doc.graphChanged.connect(self._check_hint)
+        self.hint = CanvasHint(self)
+        self.edge_legend = EdgeLegend(self)
+        scene.doc.graphChanged.connect(self.place_overlays)
+        scene.doc.overlayChanged.connect(self._show_edge_legend)
+        scene.changed.connect(self._scene_changed)
         self.zoomChanged.connect(self._zoom_detail)
+        theme.add_listener(self._on_theme)
 
     def _zoom_detail(self, z: float) -> None:
         self.graph_scene.zoom = z
         self.graph_scene.set_port_detail(z >= LOW_DETAIL)
+        if self.hint.kind:
+            self.place_overlays()
 
     def _hint_kind(self) -> str:
         g = self.graph_scene.doc.graph
@@ -63,12 +72,85 @@ class GraphView(QGraphicsView):
             return "blank" if all(n.type in ("Input", "Output") for n in g.nodes) else "unconnected"
         return "few" if len(g.nodes) <= 2 else ""
 
-    def _check_hint(self) -> None:
-        """Repaint the whole viewport only when the hint text appears, changes or goes."""
+    # ------------------------------------------------------------------ hint and legend
+    def place_overlays(self, *_args) -> None:
+        """The legend in the top-right corner; the hint (while the graph is trivial) in the first
+        corner where it covers no node and not the legend, else hidden."""
+        vp = self.viewport().geometry()
+        legend = self.edge_legend
+        if legend.isVisibleTo(self):
+            legend.resize(legend.sizeHint())
+            legend.move(vp.right() - legend.width() - MARGIN + 1, vp.top() + MARGIN)
         kind = self._hint_kind()
-        if kind != self._hint_state:
-            self._hint_state = kind
-            self.viewport().update()
+        hint = self.hint
+        if kind != hint.kind:
+            hint.set_kind(kind)
+        if not kind:
+            hint.hide()
+            return
+        if kind == "empty":
+            width = max(120, min(620, vp.width() - 8 * MARGIN))
+            size = hint.size_for(width)
+            hint.setGeometry(QRect(vp.center() - QPoint(size.width() // 2, size.height() // 2), size))
+            hint.show()
+            hint.raise_()
+            return
+        size = hint.size_for(max(120, min(440, vp.width() - 2 * MARGIN)))
+        taken = [self._item_rect(item) for item in self.graph_scene.nodes.values()]
+        if legend.isVisibleTo(self):
+            taken.append(legend.geometry())
+        left, right = vp.left() + MARGIN, vp.right() - MARGIN - size.width() + 1
+        top, bottom = vp.top() + MARGIN, vp.bottom() - MARGIN - size.height() + 1
+        for x, y in ((left, bottom), (right, bottom), (left, top), (right, top)):
+            box = QRect(QPoint(x, y), size)
+            if vp.contains(box) and not any(box.intersects(r) for r in taken):
+                hint.setGeometry(box)
+                hint.show()
+                hint.raise_()
+                return
+        hint.hide()  # every corner has a layer in it: the hint would hide one
+
+    def _item_rect(self, item) -> QRect:
+        """A node with its ports and fix chip, in view coordinates, with a margin."""
+        scene_rect = item.mapRectToScene(item.boundingRect() | item.childrenBoundingRect())
+        r = self.mapFromScene(scene_rect).boundingRect().translated(self.viewport().pos())
+        return r.adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
+
+    def _scene_changed(self, _rects) -> None:
+        if self.hint.kind:  # a node moved under the hint?
+            self.place_overlays()
+
+    def _show_edge_legend(self, overlay) -> None:
+        """Show ``overlay["edge_legend"] = (lo, hi, label[, colour stops])`` (lo/hi: log10), or hide it."""
+        legend = (overlay or {}).get("edge_legend")
+        if not legend or len(legend) < 3 or not finite(legend[0], legend[1]):
+            self.edge_legend.hide()
+        else:
+            lo, hi, label = legend[:3]
+            stops = legend[3] if len(legend) > 3 and legend[3] else self._default_stops()
+            self.edge_legend.set_legend(lo, hi, label, stops)
+            self.edge_legend.show()
+            self.edge_legend.raise_()
+        self.place_overlays()
+
+    @staticmethod
+    def _default_stops():
+        """The ramp the training overlay tints edges with (inferno, 0.15 to 0.95 of it)."""
+        import pyqtgraph as pg
+        return legend_stops(pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False))
+
+    def _on_theme(self, _t) -> None:
+        self.hint.restyle()
+        self.edge_legend.update()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.place_overlays()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        if self.hint.kind:
+            self.place_overlays()
 
     # ------------------------------------------------------------------ zoom
     def zoom(self) -> float:
@@ -271,38 +353,3 @@ class GraphView(QGraphicsView):
                 y += step
             painter.setPen(QPen(QColor(color), 0))
             painter.drawLines(lines)
-
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        graph = self.graph_scene.doc.graph
-        kind = self._hint_kind()
-        self._hint_state = kind
-        if not kind:
-            return
-        if kind == "empty":
-            text = ("Your canvas is empty.\n\n"
-                    "Drag layers from the palette on the left and drop them here\n"
-                    "(or double-click a layer there). A network starts with Input and ends with Output.\n"
-                    "Connect layers by dragging from an output dot (right side) to an input dot (left side).")
-        elif kind == "blank":
-            text = ("Drag layers from the palette on the left into the space between Input and Output,\n"
-                    "then connect them: drag from a layer's right-hand dot to the next layer's left-hand dot.")
-        elif kind == "unconnected":
-            text = ("Connect the layers: drag from the dot on the right of a layer\n"
-                    "to the dot on the left of the next one. Try Input → Linear → ReLU → Linear → Output.")
-        else:
-            text = ("Add layers between Input and Output from the palette, then connect them\n"
-                    "by dragging from a layer's right-hand dot to the next layer's left-hand dot.")
-        t = theme.current()
-        painter.save()
-        painter.resetTransform()
-        vp = self.viewport().rect()
-        f = QFont()
-        f.setPointSizeF(10.5 if graph.nodes else 11.5)
-        painter.setFont(f)
-        painter.setPen(QColor(t.hint_text))
-        if graph.nodes:
-            box = QRectF(vp.left() + 20, vp.bottom() - 70, vp.width() - 40, 56)
-        else:
-            box = QRectF(vp.adjusted(40, 40, -40, -40))
-        painter.drawText(box, Qt.AlignCenter | Qt.TextWordWrap, text)
-        painter.restore()

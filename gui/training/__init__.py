@@ -72,6 +72,7 @@ def install_training_ui(window, mode: str | None = None):
             window.tabifyDockWidget(loss_dock, d)
     problems = window.problems_dock
     problems.raise_()
+    controller.docks.update(docks)
     for key, d in docks.items():
         if key in v:
             controller.scheduler.watch_dock(d, v[key])

@@ -64,7 +64,8 @@ class CanvasOverlay:
 
     def overlay_for(self, snap, info) -> dict:
         """``{"edge_colors": {edge id: (r, g, b, a)}, "node_images": {node id: QImage},
-        "edge_legend": {"lo", "hi", "label"}}`` for a snapshot (log10 range of the tinted values)."""
+        "edge_legend": (lo, hi, label)}`` for a snapshot (lo / hi: log10 of the tinted values' range,
+        drawn by the canvas's EdgeLegend)."""
         if info is None or snap is None:
             return {}
         by_fx = snap.grad_norms if self.mode == "grad" else snap.weight_mag
@@ -83,7 +84,7 @@ class CanvasOverlay:
                 t = 0.15 + 0.8 * ((v - lo) / span if hi > lo else 0.5)
                 r, g, b = (int(c) for c in _EDGE_LUT[int(t * 255)])
                 edge_colors[e.id] = (r, g, b, 255)
-            legend = {"lo": 10 ** lo, "hi": 10 ** hi, "label": MODES[self.mode]}
+            legend = (lo, hi, MODES[self.mode])
         node_images = {}
         for fx_name, a in snap.activations.items():
             node_id = info.node_ids.get(fx_name)

@@ -72,6 +72,8 @@ class TrainingController(QObject):
         self.panel = TrainingPanel()
         self.timeline = TimelineWidget()
         self.views = {key: cls() for key, cls in self.VIEW_CLASSES.items()}
+        #: the dock of each view and of the panel ("panel"), once install_training_ui has laid them out
+        self.docks: dict = {}
         self.scheduler = ViewScheduler(self.views, fps, parent=self)
         self.history = RunHistory()
         self.checkpoint_views = CheckpointViews()

@@ -7,12 +7,15 @@ through ``settings()`` / ``set_settings()`` as a plain dict of ``TrainConfig`` k
 from __future__ import annotations
 
 import math
+import re
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.train_config import LOSSES, OPTIMIZERS, SCHEDULES
+from gui.wheel_guard import guard_wheel
 
 DEFAULTS = {"device": "auto", "loss": "auto", "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 10,
             "schedule": "none", "seed": 0}
@@ -27,8 +30,81 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class _LogSpinBox(QDoubleSpinBox):
+def _number_text(value: float) -> str:
+    """100,000 / 0.01 / 1e-7: how a limit reads in a sentence."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m.group(1).replace('+', '')}{m.group(2)}", f"{value:g}")
+
+
+class _RangeRefusal:
+    """Spin boxes that refuse a typed value outside their range with a sentence, never clamp it.
+
+    Qt clamps a typed 1e6 to the maximum without a word (or swallows the key).  Here the text
+    stays as typed until Enter or focus-out; then ``refused(sentence)`` is emitted and the box
+    keeps its previous value.  ``setValue`` from code still clamps: see ``TrainingPanel.set_settings``.
+    """
+
+    label = "This setting"
+    hint = ""  # e.g. typical values, appended to the sentence
+    whole = False  # whole numbers only
+
+    def parse(self, text: str) -> float | None:
+        try:
+            value = float(text.strip().replace(",", "").replace("_", ""))
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    def in_range(self, value: float) -> bool:
+        return self.minimum() <= value <= self.maximum() and (not self.whole or float(value).is_integer())
+
+    def validate(self, text, pos):
+        value = self.parse(text)
+        if value is None or not self.in_range(value):
+            return QValidator.Intermediate, text, pos  # not Acceptable: Qt would clamp it
+        return QValidator.Acceptable, text, pos
+
+    def fixup(self, text):
+        # Qt calls this when Enter or focus-out meets a text validate() did not accept; the box
+        # then goes back to its previous value (an empty field just does, without a word)
+        if text.strip():
+            self.refused.emit(self.refusal(text))
+        return text
+
+    def refusal(self, text: str) -> str:
+        """The sentence for a typed ``text`` the box does not take: what, the allowed range, what stays."""
+        value = self.parse(text)
+        kept = f" It stays at {self.textFromValue(self.value())}."
+        if value is None:
+            return f"{self.label} must be a number; “{text.strip()}” is not one.{kept}"
+        if self.whole and not float(value).is_integer():
+            return f"{self.label} must be a whole number; got {text.strip()}.{kept}"
+        return (f"{self.label} {text.strip()} is out of range: use {_number_text(self.minimum())} to "
+                f"{_number_text(self.maximum())}{self.hint}.{kept}")
+
+
+class _IntBox(_RangeRefusal, QSpinBox):
+    refused = Signal(str)
+    whole = True
+
+    def __init__(self, label: str, low: int, high: int):
+        super().__init__()
+        self.label = label
+        self.setRange(low, high)
+        self.setKeyboardTracking(False)  # the value changes on Enter, not at each digit on the way
+
+    def valueFromText(self, text: str) -> int:
+        value = self.parse(text)
+        return int(value) if value is not None and self.in_range(value) else self.value()
+
+
+class _LogSpinBox(_RangeRefusal, QDoubleSpinBox):
     """A learning-rate box: steps multiply by ~2 (1e-3 -> 2e-3 -> 5e-3 ...), shows 4 significant digits."""
+
+    refused = Signal(str)
+    label = "Learning rate"
+    hint = " (typical: 0.001 for Adam, 0.01 to 0.1 for SGD)"
 
     def __init__(self):
         super().__init__()
@@ -40,18 +116,8 @@ class _LogSpinBox(QDoubleSpinBox):
         return f"{value:.4g}"
 
     def valueFromText(self, text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text, pos):
-        from PySide6.QtGui import QValidator
-        try:
-            float(text)
-            return QValidator.Acceptable, text, pos
-        except ValueError:
-            return QValidator.Intermediate, text, pos
+        value = self.parse(text)
+        return value if value is not None and self.in_range(value) else self.value()
 
     def stepBy(self, steps: int) -> None:
         v = self.value()
@@ -111,20 +177,27 @@ class TrainingPanel(QWidget):
         form.addRow("Optimizer", self.optimizer_box)
         self.lr_box = _LogSpinBox()
         form.addRow("Learning rate", self.lr_box)
-        self.batch_box = QSpinBox()
-        self.batch_box.setRange(1, 65536)
+        self.batch_box = _IntBox("Batch size", 1, 65536)
         form.addRow("Batch size", self.batch_box)
-        self.epochs_box = QSpinBox()
-        self.epochs_box.setRange(1, 100000)
+        self.epochs_box = _IntBox("Epochs", 1, 100000)
         form.addRow("Epochs", self.epochs_box)
         self.schedule_box = _combo()
         for name in SCHEDULES:
             self.schedule_box.addItem(name, name)
         form.addRow("Schedule", self.schedule_box)
-        self.seed_box = QSpinBox()
-        self.seed_box.setRange(0, 2**31 - 1)
+        self.seed_box = _IntBox("Seed", 0, 2**31 - 1)
         self.seed_box.setToolTip("The same seed gives the same initial weights and the same batch order")
         form.addRow("Seed", self.seed_box)
+        # a refused entry says why here, under the form, until that setting changes
+        self.settings_error = QLabel("")
+        self.settings_error.setObjectName("InlineError")
+        self.settings_error.setWordWrap(True)
+        self.settings_error.hide()
+        form.addRow(self.settings_error)
+        self._refused_by = None
+        for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box):
+            w.refused.connect(lambda text, w=w: self._refuse(w, text))
+            w.valueChanged.connect(lambda _v, w=w: self._accepted(w))
         outer.addWidget(box)
 
         grid = QGridLayout()
@@ -206,6 +279,7 @@ class TrainingPanel(QWidget):
         for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box):
             w.valueChanged.connect(self._edited)
         self._loading = False
+        guard_wheel(self)  # the panel scrolls in its dock: the wheel must not change a setting on the way
         self.set_settings({})
         self.set_state("idle")
         self.set_has_run(False)
@@ -235,19 +309,46 @@ class TrainingPanel(QWidget):
         }
 
     def set_settings(self, values: dict) -> None:
+        """Show ``values`` (a project's stored settings); one the panel cannot hold is brought into
+        range, and the panel says so."""
         v = {**DEFAULTS, **{k: x for k, x in (values or {}).items() if x is not None}}
         self._loading = True
+        changed = []
         try:
             for box, key in ((self.device_box, "device"), (self.loss_box, "loss"),
                              (self.optimizer_box, "optimizer"), (self.schedule_box, "schedule")):
                 i = box.findData(v[key])
                 box.setCurrentIndex(i if i >= 0 else 0)
-            self.lr_box.setValue(float(v["lr"]))
-            self.batch_box.setValue(int(v["batch_size"]))
-            self.epochs_box.setValue(int(v["epochs"]))
-            self.seed_box.setValue(int(v["seed"]))
+            for box, key in ((self.lr_box, "lr"), (self.batch_box, "batch_size"), (self.epochs_box, "epochs"),
+                             (self.seed_box, "seed")):
+                value = float(v[key]) if key == "lr" else int(v[key])
+                box.setValue(value)
+                if not box.minimum() <= value <= box.maximum():
+                    changed.append(f"{box.label.lower()} {_number_text(v[key])} is out of range "
+                                   f"({_number_text(box.minimum())} to {_number_text(box.maximum())}), "
+                                   f"so it is set to {box.textFromValue(box.value())}")
         finally:
             self._loading = False
+        self._refused_by = None
+        self._show_settings_error(("The stored " + "; the ".join(changed) + ".") if changed else "")
+
+    def _refuse(self, box, sentence: str) -> None:
+        self._refused_by = (box, box.value())
+        self._show_settings_error(sentence)
+
+    def _accepted(self, box) -> None:
+        """A new value in the box that refused an entry clears its sentence (Qt re-emits the kept
+        value right after a refusal: that one does not)."""
+        if self._loading or self._refused_by is None:
+            return
+        refused_box, kept = self._refused_by
+        if box is refused_box and box.value() != kept:
+            self._refused_by = None
+            self._show_settings_error("")
+
+    def _show_settings_error(self, text: str) -> None:
+        self.settings_error.setText(f"✖ {text}" if text else "")
+        self.settings_error.setVisible(bool(text))
 
     def _edited(self, *_args) -> None:
         if not self._loading:

@@ -6,6 +6,7 @@ grid (one tile per channel, for the first probe image).  The node follows clicks
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox
 
 from gui.views import SEQUENTIAL, DIVERGING, LiveView, make_image_plot, tile_images
@@ -43,8 +44,13 @@ class ActivationsView(LiveView):
         bar.addWidget(self.sample_box)
         self._layout.addLayout(bar)
         self.caption = QLabel("")
+        self.caption.setWordWrap(True)  # a long caption must not widen the window
         self._layout.addWidget(self.caption)
         self.plot, self.img = make_image_plot(axes=False)
+        # the colour scale: which value a colour stands for (levels are fixed per node for the run)
+        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SEQUENTIAL, label="activation", width=12,
+                                        interactive=False, colorMapMenu=False)
+        self.colorbar.setImageItem(self.img, insert_in=self.plot.getPlotItem())
         self._layout.addWidget(self.plot, 1)
         self.info = None
         self._levels: dict[str, tuple[float, float]] = {}
@@ -103,6 +109,7 @@ class ActivationsView(LiveView):
             self._levels[name] = levels
         if levels is None:
             return
-        self.img.setColorMap(SEQUENTIAL if levels[0] >= 0 else DIVERGING)
+        self.colorbar.setColorMap(SEQUENTIAL if levels[0] >= 0 else DIVERGING)  # the image follows its bar
+        self.colorbar.setLevels(levels)
         self.img.setImage(img, autoLevels=False, levels=levels)
         self.frames_drawn += 1

@@ -40,8 +40,9 @@ class LossView(LiveView):
         self.smooth_slider.setToolTip("Exponential moving average of the training loss (0 = raw)")
         bar.addWidget(self.smooth_slider)
         self.value_label = QLabel("")
-        bar.addStretch(1)
-        bar.addWidget(self.value_label)
+        self.value_label.setWordWrap(True)  # a long line must not widen the window (it wraps only when narrow)
+        self.value_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        bar.addWidget(self.value_label, 1)
         self._layout.addLayout(bar)
 
         self.loss_plot = make_plot(left="loss", log_axis=True)

@@ -60,8 +60,9 @@ class WeightsView(LiveView):
         self.layer_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         bar.addWidget(self.layer_box, 1)
         self.stats = QLabel("")
-        bar.addWidget(self.stats)
+        self.stats.setWordWrap(True)  # "64×784 (pooled …)" must not widen the window
         self._layout.addLayout(bar)
+        self._layout.addWidget(self.stats)  # its own line: it wraps only when the dock is narrow
 
         self.matrix_plot, self.matrix_img = make_image_plot(axes=False)
         self.matrix_img.setColorMap(DIVERGING)
