@@ -110,7 +110,7 @@ def activation_maximization(model, *, target: int | None = None, layer: str | No
                 opt.step()
                 with torch.no_grad():
                     x.clamp_(lo, hi)
-                trace.append(float(value))
+                trace.append(float(value.detach()))
             with torch.no_grad():
                 final = float(objective(x))
     finally:
