@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.explain.base import Job, NotApplicable, Subject, as_numpy, class_probabilities, eval_mode, subject
+from engine.explain.base import NO_JOB, Job, NotApplicable, Subject, as_numpy, class_probabilities, eval_mode, subject
 
 
 # ----------------------------------------------------------------------------- options
@@ -103,7 +103,6 @@ class Attribution:
     method: str
     target: int | list[int]
     values: np.ndarray  # the shape of the input: per input value, its share of the target's output
-    inputs: np.ndarray
     options: dict
     layer: str | None = None  # Grad-CAM's node
     layer_map: np.ndarray | None = None  # Grad-CAM at the layer's own resolution, (h, w) per sample
@@ -158,6 +157,8 @@ class Method:
         return YES if reason is None else Support(False, reason)
 
     def resolve(self, options: dict) -> dict:
+        if not options:
+            return self.defaults()
         known = {o.name: o for o in self.options}
         unknown = sorted(set(options) - set(known))
         if unknown:
@@ -384,7 +385,7 @@ def _lime(r: _Run):
 
 # ----------------------------------------------------------------------------- support checks
 def _embedding_reason(subj: Subject) -> str | None:
-    if any(isinstance(m, nn.Embedding) for m in subj.module.modules()):
+    if subj.has_embedding:
         return ("Gradients do not flow through an Embedding (token ids are not continuous); "
                 "use Occlusion, KernelSHAP or LIME.")
     return None
@@ -537,7 +538,9 @@ def resolve_targets(subj: Subject, x: torch.Tensor, target) -> int | list[int]:
     """``target`` checked against the model's outputs; None = the predicted class (classification) or
     the first output (regression)."""
     n = x.shape[0]
-    width = _output_width(subj)
+    width = subj.output_width
+    if n == 1 and type(target) is int and (width is None or 0 <= target < width):
+        return target  # the common case, answered without building lists
     if target is None:
         if subj.task != "classification":
             return 0 if n == 1 else [0] * n
@@ -558,15 +561,6 @@ def resolve_targets(subj: Subject, x: torch.Tensor, target) -> int | list[int]:
     return int(targets[0]) if n == 1 else [int(t) for t in targets]
 
 
-def _output_width(subj: Subject) -> int | None:
-    out_id = subj.node_ids.get("output")
-    if subj.analysis is not None and out_id in subj.analysis.nodes:
-        shape = subj.analysis.nodes[out_id].shape
-        if shape:
-            return int(shape[0])
-    return subj.n_outputs
-
-
 def attribute(model, x, target=None, method: str = "saliency", *, dataset=None, layer: str | None = None,
               cancel=None, progress=None, **options) -> Attribution:
     """The attribution map of ``method`` for ``x`` (one sample, or a batch) and ``target``.
@@ -584,12 +578,18 @@ def attribute(model, x, target=None, method: str = "saliency", *, dataset=None, 
     opts = m.resolve(options)
     batch, single = subj.batch(x)
     batch.requires_grad_(True)  # a fresh leaf (Captum would set it, with a warning)
-    job = Job(cancel, progress)
+    job = Job(cancel, progress) if cancel is not None or progress is not None else NO_JOB
     job.check()
-    with eval_mode(subj.module):
+    # eval mode, as in eval_mode() but inline: this path is timed against Captum alone (bench/explain.py)
+    training = [mod for mod in subj.modules if mod.training]
+    if training:
+        subj.module.eval()
+    try:
         targets = resolve_targets(subj, batch, target)
-        run = _Run(subj, batch, targets, opts, layer, job)
-        values, extra = m.run(run)
+        values, extra = m.run(_Run(subj, batch, targets, opts, layer, job))
+    finally:
+        for mod in training:
+            mod.training = True
     job.report(1.0)
 
     def out(v):
@@ -601,7 +601,7 @@ def attribute(model, x, target=None, method: str = "saliency", *, dataset=None, 
     delta = extra.get("delta")
     rel = extra.get("relative_delta")
     return Attribution(
-        method=m.name, target=targets, values=out(values), inputs=out(batch), options=opts,
+        method=m.name, target=targets, values=out(values), options=opts,
         layer=extra.get("layer"), layer_map=out(extra.get("layer_map")),
         delta=(float(out(delta)) if single and delta is not None else out(delta)),
         relative_delta=(float(out(rel)) if single and rel is not None else out(rel)),

@@ -71,6 +71,13 @@ def layer_names(subj: Subject) -> list[str]:
 
 def resolve_layer(subj: Subject, name: str) -> Layer:
     """The layer of graph node ``name``; NotApplicable with the known names otherwise."""
+    key = ("layer", name)
+    if key not in subj.memo:
+        subj.memo[key] = _resolve_layer(subj, name)
+    return subj.memo[key]
+
+
+def _resolve_layer(subj: Subject, name: str) -> Layer:
     m = subj.module
     if isinstance(m, fx.GraphModule):
         node = next((n for n in m.graph.nodes if n.name == name), None)
@@ -131,6 +138,16 @@ def spatial_layers(subj: Subject, x: torch.Tensor) -> list[str]:
 
 def spatial_layer(subj: Subject, x: torch.Tensor, name: str | None, method_title: str) -> Layer:
     """The layer ``name`` (default: the last spatial one), refused with a sentence if it is not spatial."""
+    key = ("spatial", name)
+    hit = subj.memo.get(key)
+    if hit is not None:
+        return hit
+    layer = _spatial_layer(subj, x, name, method_title)
+    subj.memo[key] = layer
+    return layer
+
+
+def _spatial_layer(subj: Subject, x: torch.Tensor, name: str | None, method_title: str) -> Layer:
     if not subj.is_image:
         raise NotApplicable(f"{method_title} needs image input (channels x height x width); "
                             f"this model takes {_shape(subj.input_shape)}.")
