@@ -55,6 +55,10 @@ def test_randomising_the_top_layer_decorrelates_saliency_and_the_model_is_left_a
     assert top.maps["saliency"].shape == (1, 28, 28)
     for k, v in compiled.module.state_dict().items():
         assert torch.equal(v, before[k]), f"{k} changed: the check must work on a copy"
+    # and explanations of the trained model afterwards are those of the trained model, not the copy's
+    from engine.explain import attribute
+    again = attribute(compiled, x, 1, "gradcam", dataset=ds, layer="relu2").values
+    np.testing.assert_allclose(again, result.stages[0].maps["gradcam"], rtol=1e-5, atol=1e-7)
     doc = result.to_json(include_maps=False)
     assert doc["stages"][1]["layer"] == "fc1" and "maps" not in doc["stages"][1]
 

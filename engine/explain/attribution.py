@@ -64,6 +64,8 @@ class Option:
                 if value not in self.choices:
                     raise ValueError
                 return value
+            if isinstance(value, bool):  # True is an int to Python, not to a person
+                raise ValueError
             if self.kind == "int":
                 if isinstance(value, float) and not value.is_integer():
                     raise ValueError

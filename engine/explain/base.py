@@ -8,6 +8,7 @@ batches or steps (it raises ``Cancelled``) and a ``progress`` callback that gets
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -113,6 +114,10 @@ class Subject:
         out_shape = self.node_shape("output")
         self.output_width: int | None = int(out_shape[0]) if out_shape else self.n_outputs
         self.memo: dict = {}  # per-model answers that do not change (layers, taps, shapes)
+
+    def with_module(self, module: nn.Module) -> "Subject":
+        """The same data and graph analysis over another module (a copy whose weights change)."""
+        return dataclasses.replace(self, module=module)
 
     @property
     def device(self) -> torch.device:

@@ -104,8 +104,7 @@ def sanity_check(model, x, target=None, methods=("saliency", "integrated_gradien
     job = Job(cancel, progress)
     total = (len(order) + 1) * len(names)
     # a copy to randomise; it keeps the original's graph analysis, so node names and shapes resolve
-    work = copy.copy(subj)
-    work.module = copy.deepcopy(subj.module)
+    work = subj.with_module(copy.deepcopy(subj.module))
     with eval_mode(subj.module):
         target_used = resolve_targets(subj, batch, target)
     if isinstance(target_used, list):
