@@ -176,3 +176,25 @@ def test_to_json_has_the_keys_the_cli_promises():
     assert all(isinstance(row, list) and len(row) == 3 for row in doc["confusion_matrix"])
     slim = evaluate(ready).to_json(include_samples=False)
     assert "cells" not in slim and "probabilities" not in slim and "confusion_matrix" in slim
+
+
+def test_the_timeline_epochs_evaluate_with_their_own_weights(tmp_path, capsys):
+    """Scrubbing the timeline: the weights kept for epoch 0 and for the end give their own matrices."""
+    from engine.cli import run_cli
+    from engine.model_at import model_at
+    from engine.project import Project, save_project
+
+    ready, ds = trained_iris()
+    fresh = compile_graph(mlp((8,)), context_for(ds), seed=0).module.state_dict()
+    trained = {k: v.clone() for k, v in ready.module.state_dict().items()}
+    project = Project(graph=mlp((8,)), data=dict(ds.spec), weights=trained, checkpoints={0: fresh, 1: trained},
+                      name="Iris timeline")
+    at0, at1 = evaluate(model_at(project, 0, dataset=ds)), evaluate(model_at(project, 1, dataset=ds))
+    now = evaluate(model_at(project, dataset=ds))
+    assert at0.epoch == 0 and at1.epoch == 1 and now.epoch is None
+    assert np.array_equal(at1.confusion_matrix, now.confusion_matrix)
+    assert not np.array_equal(at0.confusion_matrix, at1.confusion_matrix) and at0.accuracy < at1.accuracy
+    save_project(tmp_path / "timeline.layerlab", project)
+    assert run_cli(["evaluate", str(tmp_path / "timeline.layerlab"), "--epoch", "0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["epoch"] == 0 and doc["confusion_matrix"] == at0.confusion_matrix.tolist()
