@@ -104,14 +104,30 @@ class Attribution:
 
     method: str
     target: int | list[int]
-    values: np.ndarray  # the shape of the input: per input value, its share of the target's output
     options: dict
     layer: str | None = None  # Grad-CAM's node
-    layer_map: np.ndarray | None = None  # Grad-CAM at the layer's own resolution, (h, w) per sample
     delta: np.ndarray | float | None = None  # completeness: sum(values) - (F(x) - F(baseline))
     relative_delta: np.ndarray | float | None = None  # |delta| / |F(x) - F(baseline)|
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
+    # the maps as the method returned them; numpy on first use (a conversion costs as much as the
+    # adapter's whole bookkeeping, so a map nobody reads is never converted)
+    raw_values: Any = field(default=None, repr=False)
+    raw_layer_map: Any = field(default=None, repr=False)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The map, the shape of the input: per input value, its share of the target's output."""
+        if not isinstance(self.raw_values, np.ndarray):
+            self.raw_values = as_numpy(self.raw_values)
+        return self.raw_values
+
+    @property
+    def layer_map(self) -> np.ndarray | None:
+        """Grad-CAM at the layer's own resolution, (h, w) per sample; None for other methods."""
+        if self.raw_layer_map is not None and not isinstance(self.raw_layer_map, np.ndarray):
+            self.raw_layer_map = as_numpy(self.raw_layer_map)
+        return self.raw_layer_map
 
     def to_json(self, include_arrays: bool = True) -> dict:
         def num(v):
@@ -148,11 +164,22 @@ class Method:
     needs_layer: bool = False
     long: bool = False  # worth a progress bar and a Cancel button
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_defaults", self.defaults())
+
     def schema(self) -> list[dict]:
         return [o.to_json() for o in self.options]
 
     def defaults(self) -> dict:
         return {o.name: o.default for o in self.options}
+
+    def unsupported_reason(self, subj: Subject) -> str | None:
+        """``check``'s answer, remembered per model (a Subject's memo)."""
+        key = ("check", self.name)
+        memo = subj.memo
+        if key not in memo:
+            memo[key] = self.check(subj)
+        return memo[key]
 
     def supports(self, model, dataset=None) -> Support:
         reason = self.check(subject(model, dataset))
@@ -160,7 +187,7 @@ class Method:
 
     def resolve(self, options: dict) -> dict:
         if not options:
-            return self.defaults()
+            return dict(self._defaults)
         known = {o.name: o for o in self.options}
         unknown = sorted(set(options) - set(known))
         if unknown:
@@ -170,7 +197,7 @@ class Method:
                 for name, opt in known.items()}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     subj: Subject
     x: torch.Tensor  # (N, *shape) on the model's device
@@ -275,7 +302,7 @@ def _gradcam(r: _Run):
     cam = LayerGradCam(layer.forward_module, layer.module).attribute(r.x, target=r.target,
                                                                      relu_attributions=r.opts["relu"])
     up = LayerAttribution.interpolate(cam, tuple(r.x.shape[2:]), r.opts["interpolate"])
-    return up.expand_as(r.x), {"layer": layer.name, "layer_map": cam[:, 0]}
+    return up.expand_as(r.x).contiguous(), {"layer": layer.name, "layer_map": cam[:, 0]}
 
 
 def _guided_gradcam(r: _Run):
@@ -574,7 +601,7 @@ def attribute(model, x, target=None, method: str = "saliency", *, dataset=None, 
     turned true.  The model is run in eval mode; its own mode is restored afterwards."""
     m = get_method(method) if isinstance(method, str) else method
     subj = subject(model, dataset)
-    reason = m.check(subj)
+    reason = m.unsupported_reason(subj)
     if reason is not None:
         raise NotApplicable(reason)
     opts = m.resolve(options)
@@ -594,20 +621,19 @@ def attribute(model, x, target=None, method: str = "saliency", *, dataset=None, 
             mod.training = True
     job.report(1.0)
 
-    def out(v):
+    def out(v):  # the tensor, without the batch axis for a single sample
         if v is None:
             return None
-        a = as_numpy(v)
-        return a[0] if single else a
+        v = v.detach()
+        return v[0] if single else v
 
-    delta = extra.get("delta")
-    rel = extra.get("relative_delta")
+    delta, rel = out(extra.get("delta")), out(extra.get("relative_delta"))
     return Attribution(
-        method=m.name, target=targets, values=out(values), options=opts,
-        layer=extra.get("layer"), layer_map=out(extra.get("layer_map")),
-        delta=(float(out(delta)) if single and delta is not None else out(delta)),
-        relative_delta=(float(out(rel)) if single and rel is not None else out(rel)),
-        feature_names=subj.feature_names, class_names=subj.class_names)
+        method=m.name, target=targets, options=opts, layer=extra.get("layer"),
+        delta=None if delta is None else (float(delta) if single else as_numpy(delta)),
+        relative_delta=None if rel is None else (float(rel) if single else as_numpy(rel)),
+        feature_names=subj.feature_names, class_names=subj.class_names,
+        raw_values=out(values), raw_layer_map=out(extra.get("layer_map")))
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

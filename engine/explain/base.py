@@ -152,8 +152,10 @@ class Subject:
 
     def batch(self, x) -> tuple[torch.Tensor, bool]:
         """``x`` as a float batch on the model's device, and whether it was a single sample."""
-        t = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
-        t = t.detach().to(self.device, torch.float32)
+        t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        device = self.device
+        if t.dtype is not torch.float32 or t.device != device:
+            t = t.to(device, torch.float32)
         if self._shape is not None:
             if t.shape == self._shape:
                 return t.unsqueeze(0), True
