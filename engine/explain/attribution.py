@@ -599,7 +599,7 @@ def attribute(model, x, target=None, method: str = "saliency", *, dataset=None, 
     ``options``: the method's options (``METHODS[name].schema()``).  Raises NotApplicable with a
     sentence for a method, option, target or layer that does not fit, Cancelled when ``cancel()``
     turned true.  The model is run in eval mode; its own mode is restored afterwards."""
-    m = get_method(method) if isinstance(method, str) else method
+    m = (METHODS.get(method) or get_method(method)) if isinstance(method, str) else method
     subj = subject(model, dataset)
     reason = m.unsupported_reason(subj)
     if reason is not None:
@@ -621,19 +621,19 @@ def attribute(model, x, target=None, method: str = "saliency", *, dataset=None, 
             mod.training = True
     job.report(1.0)
 
-    def out(v):  # the tensor, without the batch axis for a single sample
-        if v is None:
-            return None
-        v = v.detach()
-        return v[0] if single else v
+    values = values.detach()
+    result = Attribution(m.name, targets, opts, feature_names=list(subj.feature_names),
+                         class_names=list(subj.class_names), raw_values=values[0] if single else values)
+    if extra:  # Grad-CAM's layer, the completeness delta of IG and Gradient SHAP
+        def out(v):  # without the batch axis for a single sample
+            return None if v is None else (v.detach()[0] if single else v.detach())
 
-    delta, rel = out(extra.get("delta")), out(extra.get("relative_delta"))
-    return Attribution(
-        method=m.name, target=targets, options=opts, layer=extra.get("layer"),
-        delta=None if delta is None else (float(delta) if single else as_numpy(delta)),
-        relative_delta=None if rel is None else (float(rel) if single else as_numpy(rel)),
-        feature_names=subj.feature_names, class_names=subj.class_names,
-        raw_values=out(values), raw_layer_map=out(extra.get("layer_map")))
+        delta, rel = out(extra.get("delta")), out(extra.get("relative_delta"))
+        result.layer = extra.get("layer")
+        result.raw_layer_map = out(extra.get("layer_map"))
+        result.delta = None if delta is None else (float(delta) if single else as_numpy(delta))
+        result.relative_delta = None if rel is None else (float(rel) if single else as_numpy(rel))
+    return result
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -114,6 +114,11 @@ class Subject:
         out_shape = self.node_shape("output")
         self.output_width: int | None = int(out_shape[0]) if out_shape else self.n_outputs
         self.memo: dict = {}  # per-model answers that do not change (layers, taps, shapes)
+        names = list(getattr(self.dataset, "feature_names", None) or [])
+        if self.is_tabular and len(names) != self.input_shape[0]:
+            names = [f"x{i}" for i in range(self.input_shape[0])]
+        self.feature_names: list[str] = names  # tabular data: one per input column
+        self.class_names: list[str] = list(getattr(self.dataset, "class_names", None) or [])
 
     def with_module(self, module: nn.Module) -> "Subject":
         """The same data and graph analysis over another module (a copy whose weights change)."""
@@ -131,16 +136,6 @@ class Subject:
     def is_tabular(self) -> bool:
         return self.input_shape is not None and len(self.input_shape) == 1
 
-    @property
-    def feature_names(self) -> list[str]:
-        names = list(getattr(self.dataset, "feature_names", None) or [])
-        if self.is_tabular and len(names) != self.input_shape[0]:
-            names = [f"x{i}" for i in range(self.input_shape[0])]
-        return names
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(getattr(self.dataset, "class_names", None) or [])
 
     def node_shape(self, fx_name: str) -> tuple[int, ...] | None:
         """The per-sample output shape of the graph node compiled to ``fx_name`` (None: unknown)."""
