@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from engine.explain.base import NO_JOB, Job, NotApplicable, Subject, as_numpy, class_probabilities, eval_mode, subject
+from engine.explain.taps import layer_names, spatial_layer, spatial_layers
 
 
 # ----------------------------------------------------------------------------- options
@@ -126,7 +127,7 @@ class Attribution:
     def layer_map(self) -> np.ndarray | None:
         """Grad-CAM at the layer's own resolution, (h, w) per sample; None for other methods."""
         if self.raw_layer_map is not None and not isinstance(self.raw_layer_map, np.ndarray):
-            self.raw_layer_map = as_numpy(self.raw_layer_map)
+            self.raw_layer_map = np.squeeze(as_numpy(self.raw_layer_map), axis=-3)  # Captum's channel axis of 1
         return self.raw_layer_map
 
     def to_json(self, include_arrays: bool = True) -> dict:
@@ -310,19 +311,17 @@ def _smoothgrad(r: _Run):
 def _gradcam(r: _Run):
     from captum.attr import LayerAttribution, LayerGradCam
 
-    from engine.explain.taps import spatial_layer
-
     layer = spatial_layer(r.subj, r.x, r.layer, "Grad-CAM")
     cam = LayerGradCam(layer.forward_module, layer.module).attribute(r.x, target=r.target,
                                                                      relu_attributions=r.opts["relu"])
-    up = LayerAttribution.interpolate(cam, tuple(r.x.shape[2:]), r.opts["interpolate"])
-    return up.expand_as(r.x).contiguous(), {"layer": layer.name, "layer_map": cam[:, 0]}
+    up = LayerAttribution.interpolate(cam, r.x.shape[2:], r.opts["interpolate"])
+    if up.shape[1] != r.x.shape[1]:  # one map for all of an RGB image's channels
+        up = up.expand_as(r.x).contiguous()
+    return up, {"layer": layer.name, "layer_map": cam}
 
 
 def _guided_gradcam(r: _Run):
     from captum.attr import GuidedGradCam
-
-    from engine.explain.taps import spatial_layer
 
     layer = spatial_layer(r.subj, r.x, r.layer, "Guided Grad-CAM")
     ggc = GuidedGradCam(layer.forward_module, layer.module)
@@ -440,8 +439,6 @@ def _gradient_check(subj: Subject) -> str | None:
 
 def _image_layer_check(title: str):
     def check(subj: Subject) -> str | None:
-        from engine.explain.taps import layer_names
-
         if not subj.is_image:
             return f"{title} needs image input (channels x height x width) and a convolutional layer."
         if subj.analysis is not None and not any(len(subj.node_shape(n) or ()) == 3 for n in layer_names(subj)):
@@ -567,8 +564,6 @@ def methods_for(model, dataset=None) -> list[dict]:
 
 def layer_choices(model, x=None, dataset=None) -> list[str]:
     """The nodes Grad-CAM can use (spatial outputs), in execution order; the last one is the default."""
-    from engine.explain.taps import spatial_layers
-
     subj = subject(model, dataset)
     if subj.input_shape is None and x is None:
         return []
