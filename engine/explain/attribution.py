@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from engine.explain.base import NO_JOB, Job, NotApplicable, Subject, as_numpy, class_probabilities, eval_mode, subject
 from engine.explain.taps import layer_names, spatial_layer, spatial_layers

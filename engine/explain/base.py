@@ -136,7 +136,6 @@ class Subject:
     def is_tabular(self) -> bool:
         return self.input_shape is not None and len(self.input_shape) == 1
 
-
     def node_shape(self, fx_name: str) -> tuple[int, ...] | None:
         """The per-sample output shape of the graph node compiled to ``fx_name`` (None: unknown)."""
         nid = self.node_ids.get(fx_name)
