@@ -42,6 +42,16 @@ def positive_int(text):
     return int_in(1, MAX_EPOCHS)(text)
 
 
+def non_negative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return v
+
+
 def positive_float(text):
     try:
         v = float(text)

@@ -12,7 +12,7 @@ from engine.data import (DATASET_SOURCES, Dataset, Normalization, default_spec, 
 from engine.errors import DataError
 
 GENERATORS = ["moons", "circles", "spirals", "xor", "blobs", "regression_1d", "sine"]
-BUNDLED = ["iris", "wine", "breast_cancer", "digits", "diabetes"]
+BUNDLED = ["iris", "wine", "breast_cancer", "digits", "fashion_mnist", "diabetes"]
 
 
 # ------------------------------------------------------------------ API and catalogue
@@ -149,6 +149,33 @@ def test_digits_are_1x8x8_images_with_10_classes():
     assert len(ds.normalization.mean) == 1  # one channel
     raw = load_dataset({"source": "digits", "standardize": False})
     assert raw.x_train.min() >= 0 and raw.x_train.max() <= 1  # pixels scaled to [0, 1]
+
+
+def test_fashion_mnist_ships_10000_real_28x28_images_in_10_named_classes():
+    import gzip
+    from importlib import resources
+
+    ds = load_dataset({"source": "fashion_mnist", "standardize": False, "val_fraction": 0.1,
+                       "test_fraction": 0.2})
+    assert ds.input_shape == (1, 28, 28) and ds.is_image and ds.feature_names == []
+    assert (ds.n_train, ds.n_val, ds.n_test) == (7000, 1000, 2000)
+    assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot" and ds.n_outputs == 10
+    assert ds.x_train.dtype == torch.float32 and ds.x_train.min() == 0 and ds.x_train.max() == 1
+    # stratified: every class keeps its tenth of each split (the t10k set has 1,000 per class)
+    assert torch.bincount(ds.y_test, minlength=10).tolist() == [200] * 10
+    # the pixels are the file's bytes / 255, read here without the engine's IDX reader
+    folder = resources.files("resources").joinpath("datasets", "fashion-mnist")
+    raw = gzip.decompress(folder.joinpath("t10k-images-idx3-ubyte.gz").read_bytes())
+    labels = np.frombuffer(gzip.decompress(folder.joinpath("t10k-labels-idx1-ubyte.gz").read_bytes()),
+                           np.uint8, offset=8)
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(10000, 28 * 28)
+    all_x = torch.cat([ds.x_train, ds.x_val, ds.x_test]).reshape(10000, -1).numpy()
+    all_y = torch.cat([ds.y_train, ds.y_val, ds.y_test]).numpy()
+    assert np.abs(all_x * 255 - np.round(all_x * 255)).max() < 1e-4  # exact multiples of 1/255
+    ours = sorted((int(c), row.tobytes()) for c, row in zip(all_y, np.round(all_x * 255).astype(np.uint8)))
+    theirs = sorted((int(c), row.tobytes()) for c, row in zip(labels, images))
+    assert ours == theirs  # the same 10,000 (label, image) pairs, shuffled into the splits
+    assert folder.joinpath("LICENSE.txt").read_text(encoding="utf-8").startswith("The MIT License")
 
 
 def test_diabetes_is_regression_in_real_units():

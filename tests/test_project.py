@@ -285,6 +285,7 @@ def test_bundles_hold_no_pickle(tmp_path):
 CONTEXTS = {
     "moons": InferContext((2,), 2, "classification"),
     "digits": InferContext((1, 8, 8), 10, "classification"),
+    "fashion_mnist": InferContext((1, 28, 28), 10, "classification"),
     "iris": InferContext((4,), 3, "classification"),
     "sine": InferContext((1,), 1, "regression"),
     "spirals": InferContext((2,), 3, "classification"),
