@@ -57,6 +57,17 @@ def _small_cnn() -> nn.Module:
     )
 
 
+def _seed_cnn() -> nn.Module:
+    """The seeds' tutorial network on 28x28 images: Conv2d 32 3x3 -> ReLU -> MaxPool -> Flatten -> Linear 10."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 14 * 14, 10),
+    )
+
+
+def _mlp784() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
 def workloads() -> list[Workload]:
     from sklearn.datasets import load_digits, make_moons
 
@@ -66,9 +77,16 @@ def workloads() -> list[Workload]:
     digits = load_digits()
     digits_x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
     digits_y = torch.tensor(digits.target, dtype=torch.int64)
+    from engine.data import load_dataset
+
+    fashion = load_dataset({"source": "fashion_mnist", "val_fraction": 0.0, "test_fraction": 0.0,
+                            "standardize": False})
+    fashion_x, fashion_y = fashion.x_train[:6000].contiguous(), fashion.y_train[:6000].contiguous()
     return [
         Workload("moons_mlp", moons_x, moons_y, 32, 30, _mlp((2, 64, 64, 2)), True),
         Workload("digits_mlp", digits_x, digits_y, 32, 30, _mlp((64, 64, 64, 10)), True),
         Workload("small_cnn", digits_x.reshape(-1, 1, 8, 8).contiguous(), digits_y, 64, 20,
                  _small_cnn, False),
+        Workload("fashion28_cnn", fashion_x, fashion_y, 64, 3, _seed_cnn, False),
+        Workload("fashion28_mlp784", fashion_x, fashion_y, 64, 10, _mlp784, False),
     ]

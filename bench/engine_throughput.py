@@ -116,6 +116,29 @@ def final_loss(w: Workload, model: nn.Module) -> float:
         return float(F.cross_entropy(model(w.x), w.y))
 
 
+# ---------------------------------------------------------------- the CPU's roof
+def matmul_roof_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 n x n matmul on ``threads`` threads: what this CPU can do at best."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def training_flops_per_sample(w: Workload) -> float:
+    """Forward FLOPs of one sample times 3 (forward, and a backward of about twice the forward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = w.model().eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(w.x[:16])
+    return 3 * counter.get_total_flops() / 16
+
+
 # ---------------------------------------------------------------- measurement
 def measure(w: Workload, name: str, epochs: int, threads: int) -> tuple[float, float]:
     """(samples/s, final training loss) of one full run from a fresh model."""
@@ -168,15 +191,19 @@ def main(argv: list[str] | None = None) -> int:
                 results[name].append(sps)
                 losses[name].append(loss)
         med = {n: statistics.median(v) for n, v in results.items()}
+        roof = matmul_roof_gflops(threads)
+        flops = training_flops_per_sample(w)
+        share = {n: med[n] * flops / 1e9 / roof for n in names}
         print(f"\n{w.name}: {len(w.x)} samples, batch {w.batch_size}, {epochs} epochs, "
-              f"{sum(p.numel() for p in model.parameters())} params, torch threads = {threads}")
+              f"{sum(p.numel() for p in model.parameters())} params, torch threads = {threads}, "
+              f"{flops / 1e6:.2f} MFLOP per training sample; matmul roof {roof:.1f} GFLOP/s")
         print(f"  {'trainer':<10} {'samples/s':>11} {'min':>9} {'max':>9} {'vs plain':>9} "
-              f"{'final loss':>11}")
+              f"{'final loss':>11} {'roof share':>11}")
         for n in names:
             fl = statistics.median(losses[n])
             fl_s = f"{fl:11.4f}" if fl == fl else f"{'-':>11}"
             print(f"  {n:<10} {med[n]:11.0f} {min(results[n]):9.0f} {max(results[n]):9.0f} "
-                  f"{med[n] / med['plain']:8.2f}x {fl_s}")
+                  f"{med[n] / med['plain']:8.2f}x {fl_s} {100 * share[n]:10.1f}%")
         entry = {"layerlab": round(med["layerlab"], 1), "plain": round(med["plain"], 1),
                  "lightning": round(med["lightning"], 1),
                  "vs_plain": round(med["layerlab"] / med["plain"], 3),
@@ -184,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if "sklearn" in med:
             entry["sklearn"] = round(med["sklearn"], 1)
         entry["threads"] = threads
+        entry["roof_share"] = {n: round(share[n], 4) for n in ("layerlab", "plain")}
         summary[w.name] = entry
     print()
     print(json.dumps(summary))

@@ -583,3 +583,34 @@ def test_a_model_with_the_wrong_output_shape_gets_a_sentence():
 def test_a_model_that_cannot_take_the_input_gets_a_sentence():
     with pytest.raises(TrainingError, match="cannot process a training batch of shape"):
         Trainer(nn.Linear(5, 2), moons(), cfg()).run()
+
+
+# ---------------------------------------------------------------- memory format
+def test_conv_models_train_channels_last_on_cpu_and_match_the_default_layout():
+    """The channels-last path (faster for conv nets on a CPU) gives the NCHW path's results up to float
+    rounding: after 3 epochs every weight agrees to 1e-4 relative (documented in engine/train.py)."""
+    from engine.train import choose_memory_format
+
+    g = torch.Generator().manual_seed(0)
+    data = types.SimpleNamespace(task="classification", x_train=torch.rand(256, 1, 12, 12, generator=g),
+                                 y_train=torch.randint(0, 3, (256,), generator=g),
+                                 x_val=torch.rand(64, 1, 12, 12, generator=g),
+                                 y_val=torch.randint(0, 3, (64,), generator=g))
+
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3),
+                             nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 3))
+
+    fast = Trainer(net(), data, cfg(epochs=3, lr=0.01))
+    assert fast.memory_format is torch.channels_last
+    assert fast.model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    fast.run()
+    plain = Trainer(net(), data, cfg(epochs=3, lr=0.01))
+    plain.memory_format = torch.contiguous_format  # the default layout, as a plain loop trains
+    plain.model.to(memory_format=torch.contiguous_format)
+    plain.run()
+    for (name, a), b in zip(fast.model.state_dict().items(), plain.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in plain.history], rel=1e-4)
+    assert choose_memory_format(nn.Linear(2, 2), torch.device("cpu")) is torch.contiguous_format
