@@ -25,7 +25,7 @@ from engine.data.params import SPLIT_DEFAULTS
 
 __all__ = [
     "Dataset", "Normalization", "load_dataset", "list_builtin_datasets", "DATASET_SOURCES",
-    "default_spec", "split_indices", "read_idx",
+    "default_spec", "split_indices", "read_idx", "load_raw",
 ]
 
 # source -> (default keys, loader(spec, base_dir) -> dict of arrays for build_dataset)
@@ -72,6 +72,39 @@ def list_builtin_datasets() -> list[dict]:
     return out
 
 
+def _load_raw(source: str, full: dict, base_dir: str | None) -> dict:
+    if source in GENERATORS:
+        x, y, class_names, feature_names = generate(source, full)
+        raw = {"name": source, "task": GENERATORS[source].task, "x": x, "y": y,
+               "class_names": class_names, "feature_names": feature_names}
+    elif source in BUNDLED:
+        x, y, class_names, feature_names = load_bundled(source)
+        raw = {"name": source, "task": BUNDLED[source].task, "x": x, "y": y,
+               "class_names": class_names, "feature_names": feature_names}
+    else:
+        raw = _IMPORTERS[source][1](full, base_dir)
+    if isinstance(full.get("name"), str) and full["name"]:
+        raw["name"] = full["name"]
+    return raw
+
+
+def load_raw(spec: Mapping, base_dir: str | None = None) -> dict:
+    """The arrays a spec's source yields before any split or normalisation (``x``, ``y``, ``task``,
+    ``class_names``, ``feature_names`` and, for sources that ship one, ``fixed_test``): what an
+    exported package needs to reproduce the data elsewhere.  Errors as for ``load_dataset``."""
+    if not isinstance(spec, Mapping) or spec.get("source") not in DATASET_SOURCES:
+        raise _unknown_source(spec.get("source") if isinstance(spec, Mapping) else spec)
+    source = spec["source"]
+    full = {**default_spec(source), **spec}
+    try:
+        return _load_raw(source, full, base_dir)
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"Could not load the {source!r} dataset: {type(e).__name__}: {e}. "
+                        "Check the data settings.") from e
+
+
 def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = None,
                  base_dir: str | None = None) -> Dataset:
     """Load, split and normalise the data a spec describes.
@@ -91,18 +124,7 @@ def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = 
         normalization = Normalization.from_dict(normalization)
     full = {**default_spec(source), **spec}
     try:
-        if source in GENERATORS:
-            x, y, class_names, feature_names = generate(source, full)
-            raw = {"name": source, "task": GENERATORS[source].task, "x": x, "y": y,
-                   "class_names": class_names, "feature_names": feature_names}
-        elif source in BUNDLED:
-            x, y, class_names, feature_names = load_bundled(source)
-            raw = {"name": source, "task": BUNDLED[source].task, "x": x, "y": y,
-                   "class_names": class_names, "feature_names": feature_names}
-        else:
-            raw = _IMPORTERS[source][1](full, base_dir)
-        if isinstance(full.get("name"), str) and full["name"]:
-            raw["name"] = full["name"]
+        raw = _load_raw(source, full, base_dir)
         return build_dataset(spec=full, normalization=normalization, **raw)
     except DataError:
         raise
