@@ -47,7 +47,9 @@ class ImportResult:
         g = self.project.graph
         layers = sum(1 for n in g.nodes if n.type not in ("Input", "Output"))
         custom = sum(1 for n in g.nodes if n.type == "Custom")
-        lines = [f"Imported {layers} layers" + (f" ({custom} Custom)" if custom else "") + f" from a {self.kind} model."]
+        kind = {"python": "a Python", "package": "a LayerLab package's", "onnx": "an ONNX",
+                "safetensors": "a LayerLab safetensors"}.get(self.kind, self.kind)
+        lines = [f"Imported {layers} layers" + (f" ({custom} Custom)" if custom else "") + f" from {kind} model."]
         if self.max_abs_diff is not None:
             lines.append(f"Checked: the graph computes the original's outputs (max abs difference {self.max_abs_diff:.2g}).")
         return "\n".join(lines + self.notes)
