@@ -115,3 +115,31 @@ def build(key: str) -> Project:
     if kind == "model":
         return trained(KINDS[name]())
     return seeded(load_starter(name))
+
+
+class ExportCache:
+    """Each project built once and each (project, format) exported once per test session: ONNX
+    export takes 1-8 s here, so the tests share the files."""
+
+    SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "safetensors": ".safetensors", "torchscript": ".pt", "python": ""}
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._projects: dict = {}
+        self._results: dict = {}
+
+    def project(self, key: str) -> Project:
+        if key not in self._projects:
+            self._projects[key] = build(key)
+        return self._projects[key]
+
+    def path(self, key: str, fmt: str) -> Path:
+        return self.root / (key.replace(":", "_") + ("_package" if fmt == "python" else "") + self.SUFFIX[fmt])
+
+    def export(self, key: str, fmt: str):
+        from engine.export import export_project
+
+        if (key, fmt) not in self._results:
+            torch.set_num_threads(1)
+            self._results[key, fmt] = export_project(self.project(key), fmt, self.path(key, fmt))
+        return self._results[key, fmt]

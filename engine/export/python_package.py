@@ -143,8 +143,8 @@ def data_py(source: ExportSource, config, csv_encoding: dict | None) -> str:
     settings = "\n".join([
         f"#: the data spec LayerLab loaded\nSOURCE = {py_literal(dict(source.project.data))}",
         f"TASK = {ds.task!r}",
-        f"CLASS_NAMES = {list(ds.class_names)!r}",
-        f"FEATURE_NAMES = {list(ds.feature_names)!r}",
+        f"CLASS_NAMES = {[str(c) for c in ds.class_names]!r}",
+        f"FEATURE_NAMES = {[str(f) for f in ds.feature_names]!r}",
         f"INPUT_SHAPE = {tuple(int(s) for s in ds.input_shape)!r}",
         f"#: the train/val/test split: its fractions and seed\nSPLIT = {py_literal(split)}",
         f"#: standardisation statistics LayerLab fitted on the training split (None: not standardised)\n"
