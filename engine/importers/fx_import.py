@@ -328,9 +328,13 @@ class _Converter:
                 and len(args) == 2 and not kwargs and len(tensors(args)) == 2:
             layer = "Add" if op.endswith("add") else "Multiply"
             first, second = args
+            if self.value[first] == self.value[second]:  # x + x: one input twice is no merge
+                return "Custom", {"op": "operator.mul" if layer == "Add" else "operator.pow", "args": [2.0],
+                                  "kwargs": {}}, [first]
             prev = self.value[first]
+            feeds = any(e.src == self.value[second] for e in self.graph.in_edges(prev))
             # a + b + c: fold into the Add that made a + b, if nothing else uses it
-            if self.graph.node(prev).type == layer and len(first.users) == 1:
+            if self.graph.node(prev).type == layer and len(first.users) == 1 and not feeds:
                 self.graph.connect(self.value[second], prev)
                 self.value[node] = prev
                 return _FOLDED
