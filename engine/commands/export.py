@@ -1,8 +1,6 @@
 """``layerlab export``: write a project's model as ONNX, .pt2, safetensors, TorchScript or a PyTorch package."""
 from __future__ import annotations
 
-import sys
-
 from engine.cli_support import EXIT_OK, BadInput, project_base_dir, resolve_project
 
 HELP = "export a project's model (onnx, pt2, safetensors, torchscript, or a python package)"
@@ -26,8 +24,5 @@ def run(args) -> int:
     project = resolve_project(args.project)
     result = export_project(project, args.format, args.out, epoch=args.epoch,
                             base_dir=project_base_dir(args.project))
-    print(result.summary())
-    if result.log:
-        sys.stderr.write(f"({len(result.log.splitlines())} lines of exporter messages were captured; "
-                         "they are not needed)\n")
+    print(result.summary())  # the exporter's own chatter (result.log) is not the user's business here
     return EXIT_OK

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from engine.cli_support import EXIT_OK, BadInput
@@ -42,8 +41,8 @@ def run(args) -> int:
         raise BadInput(f"--out {out}: give a project path ending in .layerlab.")
     source = Path(args.file)
     runs_code = source.suffix.lower() == ".py" or source.is_dir() or source.suffix.lower() == ".zip"
-    if runs_code:
-        sys.stderr.write(f"note: {TRUST_WARNING}\n")
+    if runs_code:  # said before the file runs (on stdout: stderr is kept for the one error line)
+        print(f"note: {TRUST_WARNING}", flush=True)
     result = import_model(source, class_name=args.class_name, input_shape=args.input_shape, weights=args.weights)
     save_project(out, result.project)
     print(result.summary())

@@ -19,6 +19,7 @@ import importlib.util
 import inspect
 import io
 import json
+import pprint
 import shutil
 import sys
 import tempfile
@@ -156,7 +157,7 @@ def data_py(source: ExportSource, config, csv_encoding: dict | None) -> str:
     if csv_encoding is not None:
         keep = {k: csv_encoding[k] for k in ("delimiter", "decimal_comma", "header", "columns", "features",
                                              "targets", "target_numeric")}
-        csv_source = _fill("csv_reader.py.tmpl", CSV_ENCODING=f"CSV = {json.dumps(keep, indent=1)}")
+        csv_source = _fill("csv_reader.py.tmpl", CSV_ENCODING=f"CSV = {pprint.pformat(keep, sort_dicts=False, width=110)}")
     return _fill("data.py.tmpl", SETTINGS=settings, SPLIT_SOURCE="# LayerLab's split (engine/data/dataset.py), "
                  "copied so the rows land in the same splits\n" + split_source, CSV_SOURCE=csv_source)
 

@@ -109,8 +109,10 @@ def _scope(node) -> str | None:
                 scopes = ast.literal_eval(p.value)
             except (ValueError, SyntaxError):
                 return None
-            names = [s for s in scopes if s and not s.startswith("_")]
-            return names[0].split(".")[0] if len(names) >= 2 else None
+            # ['', 'lstm1', 'lstm1.rnn', 'lstm']: the root, the top-level module, ..., the operation
+            if len(scopes) >= 3 and scopes[0] == "" and scopes[1]:
+                return str(scopes[1]).split(".")[0]
+            return None
     return None
 
 
@@ -717,8 +719,7 @@ def _weight_scope(node) -> str | None:
 def _tensor(value):
     import torch
 
-    arr = np.ascontiguousarray(value)
-    return torch.from_numpy(arr.copy())
+    return torch.from_numpy(np.array(value, order="C", copy=True))  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 def layerlab_metadata(model) -> dict:
