@@ -89,6 +89,8 @@ class ExportDialog(QDialog):
         self.format_help = QLabel()
         self.format_help.setWordWrap(True)
         self.format_help.setObjectName("hint")
+        # a wrapped label in a form row gets one line's height unless told: room for two
+        self.format_help.setMinimumHeight(2 * self.format_help.fontMetrics().lineSpacing() + 6)
         self.epoch = QComboBox()
         self.path = QLineEdit()
         browse = QPushButton("Browse…")
