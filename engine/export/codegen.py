@@ -82,7 +82,7 @@ def model_source(graph, compiled, metadata: dict, class_name: str | None = None)
     name = class_name or class_name_for(metadata.get("project", "Model"))
     in_shape = tuple(metadata["input_shape"])
     classes = metadata.get("class_names") or []
-    out_doc = (f"one logit per class of CLASS_NAMES" if metadata.get("task") == "classification"
+    out_doc = ("one logit per class of CLASS_NAMES" if metadata.get("task") == "classification"
                else "the predicted targets")
     header = [
         f'"""{metadata.get("project", "Model")}: a PyTorch model exported from LayerLab '

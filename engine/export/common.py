@@ -93,7 +93,7 @@ class ExportSource:
 
 def layerlab_version() -> str:
     try:
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import version
 
         return version("layerlab")
     except Exception:  # not installed: read the checkout's pyproject

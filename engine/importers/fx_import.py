@@ -21,9 +21,8 @@ import linecache
 import operator
 import re
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.errors import LayerLabError
 from engine.graph import Graph, to_identifier
@@ -52,11 +51,10 @@ class ImportedGraph:
     input_shape: tuple
     output_shape: tuple
     max_abs_diff: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- tracing
-def _tracer(source_file: str | None):
+def _tracer():
     from torch import fx
 
     class LayerTracer(fx.Tracer):
@@ -99,7 +97,7 @@ def trace(module, source_file: str | None = None):
     """A GraphModule of ``module``, or ImportRefused naming the line fx cannot follow."""
     from torch import fx
 
-    tracer = _tracer(source_file)
+    tracer = _tracer()
     try:
         graph = tracer.trace(module)
     except Exception as exc:
@@ -175,7 +173,6 @@ class _Converter:
         self.weights: dict = {}
         self.functions = _function_names()
         self.input_shape = tuple(input_shape)
-        self.notes: list[str] = []
         self.last_on_line = {}
         for node in gm.graph.nodes:
             frame = _user_frame(node)
@@ -405,7 +402,7 @@ def convert(module, input_shape, *, ctx: InferContext | None = None, source_file
     ctx = ctx or InferContext(input_shape=input_shape)
     conv = _Converter(gm, input_shape, ctx, source_file)
     conv.run()
-    result = ImportedGraph(conv.graph, conv.weights, input_shape, output_shape, notes=conv.notes)
+    result = ImportedGraph(conv.graph, conv.weights, input_shape, output_shape)
     result.max_abs_diff = check_equivalent(result, ctx, x.float(), reference)
     return result
 
