@@ -129,9 +129,17 @@ class ExportCache:
         self._results: dict = {}
 
     def project(self, key: str) -> Project:
+        """The shared project: read it, never change it (use ``copy`` for that)."""
         if key not in self._projects:
             self._projects[key] = build(key)
         return self._projects[key]
+
+    def copy(self, key: str) -> Project:
+        """A project of one's own to edit (weights copied too)."""
+        p = self.project(key)
+        weights = {k: v.clone() for k, v in p.weights.items()}
+        checkpoints = {e: {k: v.clone() for k, v in w.items()} for e, w in p.checkpoints.items()}
+        return Project.from_dict(p.to_dict(), weights, checkpoints)
 
     def path(self, key: str, fmt: str) -> Path:
         return self.root / (key.replace(":", "_") + ("_package" if fmt == "python" else "") + self.SUFFIX[fmt])

@@ -29,7 +29,7 @@ def one_line_error(capsys, code, *words):
 @pytest.fixture(scope="module")
 def trained_bundle(exports, tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "mlp.layerlab"
-    project = exports.project("model:mlp")
+    project = exports.copy("model:mlp")
     project.checkpoints = {1: project.weights}
     save_project(path, project)
     return path

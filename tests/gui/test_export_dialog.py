@@ -49,7 +49,7 @@ def _window(qtbot, project):
 
 @pytest.fixture
 def trained_window(qtbot, answers, exports):
-    project = exports.project("starter:digits-cnn")
+    project = exports.copy("starter:digits-cnn")
     project.checkpoints = {0: project.weights, 2: {k: v * 0.5 for k, v in project.weights.items()}}
     w = _window(qtbot, project)
     yield w
@@ -115,7 +115,7 @@ def test_export_of_a_timeline_epoch_writes_those_weights(trained_window, qtbot, 
 
 
 def test_a_graph_with_errors_is_refused_with_its_errors(qtbot, answers, exports, tmp_path):
-    project = exports.project("starter:moons-mlp")
+    project = exports.copy("starter:moons-mlp")
     w = _window(qtbot, project)
     w.document.graph.add_node("ReLU", name="loose")
     w.document.flush()
