@@ -341,7 +341,8 @@ def csv_encoding(spec: dict, base_dir=None) -> dict:
     refs = target_ref if isinstance(target_ref, list) else [-1 if target_ref is None else target_ref]
     targets = [_resolve_column(r, names, path, has_header, "target") for r in refs]
     ignore = spec.get("ignore") or []
-    dropped = {_resolve_column(r, names, path, has_header, "ignored") for r in (ignore if isinstance(ignore, list) else [ignore])}
+    ignore = ignore if isinstance(ignore, list) else [ignore]
+    dropped = {_resolve_column(r, names, path, has_header, "ignored") for r in ignore}
     features = []
     for j in range(len(names)):
         if j in targets or j in dropped:
@@ -351,4 +352,5 @@ def csv_encoding(spec: dict, base_dir=None) -> dict:
     return {"delimiter": delimiter, "decimal_comma": bool(decimal_comma), "header": bool(has_header), "columns": names,
             "features": features, "targets": [names[j] for j in targets],
             "target_numeric": _as_numbers([r[targets[0]] for r in body]) is not None,
-            "task": loaded["task"], "class_names": loaded["class_names"] or [], "feature_names": loaded["feature_names"]}
+            "task": loaded["task"], "class_names": loaded["class_names"] or [],
+            "feature_names": loaded["feature_names"]}
