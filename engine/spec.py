@@ -10,6 +10,7 @@ table, (1, 8, 8) for an 8×8 grey image, (T, F) for a sequence.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from engine.errors import ParamError, quote
 Shape = tuple  # tuple[int, ...]
 
 AUTO = "auto"
-PARAM_KINDS = ("int", "float", "bool", "choice", "ints", "units")
+PARAM_KINDS = ("int", "float", "bool", "choice", "ints", "units", "json")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class Param:
 
     kinds: ``int``, ``float``, ``bool``, ``choice`` (one of ``choices``),
     ``ints`` (a tuple of ints, e.g. a target shape) and ``units`` (an int, or
-    ``"auto"`` = the number of classes / targets of the dataset).
+    ``"auto"`` = the number of classes / targets of the dataset) and ``json`` (plain JSON data:
+    numbers, text, true/false, null, lists and objects; the literal arguments of a Custom op).
     """
 
     name: str
@@ -70,6 +72,8 @@ class Param:
                         f"{quote(value)} is not a valid {self.title}{at}; choose one of {', '.join(map(str, self.choices))}."
                     )
                 return value
+            if k == "json":
+                return coerce_json(value, self.title + at)
             if k == "ints":
                 if isinstance(value, str):
                     value = [v for v in value.replace("(", "").replace(")", "").replace(" ", "").split(",") if v]
@@ -160,6 +164,20 @@ class LayerSpec:
     count_params: Callable[[Mapping, Sequence[Shape], Shape], int] = _zero
     flops: Callable[[Mapping, Sequence[Shape], Shape], int] = _elementwise_flops
     name_prefix: str = ""
+    # --- import and code export (engine/importers, engine/export) ------------------------------
+    #: the module classes ``params_from_module`` reads: "nn.Linear" is torch.nn.Linear, a bare name
+    #: ("Reshape") is one of LayerLab's own classes (engine/layers/modules.py or its copy in an
+    #: exported model.py)
+    module_types: tuple[str, ...] = ()
+    #: the inverse of ``build``: ``params_from_module(module)`` -> params, or None when the module
+    #: is not one this layer type can describe (a Conv2d with a non-square kernel, an LSTM for RNN)
+    params_from_module: Callable[[Any], dict | None] | None = None
+    #: ``module_source(module)`` -> the module's constructor as Python, e.g. "nn.Linear(64, 10)"
+    module_source: Callable[[Any], str] | None = None
+    #: for a layer that is an expression rather than a module (Add, Concat, a Custom function):
+    #: ``call_source(params, input_variables)`` -> its Python source, e.g. ``"fc3 + relu2"``;
+    #: None, or a None result, means the layer is a module called as ``self.<name>(x)``
+    call_source: Callable[[Mapping, Sequence[str]], str | None] | None = None
 
     @property
     def prefix(self) -> str:
@@ -172,7 +190,8 @@ class LayerSpec:
         raise ParamError(f"{self.type} has no parameter '{name}'; it has {', '.join(p.name for p in self.params) or 'none'}.")
 
     def defaults(self) -> dict:
-        return {p.name: p.default for p in self.params}
+        # json defaults are lists / dicts: each node gets its own copy
+        return {p.name: copy.deepcopy(p.default) if p.kind == "json" else p.default for p in self.params}
 
     def coerce_params(self, params: Mapping | None, where: str = "") -> dict:
         """Defaults overlaid with ``params``, each value coerced; unknown names are refused."""
@@ -186,6 +205,64 @@ class LayerSpec:
 
     def output_port(self, name: str) -> Port | None:
         return next((p for p in self.outputs if p.name == name), None)
+
+
+def py_literal(value: Any) -> str:
+    """``value`` as Python source: tuples stay tuples, floats print as short as they round-trip."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(py_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(py_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def py_call(callee: str, args: Sequence = (), kwargs: Mapping | None = None,
+            defaults: Mapping | None = None) -> str:
+    """A constructor call as readable Python: ``py_call("nn.Conv2d", (1, 32), {"kernel_size": 3,
+    "padding": 1, "stride": 1}, {"stride": 1})`` -> ``nn.Conv2d(1, 32, kernel_size=3, padding=1)``
+    (keyword arguments equal to their ``defaults`` are left out)."""
+    parts = [py_literal(a) for a in args]
+    for k, v in (kwargs or {}).items():
+        if defaults is not None and k in defaults and defaults[k] == v and type(defaults[k]) is type(v):
+            continue
+        parts.append(f"{k}={py_literal(v)}")
+    return f"{callee}({', '.join(parts)})"
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def coerce_json(value: Any, where: str = "") -> Any:
+    """Plain JSON data (text is parsed); anything else, or a non-finite number, is a ParamError."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ParamError(f"{where} must be JSON, e.g. [1, 2] or {{\"dim\": 1}}; got {value!r}.") from None
+
+    def check(v, depth=0):
+        if depth > 8:
+            raise ParamError(f"{where} is nested too deeply.")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ParamError(f"{where} must not contain NaN or infinity.")
+        if isinstance(v, (list, tuple)):
+            return [check(x, depth + 1) for x in v]
+        if isinstance(v, dict):
+            if not all(isinstance(k, str) for k in v):
+                raise ParamError(f"{where} may only have text keys.")
+            return {k: check(x, depth + 1) for k, x in v.items()}
+        if not isinstance(v, _JSON_SCALARS):
+            raise ParamError(f"{where} must be plain JSON data (numbers, text, lists); got {type(v).__name__}.")
+        return v
+
+    return check(value)
 
 
 def numel(shape: Shape) -> int:

@@ -25,16 +25,17 @@ APP_NAME = "LayerLab"
 
 
 def default_extensions() -> list[Callable]:
-    """``gui.training.install_training_ui`` when that package exists and defines it."""
+    """``gui.training.install_training_ui`` when that package exists and defines it, and the export UI."""
+    from gui.export_dialog import install_export_ui
     if importlib.util.find_spec("gui.training") is None:
-        return []
+        return [install_export_ui]
     try:
         module = importlib.import_module("gui.training")
     except Exception:
         traceback.print_exc()
-        return []
+        return [install_export_ui]
     fn = getattr(module, "install_training_ui", None)
-    return [fn] if callable(fn) else []
+    return ([fn] if callable(fn) else []) + [install_export_ui]
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:

@@ -397,7 +397,7 @@ def nudge_nodes(doc, node_ids: list[str], dx: float, dy: float) -> bool:
 
 def auto_layout(doc) -> bool:
     """Lay the graph out in layers (columns follow the data flow) as one undo step."""
-    from gui.canvas.layout import layered_layout
+    from engine.layout import layered_layout
     positions = layered_layout(doc.graph)
     if not positions:
         return False

@@ -69,3 +69,39 @@ def get_item(parent: QWidget | None, title: str, label: str, items: list[str], c
     """One of ``items``, or None when cancelled."""
     item, ok = QInputDialog.getItem(parent, title, label, items, current, False)
     return item if ok else None
+
+
+def get_import_options(parent: QWidget | None, filename: str, warning: str, ask_class: bool) -> dict | None:
+    """Before a model file that is code is imported: the trust warning, and (for a .py file) the
+    class name and input shape, both optional.  None when cancelled."""
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout
+
+    box = QDialog(parent)
+    box.setWindowTitle("Import a Python model")
+    lay = QVBoxLayout(box)
+    note = QLabel(f"<b>{warning}</b><br>Importing {filename} runs its code with your rights.")
+    note.setWordWrap(True)
+    lay.addWidget(note)
+    class_name, shape = QLineEdit(), QLineEdit()
+    class_name.setPlaceholderText("the nn.Module class (empty: the file's only model class)")
+    shape.setPlaceholderText("one sample's shape, e.g. 1, 28, 28 (empty: from the file)")
+    if ask_class:
+        form = QFormLayout()
+        form.addRow("Class", class_name)
+        form.addRow("Input shape", shape)
+        lay.addLayout(form)
+    buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
+    buttons.addButton("Run and import", QDialogButtonBox.AcceptRole)
+    buttons.accepted.connect(box.accept)
+    buttons.rejected.connect(box.reject)
+    lay.addWidget(buttons)
+    if box.exec() != QDialog.Accepted:
+        return None
+    sizes = [s for s in shape.text().replace("(", "").replace(")", "").replace(" ", "").split(",") if s]
+    try:
+        input_shape = tuple(int(s) for s in sizes) or None
+    except ValueError:
+        show_error(parent, "Import a Python model", f"The input shape '{shape.text()}' is not a list of sizes "
+                                                    "like 1, 28, 28.")
+        return None
+    return {"class_name": class_name.text().strip() or None, "input_shape": input_shape}

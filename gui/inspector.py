@@ -1,13 +1,15 @@
 """The inspector: a form generated from the selected layer's spec.
 
 int -> QSpinBox, float -> QDoubleSpinBox, bool -> QCheckBox, choice -> QComboBox,
-units -> spin box + "auto" check box, ints -> QLineEdit ("1, 8, 8").  Tooltips
+units -> spin box + "auto" check box, ints -> QLineEdit ("1, 8, 8"), json -> QLineEdit ("[1]").  Tooltips
 come from ``Param.help`` and the spec's description.  The widgets accept any
 number so that an out-of-range value is refused by the engine's own check, with
 its sentence shown under the form ("units of 'fc1' must be at least 1; got 0.").
 Every accepted change is one SetParamCommand (spin-box arrow steps merge).
 """
 from __future__ import annotations
+
+import json
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
@@ -110,9 +112,9 @@ class ParamEditor(QWidget):
             w.activated.connect(lambda i: self._emit(param.choices[i], False))
             self.widget = w
             lay.addWidget(w, 1)
-        else:  # ints
+        else:  # ints, json
             w = QLineEdit()
-            w.setPlaceholderText("e.g. 1, 8, 8")
+            w.setPlaceholderText("e.g. [1]" if k == "json" else "e.g. 1, 8, 8")
             w.editingFinished.connect(lambda: self._emit(w.text(), False))
             self.widget = w
             lay.addWidget(w, 1)
@@ -125,6 +127,8 @@ class ParamEditor(QWidget):
             return
         if self.param.kind == "ints" and self._value is not None and value.replace(" ", "") == \
                 ", ".join(map(str, self._value)).replace(" ", ""):
+            return
+        if self.param.kind == "json" and self._value is not None and value.strip() == json.dumps(self._value):
             return
         self.committed.emit(value, merge)
 
@@ -157,6 +161,8 @@ class ParamEditor(QWidget):
                 w.setChecked(bool(value))
             elif k == "choice":
                 w.setCurrentIndex(list(self.param.choices).index(value))
+            elif k == "json":
+                w.setText(json.dumps(value))
             else:
                 w.setText(", ".join(str(v) for v in value))
         finally:

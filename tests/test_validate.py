@@ -83,6 +83,10 @@ CASES = [
     Case("Concat", (3, 4, 4), {"dim": 0}, (9, 4, 4), branches=3, id="Concat-channels"),
     Case("Concat", (3, 4, 4), {"dim": -1}, (3, 4, 8), branches=2, id="Concat-last"),
     Case("Concat", (3, 4, 4), {"dim": 1}, (3, 8, 4), branches=2, id="Concat-dim1"),
+    Case("Custom", (3, 4, 5), {"op": "Tensor.permute", "args": [0, 2, 1, 3]}, (4, 3, 5), id="Custom-permute"),
+    Case("Custom", (3, 4, 5), {"op": "torch.flatten", "args": [2]}, (3, 20), id="Custom-flatten"),
+    Case("Custom", (6, 4), {"op": "nn.GroupNorm", "args": [2, 6]}, (6, 4), id="Custom-module"),
+    Case("Custom", (5,), {"op": "operator.sub"}, (5,), branches=2, id="Custom-two-inputs"),
 ]
 
 BRANCH_TYPES = ("ReLU", "Tanh", "Sigmoid")

@@ -11,8 +11,10 @@ import importlib
 from types import ModuleType
 
 #: every headless command, in ``--help`` order (module ``engine.commands.<name>``)
-COMMAND_NAMES: tuple[str, ...] = ("train", "evaluate", "explain", "labs")
+COMMAND_NAMES: tuple[str, ...] = ("train", "evaluate", "explain", "export", "import", "labs")
+#: commands whose module name differs from the command (``import`` is a Python keyword)
+_MODULE_NAMES = {"import": "import_"}
 
 
 def command_module(name: str) -> ModuleType:
-    return importlib.import_module(f"engine.commands.{name}")
+    return importlib.import_module(f"engine.commands.{_MODULE_NAMES.get(name, name)}")

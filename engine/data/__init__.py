@@ -28,7 +28,7 @@ from engine.data.params import SPLIT_DEFAULTS
 __all__ = [
     "Dataset", "Normalization", "load_dataset", "list_builtin_datasets", "DATASET_SOURCES",
     "default_spec", "split_indices", "read_idx", "check_spec", "PATH_KEYS", "resolve_data_paths",
-    "relative_data_paths", "missing_data_files",
+    "relative_data_paths", "missing_data_files", "load_raw",
 ]
 
 # source -> (default keys, loader(spec, base_dir) -> dict of arrays for build_dataset)
@@ -167,6 +167,38 @@ def list_builtin_datasets() -> list[dict]:
     return out
 
 
+def _load_raw(source: str, full: dict, base_dir: str | None) -> dict:
+    if source in GENERATORS:
+        x, y, class_names, feature_names = generate(source, full)
+        raw = {"name": source, "task": GENERATORS[source].task, "x": x, "y": y,
+               "class_names": class_names, "feature_names": feature_names}
+    elif source in BUNDLED:
+        x, y, class_names, feature_names = load_bundled(source)
+        raw = {"name": source, "task": BUNDLED[source].task, "x": x, "y": y,
+               "class_names": class_names, "feature_names": feature_names}
+    else:
+        raw = _IMPORTERS[source][1](full, base_dir)
+    if isinstance(full.get("name"), str) and full["name"]:
+        raw["name"] = full["name"]
+    return raw
+
+
+def load_raw(spec: Mapping, base_dir: str | None = None) -> dict:
+    """The arrays a spec's source yields before any split or normalisation (``x``, ``y``, ``task``,
+    ``class_names``, ``feature_names`` and, for sources that ship one, ``fixed_test``): what an
+    exported package needs to reproduce the data elsewhere.  Errors as for ``load_dataset``."""
+    check_spec(spec)
+    source = spec["source"]
+    full = {**default_spec(source), **spec}
+    try:
+        return _load_raw(source, full, base_dir)
+    except LayerLabError:  # DataError, LimitExceeded: already one sentence
+        raise
+    except Exception as e:
+        raise DataError(f"Could not load the {source!r} dataset: {type(e).__name__}: {str(e)[:80]}. "
+                        "Check the data settings.") from e
+
+
 def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = None,
                  base_dir: str | None = None) -> Dataset:
     """Load, split and normalise the data a spec describes.
@@ -183,18 +215,7 @@ def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = 
         normalization = Normalization.from_dict(normalization)
     full = {**default_spec(source), **spec}
     try:
-        if source in GENERATORS:
-            x, y, class_names, feature_names = generate(source, full)
-            raw = {"name": source, "task": GENERATORS[source].task, "x": x, "y": y,
-                   "class_names": class_names, "feature_names": feature_names}
-        elif source in BUNDLED:
-            x, y, class_names, feature_names = load_bundled(source)
-            raw = {"name": source, "task": BUNDLED[source].task, "x": x, "y": y,
-                   "class_names": class_names, "feature_names": feature_names}
-        else:
-            raw = _IMPORTERS[source][1](full, base_dir)
-        if isinstance(full.get("name"), str) and full["name"]:
-            raw["name"] = full["name"]
+        raw = _load_raw(source, full, base_dir)
         return build_dataset(spec=full, normalization=normalization, **raw)
     except LayerLabError:  # DataError, LimitExceeded: already one sentence
         raise

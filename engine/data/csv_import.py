@@ -322,3 +322,43 @@ def load_csv(spec: dict, base_dir=None) -> dict:
         "task_rule": decision.rule,
         "notices": [decision.notice] if decision.notice else [],
     }
+
+
+def csv_encoding(spec: dict, base_dir=None) -> dict:
+    """How ``load_csv`` reads and encodes this spec's file, as plain data: the resolved delimiter,
+    decimal commas, header, column names, feature columns (numeric, or one-hot over which
+    categories) and target columns.  An exported package's data.py reads new CSV files with it."""
+    path = get_path(spec, "path", base_dir)
+    loaded = load_csv(spec, base_dir)  # every check, and the class names / feature order it produced
+    text = _read_text(path)
+    delimiter = spec.get("delimiter", "auto")
+    if delimiter == "auto":
+        try:
+            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    decimal = spec.get("decimal", "auto")
+    rows, _ = _parse_rows(text, path, delimiter, ".")
+    decimal_comma = decimal == "," or (decimal == "auto" and delimiter != "," and _uses_decimal_comma(rows))
+    rows, lines = _parse_rows(text, path, delimiter, decimal)
+    header = spec.get("header", "auto")
+    has_header = detect_header(rows) if header == "auto" else bool(header)
+    names = _column_names(rows[0] if has_header else None, len(rows[0]))
+    body = rows[1:] if has_header else rows
+    target_ref = spec.get("target")
+    refs = target_ref if isinstance(target_ref, list) else [-1 if target_ref is None else target_ref]
+    targets = [_resolve_column(r, names, path, has_header, "target") for r in refs]
+    ignore = spec.get("ignore") or []
+    ignore = ignore if isinstance(ignore, list) else [ignore]
+    dropped = {_resolve_column(r, names, path, has_header, "ignored") for r in ignore}
+    features = []
+    for j in range(len(names)):
+        if j in targets or j in dropped:
+            continue
+        numeric = _as_numbers([r[j] for r in body]) is not None
+        features.append({"column": names[j], "categories": None if numeric else sorted({r[j] for r in body})})
+    return {"delimiter": delimiter, "decimal_comma": bool(decimal_comma), "header": bool(has_header), "columns": names,
+            "features": features, "targets": [names[j] for j in targets],
+            "target_numeric": _as_numbers([r[targets[0]] for r in body]) is not None,
+            "task": loaded["task"], "class_names": loaded["class_names"] or [],
+            "feature_names": loaded["feature_names"]}

@@ -6,7 +6,7 @@ import math
 from torch import nn
 
 from engine.errors import ShapeError
-from engine.spec import LayerSpec, Param, fmt_shape, numel
+from engine.spec import LayerSpec, Param, fmt_shape, numel, py_call
 
 
 def conv_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
@@ -73,12 +73,38 @@ def _conv_flops(dims):
     return lambda p, i, o: 2 * numel(o) * i[0][0] * p["kernel_size"] ** dims
 
 
+def _one(v):
+    """A square kernel / uniform stride or padding as one int; None when the sides differ."""
+    if isinstance(v, int):
+        return v
+    if isinstance(v, (tuple, list)) and v and all(isinstance(x, int) and x == v[0] for x in v):
+        return int(v[0])
+    return None
+
+
+def _conv_from_module(m):
+    k, s, pad, d = _one(m.kernel_size), _one(m.stride), _one(m.padding), _one(m.dilation)
+    if None in (k, s, pad) or d != 1 or m.groups != 1 or m.padding_mode != "zeros":
+        return None
+    return {"out_channels": m.out_channels, "kernel_size": k, "stride": s, "padding": pad,
+            "bias": m.bias is not None}
+
+
+def _conv_source(cls):
+    def source(m):
+        return py_call(cls, (m.in_channels, m.out_channels),
+                       {"kernel_size": _one(m.kernel_size), "stride": _one(m.stride), "padding": _one(m.padding),
+                        "bias": m.bias is not None}, {"stride": 1, "padding": 0, "bias": True})
+    return source
+
+
 CONV1D = LayerSpec(
     type="Conv1d", category="Convolution", name_prefix="conv",
     description="Slides learned filters along a sequence (channels, length).",
     params=_CONV_PARAMS, infer=_infer_conv1d,
     build=lambda p, i, ctx: nn.Conv1d(i[0][0], p["out_channels"], p["kernel_size"], p["stride"], p["padding"], bias=p["bias"]),
     count_params=_conv_params(1), flops=_conv_flops(1),
+    module_types=("nn.Conv1d",), params_from_module=_conv_from_module, module_source=_conv_source("nn.Conv1d"),
 )
 
 CONV2D = LayerSpec(
@@ -87,6 +113,7 @@ CONV2D = LayerSpec(
     params=_CONV_PARAMS, infer=_infer_conv2d,
     build=lambda p, i, ctx: nn.Conv2d(i[0][0], p["out_channels"], p["kernel_size"], p["stride"], p["padding"], bias=p["bias"]),
     count_params=_conv_params(2), flops=_conv_flops(2),
+    module_types=("nn.Conv2d",), params_from_module=_conv_from_module, module_source=_conv_source("nn.Conv2d"),
 )
 
 _POOL_PARAMS = (
@@ -95,6 +122,22 @@ _POOL_PARAMS = (
           zero_text="same as kernel"),
     Param("padding", "int", 0, min=0, max=32, help="Zeros added on each border (at most half the kernel)."),
 )
+
+
+def _pool_from_module(m):
+    k, s, pad = _one(m.kernel_size), _one(m.stride), _one(m.padding)
+    if None in (k, s, pad) or m.ceil_mode or _one(getattr(m, "dilation", 1)) != 1:
+        return None
+    if not getattr(m, "count_include_pad", True) and pad:
+        return None  # an AvgPool2d that leaves the padding out of the average is another layer
+    return {"kernel_size": k, "stride": 0 if s == k else s, "padding": pad}
+
+
+def _pool_source(cls):
+    def source(m):
+        k, s = _one(m.kernel_size), _one(m.stride)
+        return py_call(cls, (k,), {"stride": s, "padding": _one(m.padding)}, {"stride": k, "padding": 0})
+    return source
 
 
 def _infer_pool(layer):
@@ -115,6 +158,7 @@ MAXPOOL2D = LayerSpec(
     params=_POOL_PARAMS, infer=_infer_pool("MaxPool2d"),
     build=lambda p, i, ctx: nn.MaxPool2d(p["kernel_size"], p["stride"] or p["kernel_size"], p["padding"]),
     flops=lambda p, i, o: numel(o) * p["kernel_size"] ** 2,
+    module_types=("nn.MaxPool2d",), params_from_module=_pool_from_module, module_source=_pool_source("nn.MaxPool2d"),
 )
 
 AVGPOOL2D = LayerSpec(
@@ -123,6 +167,7 @@ AVGPOOL2D = LayerSpec(
     params=_POOL_PARAMS, infer=_infer_pool("AvgPool2d"),
     build=lambda p, i, ctx: nn.AvgPool2d(p["kernel_size"], p["stride"] or p["kernel_size"], p["padding"]),
     flops=lambda p, i, o: numel(o) * p["kernel_size"] ** 2,
+    module_types=("nn.AvgPool2d",), params_from_module=_pool_from_module, module_source=_pool_source("nn.AvgPool2d"),
 )
 
 
@@ -139,6 +184,9 @@ ADAPTIVEAVGPOOL2D = LayerSpec(
     infer=_infer_adaptive,
     build=lambda p, i, ctx: nn.AdaptiveAvgPool2d(p["output_size"]),
     flops=lambda p, i, o: numel(i[0]),
+    module_types=("nn.AdaptiveAvgPool2d",),
+    params_from_module=lambda m: None if _one(m.output_size) is None else {"output_size": _one(m.output_size)},
+    module_source=lambda m: py_call("nn.AdaptiveAvgPool2d", (_one(m.output_size),)),
 )
 
 SPECS = (CONV1D, CONV2D, MAXPOOL2D, AVGPOOL2D, ADAPTIVEAVGPOOL2D)

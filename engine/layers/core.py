@@ -5,7 +5,7 @@ from torch import nn
 
 from engine.errors import ShapeError
 from engine.layers.modules import Reshape, TokenEmbedding
-from engine.spec import AUTO, LayerSpec, Param, fmt_shape, numel
+from engine.spec import AUTO, LayerSpec, Param, fmt_shape, numel, py_call
 
 
 def resolve_units(p, ctx) -> int:
@@ -44,6 +44,10 @@ LINEAR = LayerSpec(
     infer=_infer_linear,
     build=lambda p, i, ctx: nn.Linear(i[0][-1], resolve_units(p, ctx), bias=p["bias"]),
     count_params=_linear_params, flops=_linear_flops,
+    module_types=("nn.Linear",),
+    params_from_module=lambda m: {"units": m.out_features, "bias": m.bias is not None},
+    module_source=lambda m: py_call("nn.Linear", (m.in_features, m.out_features), {"bias": m.bias is not None},
+                                    {"bias": True}),
 )
 
 DROPOUT = LayerSpec(
@@ -52,6 +56,9 @@ DROPOUT = LayerSpec(
     params=(Param("p", "float", 0.5, min=0.0, max=0.99, help="Fraction of values set to zero while training."),),
     infer=lambda p, i, ctx: tuple(i[0]),
     build=lambda p, i, ctx: nn.Dropout(p["p"]),
+    module_types=("nn.Dropout",),
+    params_from_module=lambda m: {"p": m.p},
+    module_source=lambda m: py_call("nn.Dropout", (m.p,)),
 )
 
 FLATTEN = LayerSpec(
@@ -60,6 +67,10 @@ FLATTEN = LayerSpec(
     infer=lambda p, i, ctx: (numel(i[0]),),
     build=lambda p, i, ctx: nn.Flatten(),
     flops=lambda p, i, o: 0,
+    module_types=("nn.Flatten",),
+    # only the default flattening (everything but the batch) is this layer
+    params_from_module=lambda m: {} if (m.start_dim, m.end_dim) == (1, -1) else None,
+    module_source=lambda m: "nn.Flatten()",
 )
 
 
@@ -85,6 +96,9 @@ RESHAPE = LayerSpec(
     infer=_infer_reshape,
     build=lambda p, i, ctx: Reshape(p["shape"]),
     flops=lambda p, i, o: 0,
+    module_types=("Reshape",),
+    params_from_module=lambda m: {"shape": tuple(int(s) for s in m.shape)},
+    module_source=lambda m: py_call("Reshape", (tuple(m.shape),)),
 )
 
 
@@ -105,6 +119,10 @@ EMBEDDING = LayerSpec(
     build=lambda p, i, ctx: TokenEmbedding(p["num_embeddings"], p["embedding_dim"]),
     count_params=lambda p, i, o: p["num_embeddings"] * p["embedding_dim"],
     flops=lambda p, i, o: 0,
+    # a plain nn.Embedding imports as the float-tolerant TokenEmbedding (same weights, same outputs)
+    module_types=("TokenEmbedding", "nn.Embedding"),
+    params_from_module=lambda m: {"num_embeddings": m.num_embeddings, "embedding_dim": m.embedding_dim},
+    module_source=lambda m: py_call("TokenEmbedding", (m.num_embeddings, m.embedding_dim)),
 )
 
 SPECS = (LINEAR, DROPOUT, FLATTEN, RESHAPE, EMBEDDING)

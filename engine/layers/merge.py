@@ -56,6 +56,7 @@ ADD = LayerSpec(
     description="Adds its inputs element-wise: the join of a residual (skip) connection.",
     infer=_same_shapes("Add", "add"), function=operator.add,
     flops=lambda p, i, o: numel(o) * (len(i) - 1),
+    call_source=lambda p, inputs: " + ".join(inputs),
 )
 
 MULTIPLY = LayerSpec(
@@ -63,6 +64,7 @@ MULTIPLY = LayerSpec(
     description="Multiplies its inputs element-wise, e.g. to gate one branch by another.",
     infer=_same_shapes("Multiply", "multiply"), function=operator.mul,
     flops=lambda p, i, o: numel(o) * (len(i) - 1),
+    call_source=lambda p, inputs: " * ".join(inputs),
 )
 
 CONCAT = LayerSpec(
@@ -71,6 +73,7 @@ CONCAT = LayerSpec(
     params=(Param("dim", "int", 0, min=-4, max=3, help="Per-sample dimension to join along; 0 = features / channels."),),
     infer=_infer_concat, function=torch.cat, function_kwargs=_concat_kwargs,
     flops=lambda p, i, o: 0,
+    call_source=lambda p, inputs: f"torch.cat([{', '.join(inputs)}], dim={_concat_kwargs(p)['dim']})",
 )
 
 SPECS = (ADD, CONCAT, MULTIPLY)

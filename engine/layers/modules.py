@@ -59,3 +59,22 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.attn(x, x, x, need_weights=False)[0]
+
+
+class TorchCall(nn.Module):
+    """One allow-listed PyTorch function with literal arguments: a Custom node (engine/layers/custom.py)."""
+
+    def __init__(self, op: str, args=(), kwargs=None):
+        super().__init__()
+        from engine.layers.allowlist import resolve
+
+        self.op = op
+        self.fn = resolve(op)  # only names from the allow-list resolve
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*inputs, *self.args, **self.kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.op!r}, args={self.args}, kwargs={self.kwargs}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from engine.errors import ShapeError
-from engine.spec import LayerSpec, Param, fmt_shape
+from engine.spec import LayerSpec, Param, fmt_shape, py_call
 
 
 def _infer_bn1d(p, i, ctx):
@@ -23,6 +23,15 @@ def _infer_bn2d(p, i, ctx):
     return tuple(s)
 
 
+def _bn_from_module(m):
+    # momentum None (a cumulative average) has no place in this layer's params
+    return None if m.momentum is None else {"momentum": float(m.momentum)}
+
+
+def _bn_source(cls):
+    return lambda m: py_call(cls, (m.num_features,), {"momentum": m.momentum}, {"momentum": 0.1})
+
+
 _MOMENTUM = Param("momentum", "float", 0.1, min=0.0, max=1.0, help="How fast the running statistics follow each batch.")
 
 BATCHNORM1D = LayerSpec(
@@ -31,6 +40,7 @@ BATCHNORM1D = LayerSpec(
     params=(_MOMENTUM,), infer=_infer_bn1d,
     build=lambda p, i, ctx: nn.BatchNorm1d(i[0][0], momentum=p["momentum"]),
     count_params=lambda p, i, o: 2 * i[0][0],
+    module_types=("nn.BatchNorm1d",), params_from_module=_bn_from_module, module_source=_bn_source("nn.BatchNorm1d"),
 )
 
 BATCHNORM2D = LayerSpec(
@@ -39,6 +49,7 @@ BATCHNORM2D = LayerSpec(
     params=(_MOMENTUM,), infer=_infer_bn2d,
     build=lambda p, i, ctx: nn.BatchNorm2d(i[0][0], momentum=p["momentum"]),
     count_params=lambda p, i, o: 2 * i[0][0],
+    module_types=("nn.BatchNorm2d",), params_from_module=_bn_from_module, module_source=_bn_source("nn.BatchNorm2d"),
 )
 
 LAYERNORM = LayerSpec(
@@ -48,6 +59,10 @@ LAYERNORM = LayerSpec(
     infer=lambda p, i, ctx: tuple(i[0]),
     build=lambda p, i, ctx: nn.LayerNorm(i[0][-1], elementwise_affine=p["affine"]),
     count_params=lambda p, i, o: 2 * i[0][-1] if p["affine"] else 0,
+    module_types=("nn.LayerNorm",),
+    params_from_module=lambda m: {"affine": m.elementwise_affine} if len(m.normalized_shape) == 1 else None,
+    module_source=lambda m: py_call("nn.LayerNorm", (m.normalized_shape[0],), {"elementwise_affine": m.elementwise_affine},
+                                    {"elementwise_affine": True}),
 )
 
 SPECS = (BATCHNORM1D, BATCHNORM2D, LAYERNORM)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.errors import ShapeError
 from engine.layers.modules import Recurrent, SelfAttention
-from engine.spec import LayerSpec, Param, fmt_shape
+from engine.spec import LayerSpec, Param, fmt_shape, py_call
 
 
 def _need_sequence(layer, s):
@@ -32,6 +32,20 @@ def _recurrent(cell: str, description: str) -> LayerSpec:
     def flops(p, i, o):
         return 2 * i[0][0] * count(p, i, o)
 
+    def from_module(m):
+        rnn = m.rnn
+        if type(rnn).__name__ != cell or not rnn.batch_first or not rnn.bias or rnn.dropout \
+                or getattr(rnn, "proj_size", 0) or getattr(rnn, "nonlinearity", "tanh") != "tanh":
+            return None
+        return {"hidden_size": rnn.hidden_size, "num_layers": rnn.num_layers, "bidirectional": rnn.bidirectional,
+                "output": "last step" if m.last_step else "sequence"}
+
+    def source(m):
+        rnn = m.rnn
+        return py_call("Recurrent", (cell, rnn.input_size, rnn.hidden_size),
+                       {"num_layers": rnn.num_layers, "bidirectional": rnn.bidirectional, "last_step": m.last_step},
+                       {"num_layers": 1, "bidirectional": False, "last_step": True})
+
     return LayerSpec(
         type=cell, category="Recurrent", name_prefix=cell.lower(), description=description,
         params=(Param("hidden_size", "int", 64, min=1, max=65536, help="Size of the hidden state."),
@@ -42,6 +56,7 @@ def _recurrent(cell: str, description: str) -> LayerSpec:
         infer=infer, count_params=count, flops=flops,
         build=lambda p, i, ctx: Recurrent(cell, i[0][1], p["hidden_size"], p["num_layers"], p["bidirectional"],
                                           last_step=p["output"] == "last step"),
+        module_types=("Recurrent",), params_from_module=from_module, module_source=source,
     )
 
 
@@ -63,6 +78,10 @@ ATTENTION = LayerSpec(
     build=lambda p, i, ctx: SelfAttention(i[0][1], p["num_heads"], p["dropout"]),
     count_params=lambda p, i, o: 4 * i[0][1] * i[0][1] + 4 * i[0][1],
     flops=lambda p, i, o: 8 * i[0][0] * i[0][1] ** 2 + 4 * i[0][0] ** 2 * i[0][1],
+    module_types=("SelfAttention",),
+    params_from_module=lambda m: {"num_heads": m.attn.num_heads, "dropout": float(m.attn.dropout)},
+    module_source=lambda m: py_call("SelfAttention", (m.attn.embed_dim, m.attn.num_heads), {"dropout": float(m.attn.dropout)},
+                                    {"dropout": 0.0}),
 )
 
 SPECS = (

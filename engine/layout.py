@@ -1,4 +1,5 @@
-"""Layered auto-layout: columns follow the data flow, rows are ordered to keep edges short.
+"""Layered auto-layout (the editor's Arrange, and imported graphs): columns follow the data flow,
+rows are ordered to keep edges short.
 
 Columns come from the longest path from a source (networkx topological
 generations would put a skip connection's target too early, so each node's column

@@ -1,0 +1,50 @@
+"""``layerlab import``: open a model file as an editable LayerLab project.
+
+(The module is ``import_`` because ``import`` is a Python keyword; the command is ``import``.)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.cli_support import EXIT_OK, BadInput
+
+HELP = "import a model (.py, .onnx, .safetensors, or an exported package) as a LayerLab project"
+
+
+def shape_arg(text: str) -> tuple[int, ...]:
+    import argparse
+
+    try:
+        shape = tuple(int(v) for v in text.replace("(", "").replace(")", "").replace(" ", "").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 1,28,28, got {text!r}") from None
+    if not shape or any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 1,28,28, got {text!r}")
+    return shape
+
+
+def add_arguments(p) -> None:
+    p.add_argument("file", help="a .py file defining an nn.Module, an .onnx file, a LayerLab .safetensors "
+                                "export, or an exported package (folder or .zip)")
+    p.add_argument("--out", required=True, help="the project to write (.layerlab)")
+    p.add_argument("--class", dest="class_name", help="the nn.Module class in the .py file")
+    p.add_argument("--input-shape", type=shape_arg, help="the shape of one input sample, e.g. 1,28,28")
+    p.add_argument("--weights", help="weights for the .py model: .safetensors or a state-dict .pt/.pth")
+
+
+def run(args) -> int:
+    from engine.importers import TRUST_WARNING, import_model
+    from engine.project import save_project
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".layerlab", ".json"):
+        raise BadInput(f"--out {out}: give a project path ending in .layerlab.")
+    source = Path(args.file)
+    runs_code = source.suffix.lower() == ".py" or source.is_dir() or source.suffix.lower() == ".zip"
+    if runs_code:  # said before the file runs (on stdout: stderr is kept for the one error line)
+        print(f"note: {TRUST_WARNING}", flush=True)
+    result = import_model(source, class_name=args.class_name, input_shape=args.input_shape, weights=args.weights)
+    save_project(out, result.project)
+    print(result.summary())
+    print(f"Saved {out}")
+    return EXIT_OK

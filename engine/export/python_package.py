@@ -1,0 +1,339 @@
+"""The readable PyTorch package: a folder (or a .zip) that runs and trains without LayerLab.
+
+    model.py              the network as a standalone nn.Module class (engine/export/codegen.py)
+    weights.safetensors   its weights (current, or those of timeline epoch K)
+    data.py, data.npz     the data, split and standardised exactly as LayerLab did it
+    train.py              plain PyTorch training, standalone or under torchrun (DDP)
+    predict.py            predictions for the splits, an .npz or (CSV projects) a CSV file
+    README.md             the exact commands
+    requirements.txt      torch, numpy, safetensors
+    layerlab.json         where it came from (the project document, no weights), for the way back
+
+Nothing in it is pickled.  After writing, the package is checked in this process: model.py with
+weights.safetensors must compute what the LayerLab model computes, and data.py must rebuild the
+very tensors LayerLab trained on.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import io
+import json
+import pprint
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from engine.export.codegen import model_source
+from engine.export.common import (ExportFailed, ExportRefused, ExportResult, ExportSource, Verification,
+                                  check_close, max_abs_diff, reference_outputs, safe_state_dict, write_atomically)
+
+PACKAGE_FORMAT = "layerlab.package"
+PACKAGE_VERSION = 1
+MANIFEST = "layerlab.json"
+#: raw data above this size is left out of the package (data.py then says where it belongs)
+MAX_DATA_BYTES = 1 << 30
+TEMPLATES = Path(__file__).with_name("templates")
+_LOSS_FUNCTIONS = {"cross_entropy": "F.cross_entropy", "bce_with_logits": "F.binary_cross_entropy_with_logits",
+                   "mse": "F.mse_loss", "l1": "F.l1_loss", "huber": "F.huber_loss"}
+
+
+def export_python_package(source: ExportSource, path: str | Path, *, base_dir: str | None = None) -> ExportResult:
+    """Write the package to the folder ``path``, or to a zip when ``path`` ends in .zip."""
+    path = Path(path)
+    t0 = time.perf_counter()
+    as_zip = path.suffix.lower() == ".zip"
+    if not as_zip and path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).exists())):
+        raise ExportRefused(f"{path} exists and is not an empty folder or an earlier LayerLab package.",
+                            fix="choose a new folder, or a path ending in .zip")
+    files, notes = package_files(source, base_dir)
+    with tempfile.TemporaryDirectory(prefix="layerlab-package-") as tmp:
+        folder = Path(tmp) / "package"
+        folder.mkdir()
+        for name, content in files.items():
+            (folder / name).write_bytes(content)
+        verification = verify_package(folder, source)
+        if as_zip:
+            write_atomically(path, lambda t: t.write_bytes(_zip_bytes(files, path.stem)))
+            written = [path]
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                shutil.copyfile(folder / name, path / name)
+            written = [path / name for name in files]
+    return ExportResult("python", path, written, time.perf_counter() - t0, verification, notes)
+
+
+def _zip_bytes(files: dict[str, bytes], folder: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files.items():
+            z.writestr(f"{folder}/{name}", content)
+    return buf.getvalue()
+
+
+def package_files(source: ExportSource, base_dir: str | None = None) -> tuple[dict[str, bytes], list[str]]:
+    """Every file of the package, by name, and the notes for the user."""
+    import numpy as np
+    from safetensors.torch import save
+
+    from engine.data import load_raw
+    from engine.run import run_config
+
+    project, meta, notes = source.project, source.metadata, []
+    model = model_source(project.graph, source.compiled, meta)
+    tensors, _tied = safe_state_dict(source.module.state_dict())
+    config = run_config(project.training, project.graph, source.dataset.task)
+    raw = load_raw(project.data, base_dir)
+    arrays = {"x": np.asarray(raw["x"], dtype=np.float32), "y": np.asarray(raw["y"])}
+    if raw.get("fixed_test") is not None:
+        arrays["x_test"] = np.asarray(raw["fixed_test"][0], dtype=np.float32)
+        arrays["y_test"] = np.asarray(raw["fixed_test"][1])
+    files: dict[str, bytes] = {"model.py": model.text.encode(), "weights.safetensors": save(tensors, {"format": "pt"})}
+    data_bytes = sum(a.nbytes for a in arrays.values())
+    if data_bytes <= MAX_DATA_BYTES:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        files["data.npz"] = buf.getvalue()
+    else:
+        notes.append(f"The raw data ({data_bytes / 2**30:.1f} GiB) was left out; put it in data.npz "
+                     "(arrays x and y, as data.load_raw expects) before training.")
+    csv_encoding = None
+    if project.data.get("source") == "csv":
+        from engine.data.csv_import import csv_encoding as encode
+
+        csv_encoding = encode({**_full_spec(project.data)}, base_dir)
+    files["data.py"] = data_py(source, config, csv_encoding).encode()
+    import_line = f"from model import {model.class_name} as Model  # noqa: E402"
+    files["train.py"] = train_py(config, meta, import_line).encode()
+    files["predict.py"] = predict_py(import_line, csv_encoding is not None).encode()
+    files["README.md"] = readme(source, model.class_name, config, "data.npz" in files, csv_encoding is not None).encode()
+    files["requirements.txt"] = requirements().encode()
+    manifest = {"format": PACKAGE_FORMAT, "version": PACKAGE_VERSION, "model_class": model.class_name,
+                "model_input": model.input_name, "metadata": meta, "project": project.to_dict()}
+    files[MANIFEST] = json.dumps(manifest, indent=1).encode()
+    return files, notes
+
+
+def _full_spec(spec: dict) -> dict:
+    from engine.data import default_spec
+
+    return {**default_spec(spec["source"]), **spec}
+
+
+# ----------------------------------------------------------------------------- the generated files
+def _fill(template: str, **parts: str) -> str:
+    text = (TEMPLATES / template).read_text()
+    for key, value in parts.items():
+        marker = f"#@@{key}@@"
+        if marker not in text:
+            raise KeyError(f"{template} has no {marker}")
+        text = text.replace(marker, value)
+    return text
+
+
+def data_py(source: ExportSource, config, csv_encoding: dict | None) -> str:
+    from engine.data import dataset as dataset_module
+    from engine.spec import py_literal
+
+    ds, meta = source.dataset, source.metadata
+    split = {k: ds.spec[k] for k in ("val_fraction", "test_fraction", "split_seed", "stratify")}
+    settings = "\n".join([
+        f"#: the data spec LayerLab loaded\nSOURCE = {py_literal(dict(source.project.data))}",
+        f"TASK = {ds.task!r}",
+        f"CLASS_NAMES = {[str(c) for c in ds.class_names]!r}",
+        f"FEATURE_NAMES = {[str(f) for f in ds.feature_names]!r}",
+        f"INPUT_SHAPE = {tuple(int(s) for s in ds.input_shape)!r}",
+        f"#: the train/val/test split: its fractions and seed\nSPLIT = {py_literal(split)}",
+        f"#: standardisation statistics LayerLab fitted on the training split (None: not standardised)\n"
+        f"NORMALIZATION = {py_literal(meta['normalization'])}",
+    ])
+    split_source = "\n\n\n".join(inspect.getsource(getattr(dataset_module, f)).rstrip()
+                                 for f in ("_allocate", "_held_out_sizes", "split_indices"))
+    csv_source = ""
+    if csv_encoding is not None:
+        keep = {k: csv_encoding[k] for k in ("delimiter", "decimal_comma", "header", "columns", "features",
+                                             "targets", "target_numeric")}
+        csv_source = _fill("csv_reader.py.tmpl", CSV_ENCODING=f"CSV = {pprint.pformat(keep, sort_dicts=False, width=110)}")
+    return _fill("data.py.tmpl", SETTINGS=settings, SPLIT_SOURCE="# LayerLab's split (engine/data/dataset.py), "
+                 "copied so the rows land in the same splits\n" + split_source, CSV_SOURCE=csv_source)
+
+
+def train_py(config, meta: dict, import_line: str) -> str:
+    task = meta["task"]
+    settings = "\n".join([
+        f"TASK = {task!r}",
+        f"METRIC = {'accuracy' if task == 'classification' else 'mse'!r}",
+        f"EPOCHS = {config.epochs}",
+        f"BATCH_SIZE = {config.batch_size}",
+        f"LR = {config.lr!r}",
+        f"SEED = {config.seed if config.seed is not None else 0}",
+        f"GRAD_CLIP = {config.grad_clip!r}",
+    ])
+    return _fill("train.py.tmpl", MODEL_IMPORT=import_line, SETTINGS=settings, OPTIMIZER=optimizer_code(config),
+                 SCHEDULER=scheduler_code(config), TARGETS=targets_code(config.loss, task),
+                 LOSS=f"    return {_LOSS_FUNCTIONS[config.loss]}(out, target)",
+                 LOSS_SUM=f"    return {_LOSS_FUNCTIONS[config.loss]}(out, target, reduction=\"sum\"), "
+                          + ("target.shape[0]" if config.loss == "cross_entropy" else "target.numel()"),
+                 SCORE=score_code(task))
+
+
+def optimizer_code(config) -> str:
+    wd = config.weight_decay
+    kinds = {
+        "sgd": ("SGD", f"lr=lr, momentum={config.momentum!r}, nesterov={config.nesterov!r}, weight_decay={wd!r}", True),
+        "adam": ("Adam", f"lr=lr, weight_decay={wd!r}", True),
+        "adamw": ("AdamW", f"lr=lr, weight_decay={wd!r}", True),
+        "rmsprop": ("RMSprop", f"lr=lr, weight_decay={wd!r}", False),
+        "adagrad": ("Adagrad", f"lr=lr, weight_decay={wd!r}", True),
+    }
+    cls, args, fusable = kinds[config.optimizer]
+    if not fusable:
+        return f"    return torch.optim.{cls}(params, {args})"
+    return (f"    params = list(params)\n"
+            f"    try:  # fused: one kernel updates every parameter (as in LayerLab)\n"
+            f"        return torch.optim.{cls}(params, {args}, fused=True)\n"
+            f"    except (RuntimeError, ValueError, TypeError):  # no fused kernel for this device / dtype\n"
+            f"        return torch.optim.{cls}(params, {args})")
+
+
+def scheduler_code(config) -> str:
+    s = config.schedule
+    sched = "torch.optim.lr_scheduler"
+    if s == "none":
+        return "    return None, None"
+    if s == "step":
+        return f"    return {sched}.StepLR(optimizer, {config.step_size}, {config.gamma!r}), \"epoch\""
+    if s == "cosine":
+        return f"    return {sched}.CosineAnnealingLR(optimizer, T_max=epochs), \"epoch\""
+    if s == "onecycle":
+        momentum = config.optimizer in ("adam", "adamw") or (config.optimizer == "sgd" and config.momentum > 0)
+        return (f"    return {sched}.OneCycleLR(optimizer, max_lr=optimizer.defaults[\"lr\"], "
+                f"total_steps=epochs * steps_per_epoch,\n"
+                f"                                          cycle_momentum={momentum!r}), \"step\"")
+    return (f"    return {sched}.ReduceLROnPlateau(optimizer, mode=\"min\", factor={config.gamma!r}, "
+            f"patience={config.plateau_patience}), \"plateau\"")
+
+
+def targets_code(loss: str, task: str) -> str:
+    if task == "regression":
+        return "    y = y.float()\n    return y.reshape(-1, 1) if y.dim() == 1 else y.reshape(len(y), -1)"
+    if loss == "cross_entropy":
+        return "    return y.long()"
+    return "    if n_out == 1:\n        return y.float().reshape(-1, 1)\n    return F.one_hot(y.long(), n_out).float()"
+
+
+def score_code(task: str) -> str:
+    if task == "classification":
+        return ('    """Correctly classified samples in the batch."""\n'
+                "    pred = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)\n"
+                "    return (pred == y).sum()")
+    return '    """Summed squared error over the batch."""\n    return (out.float() - target).pow(2).sum()'
+
+
+def predict_py(import_line: str, has_csv: bool) -> str:
+    return _fill("predict.py.tmpl", MODEL_IMPORT=import_line,
+                 CSV_USAGE="    python predict.py --csv new.csv    # rows with the training file's columns\n"
+                 if has_csv else "",
+                 CSV_ARGUMENT='    p.add_argument("--csv", help="a CSV file with the training file\'s columns")'
+                 if has_csv else "",
+                 CSV_BRANCH="    elif args.csv:\n        raw_x, y = data.read_csv(args.csv)\n"
+                            "        x = data.standardize(raw_x)" if has_csv else "")
+
+
+def requirements() -> str:
+    import numpy
+    import safetensors
+    import torch
+
+    return (f"# the versions this package was exported and checked with\ntorch>={torch.__version__.split('+')[0]}\n"
+            f"numpy>={numpy.__version__}\nsafetensors>={safetensors.__version__}\n")
+
+
+def readme(source: ExportSource, class_name: str, config, has_data: bool, has_csv: bool) -> str:
+    meta = source.metadata
+    epoch = "its current weights" if source.epoch is None else f"the weights of timeline epoch {source.epoch}"
+    shape = ", ".join(map(str, meta["input_shape"]))
+    lines = [
+        f"# {meta['project']}",
+        "",
+        f"Exported from LayerLab {meta['layerlab_version']} with {epoch}. It runs with PyTorch alone.",
+        "",
+        "| file | what it is |",
+        "| --- | --- |",
+        f"| `model.py` | the network: class `{class_name}`, input `(batch, {shape})`, output {meta['output']} |",
+        "| `weights.safetensors` | its weights |",
+        "| `data.py` | the data, split and standardised exactly as in LayerLab"
+        + (" (raw arrays in `data.npz`)" if has_data else " (put the raw arrays in `data.npz`)") + " |",
+        "| `train.py` | training: standalone or under `torchrun` (DDP) |",
+        "| `predict.py` | predictions |",
+        "| `layerlab.json` | where it came from, to open it again in LayerLab |",
+        "",
+        "## Commands",
+        "",
+        "```sh",
+        "pip install -r requirements.txt",
+        "python predict.py                       # predictions and accuracy on the validation split",
+        *(["python predict.py --csv new.csv        # a CSV file with the training file's columns"] if has_csv else []),
+        f"python train.py                         # {config.epochs} epochs, batch size {config.batch_size}, "
+        f"{config.optimizer} lr {config.lr:g}, seed {config.seed if config.seed is not None else 0}",
+        "python train.py --epochs 5 --resume     # 5 more epochs from weights.safetensors",
+        "torchrun --standalone --nproc_per_node 2 train.py   # 2 processes (DDP) on this machine",
+        "```",
+        "",
+        "On a cluster: `torchrun --nnodes N --nproc_per_node GPUS --rdzv_backend c10d --rdzv_endpoint HOST:29500 "
+        "train.py` on every node.  `--batch-size` is per process.  Training writes `weights.safetensors` and "
+        "`metrics.csv` (LayerLab's columns) to `--out` (default: this folder), from rank 0 only.",
+        "",
+        "## Back into LayerLab",
+        "",
+        "```sh",
+        "python main.py import path/to/this/folder --out trained.layerlab",
+        "```",
+        "",
+        "This traces `model.py` into an editable graph and brings the weights (and `metrics.csv`) along. "
+        "Importing runs `model.py`: only import packages you trust.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- verification
+def load_module(path: Path, name: str):
+    """Import one file of a package under a private name (its folder first on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def verify_package(folder: Path, source: ExportSource) -> Verification:
+    """model.py + weights.safetensors compute the LayerLab model's outputs; data.py rebuilds its data."""
+    import torch
+    from safetensors.torch import load_file
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    tag = f"_layerlab_check_{abs(hash(str(folder)))}"
+    model_module = load_module(folder / "model.py", tag + "_model")
+    model = getattr(model_module, manifest["model_class"])()
+    model.load_state_dict(load_file(str(folder / "weights.safetensors")))
+    with torch.no_grad():
+        diff = max_abs_diff(model.eval()(source.samples).numpy(), reference_outputs(source))
+    check_close("model.py", diff, tolerance=1e-5)
+    if (folder / "data.npz").exists():
+        data_module = load_module(folder / "data.py", tag + "_data")
+        splits = data_module.load_splits()
+        ds = source.dataset
+        for name in ("train", "val", "test"):
+            x, y = splits[name]
+            want_x, want_y = ds.split(name)
+            if x.shape != want_x.shape or not torch.equal(x, want_x) or not torch.equal(y, want_y):
+                raise ExportFailed(f"data.py does not rebuild LayerLab's {name} split; please report this.")
+    return Verification("model.py + weights.safetensors (PyTorch)", len(source.samples), diff)

@@ -1,0 +1,1 @@
+"""The files of the exported PyTorch package, as templates (``*.tmpl``) that python_package.py fills in."""

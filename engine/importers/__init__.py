@@ -1,0 +1,150 @@
+"""Bring an existing model into LayerLab as an editable graph with its weights.
+
+    result = import_model("net.py", class_name="Net", input_shape=(1, 28, 28), weights="w.pt")
+    save_project("net.layerlab", result.project)
+
+Accepted:
+    *.py                 a file defining an nn.Module (traced with torch.fx; RUNS THE FILE: trusted files only)
+    a folder / *.zip     a LayerLab PyTorch package (model.py + weights.safetensors + layerlab.json)
+    *.onnx               through LayerLab's own converter for the ops its layers cover
+    *.safetensors        a LayerLab safetensors export (the graph is in its header)
+    --weights FILE       safetensors, or a .pt / .pth state dict (loaded with weights_only=True)
+Refused with a sentence: a .pt / .pth holding a whole pickled model (unpickling runs code).
+
+Every import is checked: the graph, compiled with the imported weights, must compute what the
+original computes (``ImportResult.max_abs_diff``).  The graph is laid out left to right.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.importers.fx_import import ImportedGraph, ImportRefused
+from engine.importers.python_source import TRUST_WARNING
+from engine.importers.weights import PICKLE_SUFFIXES
+
+#: (per-sample input shape, outputs, task) -> a built-in dataset with those, so an imported model
+#: opens with data it fits (the user can change it)
+_DATA_FOR_SHAPE = {
+    ((2,), 2, "classification"): {"source": "moons"},
+    ((4,), 3, "classification"): {"source": "iris"},
+    ((13,), 3, "classification"): {"source": "wine"},
+    ((30,), 2, "classification"): {"source": "breast_cancer"},
+    ((1, 8, 8), 10, "classification"): {"source": "digits"},
+    ((10,), 1, "regression"): {"source": "diabetes"},
+    ((1,), 1, "regression"): {"source": "sine"},
+}
+
+
+@dataclass
+class ImportResult:
+    project: object  # engine.project.Project
+    kind: str  # "python", "package", "onnx", "safetensors"
+    max_abs_diff: float | None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        g = self.project.graph
+        layers = sum(1 for n in g.nodes if n.type not in ("Input", "Output"))
+        custom = sum(1 for n in g.nodes if n.type == "Custom")
+        kind = {"python": "a Python", "package": "a LayerLab package's", "onnx": "an ONNX",
+                "safetensors": "a LayerLab safetensors"}.get(self.kind, self.kind)
+        lines = [f"Imported {layers} layers" + (f" ({custom} Custom)" if custom else "") + f" from {kind} model."]
+        if self.max_abs_diff is not None:
+            lines.append(f"Checked: the graph computes the original's outputs (max abs difference {self.max_abs_diff:.2g}).")
+        return "\n".join(lines + self.notes)
+
+
+def import_model(path: str | Path, *, class_name: str | None = None, input_shape: tuple | None = None,
+                 weights: str | Path | None = None) -> ImportResult:
+    """The project a model file describes; bad input raises ImportRefused (a LayerLabError) with one sentence."""
+    path = Path(path)
+    if not path.exists():
+        raise ImportRefused(f"{path}: no such file or folder.")
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix == ".zip":
+        from engine.importers.package import import_package
+
+        return import_package(path, weights=weights)
+    if suffix == ".py":
+        return import_python(path, class_name=class_name, input_shape=input_shape, weights=weights)
+    if suffix == ".onnx":
+        from engine.importers.onnx_import import import_onnx
+
+        return import_onnx(path)
+    if suffix == ".safetensors":
+        from engine.importers.package import import_safetensors
+
+        return import_safetensors(path)
+    if suffix in PICKLE_SUFFIXES:
+        from engine.importers.weights import refuse_pickle_model_file
+
+        refuse_pickle_model_file(path)
+    raise ImportRefused(f"{path.name}: LayerLab imports .py, .onnx and .safetensors files and exported packages "
+                        f"(a folder or .zip), not '{suffix or 'suffix-less'}' files.")
+
+
+def import_python(path: Path, *, class_name: str | None = None, input_shape: tuple | None = None,
+                  weights: str | Path | None = None, name: str | None = None) -> ImportResult:
+    """A .py file's nn.Module (runs the file) -> a project."""
+    from engine.importers.fx_import import convert
+    from engine.importers.python_source import choose_class, input_shape_of, instantiate, load_file
+    from engine.importers.weights import load_state_dict
+
+    file_module = load_file(path)
+    cls = choose_class(path, file_module, class_name)
+    model = instantiate(path, cls)
+    notes = []
+    if weights is not None:
+        state = load_state_dict(weights)
+        try:
+            model.load_state_dict(state)
+        except Exception as exc:
+            raise ImportRefused(f"{Path(weights).name} does not fit {cls.__name__}: "
+                                f"{str(exc).strip().splitlines()[0][:200]}") from None
+    else:
+        notes.append(f"No weights were given (--weights FILE): the graph has {cls.__name__}'s freshly "
+                     "initialised weights.")
+    shape = input_shape_of(file_module, model, input_shape)
+    if shape is None:
+        raise ImportRefused(f"LayerLab cannot tell the input shape of {cls.__name__}.",
+                            "give the shape of one sample with --input-shape, e.g. 1,28,28")
+    imported = convert(model, shape, source_file=str(path))
+    project = project_from(imported, name or cls.__name__, notes=notes)
+    return ImportResult(project, "python", imported.max_abs_diff, notes)
+
+
+def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None, n_outputs: int | None = None,
+                 normalization=None, training: dict | None = None, positions: dict | None = None,
+                 history: list | None = None, notes: list | None = None):
+    """A Project around an imported graph: data it fits (``data``, or a built-in dataset of the same
+    shape), 'auto' units on the Linear feeding the Output when the data has that many outputs, and
+    positions laid out left to right (or ``positions``: node name -> position)."""
+    from engine.layout import layered_layout
+    from engine.project import Project
+
+    graph = imported.graph
+    n_out = imported.output_shape[0] if len(imported.output_shape) == 1 else None
+    if data is None:
+        data = next((dict(d) for (shape, k, _task), d in _DATA_FOR_SHAPE.items()
+                     if shape == tuple(imported.input_shape) and k == n_out), None)
+        if data is not None:
+            n_outputs = n_out
+        else:
+            data = {"source": "moons"}
+            if notes is not None:
+                notes.append(f"No built-in dataset has inputs of shape {tuple(imported.input_shape)} and {n_out} "
+                             "outputs: choose data that fits in the Dataset panel to see the shapes.")
+    output = next(n for n in graph.nodes if n.type == "Output")
+    feeding = [graph.node(e.src) for e in graph.in_edges(output.id)]
+    if n_outputs is not None and feeding and feeding[0].type == "Linear" and feeding[0].params["units"] == n_outputs:
+        graph.set_param(feeding[0].id, "units", "auto")  # as many as the data has classes: what a starter does
+    placed = layered_layout(graph)
+    for node in graph.nodes:
+        graph.move(node.id, (positions or {}).get(node.name) or placed[node.id])
+    return Project(graph=graph, data=data, training=dict(training or {}), name=name,
+                   description=f"Imported into LayerLab from {name}.", normalization=normalization,
+                   history=list(history or []), weights=dict(imported.weights))
+
+
+__all__ = ["ImportRefused", "ImportResult", "TRUST_WARNING", "import_model", "import_python", "project_from"]

@@ -1,0 +1,116 @@
+"""A Python file that defines an ``nn.Module`` class -> an instance of it, ready to trace.
+
+IMPORTING A .py FILE RUNS IT: its top-level code and the class's ``__init__`` execute with this
+user's rights (that is what defining the class takes).  The CLI and the GUI say so before they do
+it: only import files you trust.  Project files are never .py files and never run code.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import traceback
+import uuid
+from pathlib import Path
+
+from engine.importers.fx_import import OWN_CLASSES, ImportRefused, where_in_source
+
+TRUST_WARNING = "Importing a .py file runs it; only import files you trust."
+
+
+def load_file(path: Path):
+    """Execute ``path`` as a module of its own (its folder on sys.path meanwhile, for its own imports)."""
+    name = f"_layerlab_import_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportRefused(f"{path} cannot be loaded as a Python file.")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.parent.resolve())
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ImportRefused(f"{path.name} line {exc.lineno}: invalid Python ({exc.msg}).") from None
+    except BaseException as exc:  # the file's own code failed (a missing import, an exception...)
+        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImportRefused(f"{where_in_source(frames, str(path))} failed while the file ran: "
+                            f"{type(exc).__name__}: {text}.") from None
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    return module
+
+
+def module_classes(module) -> list[type]:
+    """The nn.Module subclasses the file itself defines (not the ones it imports), in file order."""
+    from torch import nn
+
+    found = [c for c in vars(module).values()
+             if inspect.isclass(c) and issubclass(c, nn.Module) and c.__module__ == module.__name__]
+    return sorted(found, key=lambda c: inspect.getsourcelines(c)[1] if _has_source(c) else 0)
+
+
+def _has_source(cls) -> bool:
+    try:
+        inspect.getsourcelines(cls)
+        return True
+    except (OSError, TypeError):
+        return False
+
+
+def choose_class(path: Path, module, class_name: str | None) -> type:
+    classes = module_classes(module)
+    names = [c.__name__ for c in classes]
+    if class_name:
+        cls = getattr(module, class_name, None)
+        if cls is None or cls not in classes:
+            listed = ", ".join(names) or "none"
+            raise ImportRefused(f"{path.name} defines no nn.Module class named '{class_name}' (it defines: {listed}).")
+        return cls
+    candidates = [c for c in classes if c.__name__ not in OWN_CLASSES]
+    # the model is the class no other class in the file uses as a layer
+    used = {type(m).__name__ for c in candidates for m in _probe_children(c)}
+    roots = [c for c in candidates if c.__name__ not in used]
+    if len(roots) == 1:
+        return roots[0]
+    if not candidates:
+        raise ImportRefused(f"{path.name} defines no nn.Module class.")
+    raise ImportRefused(f"{path.name} defines several nn.Module classes ({', '.join(c.__name__ for c in candidates)}); "
+                        "say which one is the model.", "give --class NAME")
+
+
+def _probe_children(cls) -> list:
+    try:
+        return list(cls().modules())[1:]
+    except Exception:
+        return []
+
+
+def instantiate(path: Path, cls: type):
+    try:
+        return cls()
+    except TypeError as exc:
+        raise ImportRefused(f"{path.name}: the class {cls.__name__} cannot be created without arguments ({exc}).",
+                            "give its constructor arguments default values") from None
+    except Exception as exc:
+        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
+        raise ImportRefused(f"{where_in_source(frames, str(path))}: creating {cls.__name__}() failed: "
+                            f"{type(exc).__name__}: {exc}.") from None
+
+
+def input_shape_of(module_file, model, given: tuple | None) -> tuple | None:
+    """The per-sample input shape: given, or declared by the file (INPUT_SHAPE, as LayerLab's model.py
+    does, or the class's ``input_shape``), or that of a first Linear layer."""
+    from torch import nn
+
+    if given:
+        return tuple(int(s) for s in given)
+    for holder in (model, module_file):
+        declared = getattr(holder, "input_shape", None) or getattr(holder, "INPUT_SHAPE", None)
+        if isinstance(declared, (tuple, list)) and declared and all(isinstance(s, int) for s in declared):
+            return tuple(declared)
+    first = next((m for m in model.modules() if not list(m.children())), None)
+    if isinstance(first, nn.Linear):
+        return (first.in_features,)
+    return None

@@ -1,0 +1,192 @@
+"""File > Export… and File > Import model…, driven as a user would (offscreen, dialogs answered)."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from engine.model_at import model_at
+from engine.project import load_project, load_starter
+from gui import dialogs
+from gui.document import Document
+from gui.export_dialog import ExportDialog, install_export_ui
+from gui.main_window import MainWindow
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def answers(monkeypatch, tmp_path):
+    """Every modal dialog replaced: errors recorded, paths and options answered from this dict."""
+    log = {"errors": [], "open": "", "save": "", "options": None, "asked": []}
+    monkeypatch.setenv("LAYERLAB_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("LAYERLAB_RECOVERY_DIR", str(tmp_path / "recovery"))
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: log["errors"].append(text))
+    monkeypatch.setattr(dialogs, "ask_save_changes", lambda parent, name: "discard")
+    monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: log["open"])
+    monkeypatch.setattr(dialogs, "get_save_path", lambda *a, **k: log["save"])
+
+    def options(parent, filename, warning, ask_class):
+        log["asked"].append(warning)
+        return log["options"]
+
+    monkeypatch.setattr(dialogs, "get_import_options", options)
+    return log
+
+
+def _window(qtbot, project):
+    w = MainWindow(Document(project), extensions=[install_export_ui])
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+@pytest.fixture
+def trained_window(qtbot, answers, exports):
+    project = exports.copy("starter:digits-cnn")
+    project.checkpoints = {0: project.weights, 2: {k: v * 0.5 for k, v in project.weights.items()}}
+    w = _window(qtbot, project)
+    yield w
+    w.document.undo_stack.setClean()
+    w.close()
+
+
+def _menu_texts(window):
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "File")
+    return [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
+
+
+def test_the_file_menu_has_export_and_import_before_quit(trained_window):
+    texts = _menu_texts(trained_window)
+    assert texts[-3:] == ["Export…", "Import model…", "Quit"]
+
+
+def test_default_extensions_include_the_export_ui():
+    from gui.app import default_extensions
+
+    assert install_export_ui in default_extensions()
+
+
+def test_export_onnx_shows_the_verification(trained_window, qtbot, tmp_path):
+    trained_window.act_export.trigger()
+    dialog = trained_window.export_dialog
+    assert isinstance(dialog, ExportDialog) and dialog.isVisible()
+    assert [dialog.epoch.itemText(i) for i in range(dialog.epoch.count())] == \
+        ["Current weights", "Before training (epoch 0)", "Timeline epoch 2"]
+    dialog.format.setCurrentIndex(dialog.format.findData("onnx"))
+    dialog.path.setText(str(tmp_path / "digits.onnx"))
+    with qtbot.waitSignal(dialog.finished_export, timeout=180_000) as done:
+        qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
+        assert dialog.progress.isVisible() and not dialog.export_button.isEnabled()  # busy, off the GUI thread
+    result = done.args[0]
+    assert result.verification.runtime == "onnxruntime"
+    text = dialog.status.text()
+    assert "Verified</b> with onnxruntime on 8 real samples" in text and "max abs difference" in text
+    assert not dialog.progress.isVisible() and dialog.export_button.isEnabled()
+    session = ort.InferenceSession(str(tmp_path / "digits.onnx"))
+    x = trained_window.document.dataset.x_val[:3].numpy()
+    ready = model_at(trained_window.document.project, device="cpu")
+    with torch.no_grad():
+        want = ready.module(torch.from_numpy(x)).numpy()
+    assert np.abs(session.run(None, {"input": x})[0] - want).max() <= 1e-5
+    dialog.close()
+
+
+def test_export_of_a_timeline_epoch_writes_those_weights(trained_window, qtbot, tmp_path):
+    from safetensors.torch import load_file
+
+    trained_window.act_export.trigger()
+    dialog = trained_window.export_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("safetensors"))
+    dialog.epoch.setCurrentIndex(dialog.epoch.findData(2))
+    dialog.path.setText(str(tmp_path / "epoch2.safetensors"))
+    with qtbot.waitSignal(dialog.finished_export, timeout=60_000):
+        dialog.export_button.click()
+    saved = load_file(str(tmp_path / "epoch2.safetensors"))
+    half = trained_window.document.project.checkpoints[2]
+    assert all(torch.equal(saved[k], half[k]) for k in half)
+    dialog.close()
+
+
+def test_a_graph_with_errors_is_refused_with_its_errors(qtbot, answers, exports, tmp_path):
+    project = exports.copy("starter:moons-mlp")
+    w = _window(qtbot, project)
+    w.document.graph.add_node("ReLU", name="loose")
+    w.document.flush()
+    w.act_export.trigger()
+    dialog = w.export_dialog
+    dialog.path.setText(str(tmp_path / "x.onnx"))
+    with qtbot.waitSignal(dialog.finished_export, timeout=60_000):
+        dialog.export_button.click()
+    assert "Not exported" in dialog.status.text() and "<li>ReLU 'loose' has no input" in dialog.status.text()
+    assert not (tmp_path / "x.onnx").exists()
+    dialog.close()
+    w.document.undo_stack.setClean()
+    w.close()
+
+
+def test_an_untrained_project_says_train_first(qtbot, answers, tmp_path):
+    w = _window(qtbot, load_starter("moons-mlp"))
+    w.act_export.trigger()
+    dialog = w.export_dialog
+    assert not dialog.epoch.isEnabled() and "train first" in dialog.epoch.currentText()
+    dialog.export_button.click()
+    assert "no trained weights yet" in dialog.status.text()
+    dialog.close()
+    w.close()
+
+
+def test_import_model_warns_then_opens_the_imported_project(qtbot, answers, tmp_path):
+    source = tmp_path / "net.py"
+    source.write_text(textwrap.dedent('''
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 8)
+                self.act = nn.ReLU()
+                self.out = nn.Linear(8, 3)
+            def forward(self, x):
+                return self.out(self.act(self.fc(x)))
+    '''))
+    w = _window(qtbot, load_starter("moons-mlp"))
+    answers.update(open=str(source), save=str(tmp_path / "net.layerlab"), options={"class_name": "Net",
+                                                                                    "input_shape": None})
+    w.act_import_model.trigger()
+    qtbot.waitUntil(lambda: w.document.path is not None and w.document.path.endswith("net.layerlab"), timeout=60_000)
+    assert answers["asked"] == ["Importing a .py file runs it; only import files you trust."]
+    assert [n.type for n in w.document.graph.nodes] == ["Input", "Linear", "ReLU", "Linear", "Output"]
+    assert w.document.project.data == {"source": "iris"}  # 4 inputs, 3 classes: data that fits
+    assert w.document.analysis.ok
+    assert load_project(tmp_path / "net.layerlab").weights is not None
+    assert answers["errors"] == []
+    w.close()
+
+
+def test_import_refusals_are_one_sentence(qtbot, answers, tmp_path):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return print, ("unpickled!",)
+
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump(Payload(), f)
+    w = _window(qtbot, load_starter("moons-mlp"))
+    answers.update(open=str(tmp_path / "evil.pt"))
+    w.act_import_model.trigger()
+    qtbot.waitUntil(lambda: bool(answers["errors"]), timeout=30_000)
+    assert "would run code" in answers["errors"][0] or "pickle" in answers["errors"][0]
+    assert w.document.path is None
+    # a cancelled trust question imports nothing
+    answers.update(open=str(tmp_path / "net.py"), options=None)
+    (tmp_path / "net.py").write_text("raise SystemExit('must not run')\n")
+    w.act_import_model.trigger()
+    assert len(answers["errors"]) == 1
+    w.close()

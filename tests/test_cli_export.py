@@ -1,0 +1,93 @@
+"""``main.py export`` and ``main.py import``: what a user types, what comes back (exit codes, one sentence)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import run_cli
+from engine.project import load_project, save_project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(*args, cwd=None):
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or ROOT, timeout=600)
+
+
+def one_line_error(capsys, code, *words):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    for w in words:
+        assert w.lower() in err[0].lower(), err[0]
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(exports, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "mlp.layerlab"
+    project = exports.copy("model:mlp")
+    project.checkpoints = {1: project.weights}
+    save_project(path, project)
+    return path
+
+
+def test_export_a_package_and_import_it_back_as_a_user_would(trained_bundle, tmp_path):
+    proc = run_main("export", trained_bundle, "--format", "python", "--out", tmp_path / "pkg.zip", "--epoch", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "Exported python to" in proc.stdout and "max abs difference 0" in proc.stdout
+    proc = run_main("import", tmp_path / "pkg.zip", "--out", tmp_path / "back.layerlab")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("note: Importing a .py file runs it; only import files you trust.")
+    assert "Saved" in proc.stdout
+    back = load_project(tmp_path / "back.layerlab")
+    assert [n.type for n in back.graph.nodes] == [n.type for n in load_project(trained_bundle).graph.nodes]
+
+
+def test_export_onnx_prints_the_verification(trained_bundle, tmp_path, capsys):
+    assert run_cli(["export", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "Verified with onnxruntime on 8 real samples: max abs difference" in out
+    assert (tmp_path / "m.onnx").exists() and not (tmp_path / "m.onnx.data").exists()
+
+
+def test_export_bad_input_is_one_sentence(trained_bundle, tmp_path, capsys):
+    code = run_cli(["export", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path / "x.onnx"),
+                    "--epoch", "7"])
+    one_line_error(capsys, code, "no weights for epoch 7", "kept: 1")
+    code = run_cli(["export", "moons-mlp", "--format", "pt2", "--out", str(tmp_path / "x.pt2")])
+    one_line_error(capsys, code, "no trained weights", "train it first")
+    code = run_cli(["export", str(trained_bundle), "--format", "keras", "--out", str(tmp_path / "x")])
+    one_line_error(capsys, code, "invalid choice: 'keras'")
+    broken = load_project(trained_bundle)
+    broken.graph.add_node("ReLU", name="dangling")
+    save_project(tmp_path / "broken.layerlab", broken)
+    code = run_cli(["export", str(tmp_path / "broken.layerlab"), "--format", "onnx", "--out", str(tmp_path / "b.onnx")])
+    one_line_error(capsys, code, "1 error", "cannot be exported", "'dangling' has no input")
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "b.onnx").exists()
+
+
+def test_import_bad_input_is_one_sentence(tmp_path, capsys):
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'pwned'}",)
+
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump(Payload(), f)
+    code = run_cli(["import", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "e.layerlab")])
+    one_line_error(capsys, code, "would run code", "nothing in it was run")
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "e.layerlab").exists()
+    (tmp_path / "net.py").write_text("import torch\nclass Net(torch.nn.Module):\n    def forward(self, x):\n"
+                                     "        return x\n")
+    code = run_cli(["import", str(tmp_path / "net.py"), "--out", str(tmp_path / "n.txt")])
+    one_line_error(capsys, code, "ending in .layerlab")
+    code = run_cli(["import", str(tmp_path / "net.py"), "--out", str(tmp_path / "n.layerlab"), "--input-shape", "0,3"])
+    one_line_error(capsys, code, "positive sizes")
+    code = run_cli(["import", str(tmp_path / "net.py"), "--out", str(tmp_path / "n.layerlab")])
+    one_line_error(capsys, code, "cannot tell the input shape", "--input-shape")

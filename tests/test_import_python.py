@@ -1,0 +1,199 @@
+"""Importing a .py file that defines an nn.Module: layers, merges, Custom ops, and clear refusals."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from engine.importers import import_model
+from engine.importers.fx_import import ImportRefused
+
+torch.set_num_threads(1)
+
+MODELS = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 3, padding=1)
+            self.bn = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return F.relu(self.bn(self.conv(x)) + x)
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 8, 3, padding=1)
+            self.block = Block(8)
+            self.pool = nn.MaxPool2d(2)
+            self.norm = nn.GroupNorm(2, 8)
+            self.side = nn.Linear(64, 8)
+            self.head = nn.Linear(8 * 4 * 4 + 8, 10)
+
+        def forward(self, x):
+            h = self.pool(self.block(F.relu(self.stem(x))))
+            h = self.norm(h)
+            flat = h.view(h.size(0), -1)
+            side = torch.tanh(self.side(torch.flatten(x, 1)))
+            joined = torch.cat([flat, side], dim=1)
+            logits = self.head(joined) * 0.5
+            return logits
+
+
+    class Seq(nn.Module):
+        """Token ids through an embedding, tensor methods, and a three-way sum."""
+
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(30, 6)
+            self.proj = nn.Linear(6, 6)
+            self.out = nn.Linear(6, 3)
+
+        def forward(self, tokens):
+            e = self.embed(tokens)
+            mixed = self.proj(e).permute(0, 2, 1)
+            pooled = mixed.mean(dim=2)
+            return self.out(F.gelu(pooled) + pooled + pooled + mixed.amax(dim=2) + e[:, 0])
+
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            y = self.fc(x)
+            if y.mean() > 0:
+                y = y * 2
+            return y
+
+
+    class UsesParameter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 3))
+
+        def forward(self, x):
+            return x @ self.w
+
+
+    class Unlisted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return torch.fft.fft(self.fc(x)).real
+''')
+
+
+@pytest.fixture
+def models_py(tmp_path):
+    path = tmp_path / "models.py"
+    path.write_text(MODELS)
+    return path
+
+
+def _load(path, name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"ref_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def test_a_nested_cnn_becomes_layers_merges_and_custom_ops(models_py, tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    ref = _load(models_py, "Net")().eval()
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    result = import_model(models_py, class_name="Net", input_shape=(1, 8, 8), weights=tmp_path / "w.safetensors")
+    g = result.project.graph
+    types = {n.name: n.type for n in g.nodes}
+    assert types["stem"] == "Conv2d" and types["block_bn"] == "BatchNorm2d" and types["pool"] == "MaxPool2d"
+    assert types["flat"] == "Flatten" and types["joined"] == "Concat" and types["side"] == "Linear"
+    assert g.node_by_name("norm").params == {"op": "nn.GroupNorm", "args": [2, 8], "kwargs": {}}
+    assert g.node_by_name("logits").params == {"op": "operator.mul", "args": [0.5], "kwargs": {}}
+    add = next(n for n in g.nodes if n.type == "Add")  # the skip connection inside Block
+    assert [g.node(e.src).name for e in g.in_edges(add.id)] == ["block_bn", "relu1"]
+    # the imported project's model computes what the file's model computes, with its weights
+    from engine.model_at import ready_model
+    from engine.spec import InferContext
+
+    model = ready_model(g, InferContext((1, 8, 8), 10, "classification"), result.project.weights).module
+    x = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-6)
+    assert result.max_abs_diff <= 1e-6
+    assert result.project.data == {"source": "digits"}  # a dataset of this shape, so shapes show
+    assert "Custom" in result.summary()
+
+
+def test_embedding_methods_and_three_way_add(models_py):
+    result = import_model(models_py, class_name="Seq", input_shape=(7,))
+    g = result.project.graph
+    types = [n.type for n in g.nodes]
+    assert types.count("Embedding") == 1 and "GELU" in types
+    # a + b + c + d is one Add; but pooled cannot feed one Add twice, so the sum takes two
+    adds = [n for n in g.nodes if n.type == "Add"]
+    assert [len(g.in_edges(a.id)) for a in adds] == [2, 4]
+    ops = sorted(n.params["op"] for n in g.nodes if n.type == "Custom")
+    assert ops == ["Tensor.amax", "Tensor.mean", "Tensor.permute", "operator.getitem"]
+    assert result.max_abs_diff <= 1e-6
+
+
+def test_data_dependent_control_flow_names_the_line(models_py):
+    with pytest.raises(ImportRefused) as info:
+        import_model(models_py, class_name="Branchy")
+    text = str(info.value)
+    assert "models.py line" in text and "`if y.mean() > 0:`" in text and "control flow" in text
+
+
+def test_refusals_say_what_and_where(models_py):
+    with pytest.raises(ImportRefused, match=r"self\.w directly"):
+        import_model(models_py, class_name="UsesParameter", input_shape=(4,))
+    with pytest.raises(ImportRefused, match=r"line \d+ \(`return torch.fft.fft.*`\): calls fft"):
+        import_model(models_py, class_name="Unlisted")
+    with pytest.raises(ImportRefused, match="several nn.Module classes .*--class NAME"):
+        import_model(models_py)
+    with pytest.raises(ImportRefused, match="no nn.Module class named 'Nope'"):
+        import_model(models_py, class_name="Nope")
+    with pytest.raises(ImportRefused, match="input shape .*--input-shape"):
+        import_model(models_py, class_name="Net")
+
+
+def test_a_broken_file_gets_a_sentence(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\nraise RuntimeError('no GPU here')\n")
+    with pytest.raises(ImportRefused, match=r"bad.py line 2 .*RuntimeError: no GPU here"):
+        import_model(bad)
+    syntax = tmp_path / "syntax.py"
+    syntax.write_text("def broken(:\n")
+    with pytest.raises(ImportRefused, match="syntax.py line 1: invalid Python"):
+        import_model(syntax)
+
+
+def test_state_dict_weights_load_without_unpickling_code(models_py, tmp_path):
+    ref = _load(models_py, "Net")().eval()
+    torch.save(ref.state_dict(), tmp_path / "w.pt")
+    result = import_model(models_py, class_name="Net", input_shape=(1, 8, 8), weights=tmp_path / "w.pt")
+    assert torch.equal(result.project.weights["stem.weight"], ref.state_dict()["stem.weight"])
+    torch.save({"model_state_dict": ref.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
+    again = import_model(models_py, class_name="Net", input_shape=(1, 8, 8), weights=tmp_path / "ckpt.pt")
+    assert torch.equal(again.project.weights["head.bias"], ref.state_dict()["head.bias"])
+
+
+def test_weights_that_do_not_fit_are_refused(models_py, tmp_path):
+    torch.save(nn.Linear(3, 3).state_dict(), tmp_path / "other.pt")
+    with pytest.raises(ImportRefused, match="other.pt does not fit Net"):
+        import_model(models_py, class_name="Net", input_shape=(1, 8, 8), weights=tmp_path / "other.pt")
