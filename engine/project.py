@@ -225,14 +225,14 @@ def _load_json(raw: bytes) -> Project:
 
 
 # ----------------------------------------------------------------------------- starters
-def _labs_dir():
-    return resources.files("resources").joinpath("labs")
+def _starters_dir():
+    return resources.files("resources").joinpath("starters")
 
 
 def list_starters() -> list[dict]:
     """The bundled starter projects: name, title and description, in file-name order."""
     out = []
-    for entry in sorted(_labs_dir().iterdir(), key=lambda e: e.name):
+    for entry in sorted(_starters_dir().iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
             doc = json.loads(entry.read_text(encoding="utf-8"))
             out.append({"name": entry.name[:-5], "title": doc.get("name", entry.name),
@@ -241,7 +241,7 @@ def list_starters() -> list[dict]:
 
 
 def load_starter(name: str = DEFAULT_STARTER) -> Project:
-    entry = _labs_dir().joinpath(f"{name}.json")
+    entry = _starters_dir().joinpath(f"{name}.json")
     if not entry.is_file():
         known = ", ".join(s["name"] for s in list_starters())
         raise ProjectFileError(f"No bundled starter named '{name}'; available: {known}.")
