@@ -28,7 +28,7 @@ from engine.graph import GRAPH_FORMAT, Graph
 from engine.versioning import migrate
 
 PROJECT_FORMAT = "layerlab.project"
-PROJECT_VERSION = 2
+PROJECT_VERSION = 3
 TIMELINE_MEMBER = "timeline.safetensors"
 SERIES_MEMBER = "run_series.safetensors"
 #: a saved timeline keeps at most this many epochs (the first, the last and evenly spaced ones)...
@@ -58,6 +58,9 @@ class Project:
     #: the live views' time series of the last run (loss per snapshot, gradient norms, dead ReLUs,
     #: weight histograms over time), as named float arrays: the GUI's RunHistory saves and restores them
     series: dict[str, Any] = field(default_factory=dict)
+    #: the lab this project was made from and the student's progress in it (engine/labs/progress.py):
+    #: {"id", "hash", "title", "progress": {"ticked", "hints", "answers"}, "events": [...]}; {} = no lab
+    lab: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -71,6 +74,7 @@ class Project:
             "normalization": self.normalization,
             "history": self.history,
             "run": {**self.run, "checkpoint_epochs": saved_checkpoint_epochs(self.checkpoints)},
+            "lab": self.lab,
         }
 
     @classmethod
@@ -84,7 +88,8 @@ class Project:
                        training=dict(doc.get("training") or {}), name=str(doc.get("name", "Untitled")),
                        description=str(doc.get("description", "")), normalization=doc.get("normalization"),
                        history=list(doc.get("history") or []), weights=weights,
-                       checkpoints=dict(checkpoints or {}), run=run, series=dict(series or {}))
+                       checkpoints=dict(checkpoints or {}), run=run, series=dict(series or {}),
+                       lab=_lab_field(doc.get("lab")))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProjectFileError(f"The project document is invalid: missing or bad field {exc}.") from None
 
@@ -94,7 +99,21 @@ def _v1_to_v2(doc: dict) -> dict:
     return {**doc, "run": {}}
 
 
-PROJECT_MIGRATIONS: dict[int, Any] = {1: _v1_to_v2}
+def _v2_to_v3(doc: dict) -> dict:
+    """Version 3 adds the lab record (``lab``); a v2 project was made from no lab."""
+    return {**doc, "lab": {}}
+
+
+def _lab_field(value: Any) -> dict:
+    """The lab record must be an object; what is inside it is checked where it is read (engine/labs)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError("'lab' (an object)")
+    return dict(value)
+
+
+PROJECT_MIGRATIONS: dict[int, Any] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def saved_checkpoint_epochs(checkpoints: dict[int, dict], max_count: int = MAX_SAVED_CHECKPOINTS,

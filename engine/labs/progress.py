@@ -1,0 +1,131 @@
+"""The project side of a lab: which lab a project was made from, and the student's progress in it.
+
+``Project.lab`` (engine/project.py, project format version 3) holds::
+
+    {"id": "xor-hidden-layer", "hash": "<the lab's content hash>", "title": "…",
+     "progress": {"ticked": ["add-hidden"], "hints": {"add-hidden": 1}, "answers": {"q1": "about 50%"}},
+     "events": [{"kind": "view_opened", "view": "weights"}, {"kind": "timeline_scrubbed"}, …]}
+
+Everything here is a plain function on a project: the GUI calls them as the student works
+(``record_event`` when a view opens, ``reveal_hint`` on request, ``set_answer`` from the answer
+box, ``record_ticks`` after each live check) and saving the project saves the progress.  A record
+that was edited by hand is read leniently: what does not fit is dropped, never fatal.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from engine.labs.format import Lab
+from engine.labs.goals import questions
+from engine.labs.vocabulary import EVENT_FIELDS
+
+MAX_EVENTS = 1000
+MAX_FIELD_CHARS = 200
+MAX_ANSWER_CHARS = 2000
+
+
+def new_project_from_lab(lab: Lab):
+    """A fresh project for ``lab``: its starter graph, data and settings, and an empty progress record."""
+    from engine.project import Project
+
+    return Project(graph=lab.starter_graph(), data=copy.deepcopy(lab.data), training=copy.deepcopy(lab.training),
+                   name=lab.title, description=lab.description,
+                   lab={"id": lab.id, "hash": lab.content_hash, "title": lab.title,
+                        "progress": {"ticked": [], "hints": {}, "answers": {}}, "events": []})
+
+
+def _record(project) -> dict:
+    """The project's lab record, repaired in place so that every part has its type."""
+    rec = project.lab if isinstance(project.lab, dict) else {}
+    progress = rec.get("progress") if isinstance(rec.get("progress"), dict) else {}
+    ticked = [s for s in progress.get("ticked") or [] if isinstance(s, str)] \
+        if isinstance(progress.get("ticked"), list) else []
+    hints = {k: int(v) for k, v in (progress.get("hints") or {}).items()
+             if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0} \
+        if isinstance(progress.get("hints"), dict) else {}
+    answers = {k: v for k, v in (progress.get("answers") or {}).items()
+               if isinstance(k, str) and _valid_answer(v)} if isinstance(progress.get("answers"), dict) else {}
+    events = [e for e in rec.get("events") or [] if valid_event(e)][:MAX_EVENTS] \
+        if isinstance(rec.get("events"), list) else []
+    rec.update(progress={"ticked": ticked, "hints": hints, "answers": answers}, events=events)
+    project.lab = rec
+    return rec
+
+
+def _valid_answer(v: Any) -> bool:
+    return (isinstance(v, str) and len(v) <= MAX_ANSWER_CHARS) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def valid_event(e: Any) -> bool:
+    if not isinstance(e, dict) or e.get("kind") not in EVENT_FIELDS:
+        return False
+    fields = set(e) - {"kind"}
+    return fields <= set(EVENT_FIELDS[e["kind"]]) and all(
+        isinstance(e[f], str) and len(e[f]) <= MAX_FIELD_CHARS for f in fields)
+
+
+def lab_id_of(project) -> str | None:
+    rec = project.lab if isinstance(project.lab, dict) else {}
+    return rec.get("id") if isinstance(rec.get("id"), str) else None
+
+
+def events(project) -> list[dict]:
+    return list(_record(project)["events"])
+
+
+def answers(project) -> dict[str, Any]:
+    return dict(_record(project)["progress"]["answers"])
+
+
+def record_event(project, kind: str, **fields: str) -> bool:
+    """Record an inspection event (``view_opened`` with ``view``, ``timeline_scrubbed``,
+    ``attribution_run`` with ``method``, ``sanity_check_run``).  An event seen before is kept once;
+    returns whether it was new.  An unknown kind or field raises ValueError (a programming error)."""
+    event = {"kind": kind, **{k: str(v) for k, v in fields.items()}}
+    if not valid_event(event):
+        raise ValueError(f"not an inspection event: {event!r} (kinds and fields: {EVENT_FIELDS})")
+    rec = _record(project)
+    if event in rec["events"] or len(rec["events"]) >= MAX_EVENTS:
+        return False
+    rec["events"].append(event)
+    return True
+
+
+def set_answer(project, lab: Lab, question_id: str, value: Any) -> None:
+    """Keep the student's answer to a question (text for a choice, a number or text for a number)."""
+    ids = {q.id for s in lab.steps for q in questions(s.goal)}
+    if question_id not in ids:
+        raise KeyError(f"lab '{lab.id}' has no question {question_id!r}")
+    if not _valid_answer(value):
+        raise ValueError(f"an answer is text (at most {MAX_ANSWER_CHARS} characters) or a number")
+    _record(project)["progress"]["answers"][question_id] = value
+
+
+def revealed_hints(project, step_id: str) -> int:
+    return _record(project)["progress"]["hints"].get(step_id, 0)
+
+
+def reveal_hint(project, lab: Lab, step_id: str) -> str | None:
+    """Reveal the step's next hint and return it (None when every hint is shown already)."""
+    step = lab.step(step_id)
+    hints = _record(project)["progress"]["hints"]
+    shown = hints.get(step_id, 0)
+    if shown >= len(step.hints):
+        return None
+    hints[step_id] = shown + 1
+    return step.hints[shown]
+
+
+def shown_hints(project, lab: Lab, step_id: str) -> list[str]:
+    step = lab.step(step_id)
+    return list(step.hints[:revealed_hints(project, step_id)])
+
+
+def record_ticks(project, report) -> None:
+    """Save which steps a check found met, so a reopened project shows its ticks before it is rechecked."""
+    _record(project)["progress"]["ticked"] = [s.id for s in report.steps if s.met]
+
+
+def ticked(project) -> list[str]:
+    return list(_record(project)["progress"]["ticked"])
