@@ -11,7 +11,7 @@ import importlib
 from types import ModuleType
 
 #: every headless command, in ``--help`` order (module ``engine.commands.<name>``)
-COMMAND_NAMES: tuple[str, ...] = ("train", "labs")
+COMMAND_NAMES: tuple[str, ...] = ("train", "labs", "lab", "grade")
 
 
 def command_module(name: str) -> ModuleType:

@@ -58,5 +58,11 @@ def read_member(z: zipfile.ZipFile, name: str, limit_bytes: int) -> bytes:
 
 
 def looks_truncated(raw: bytes) -> bool:
-    """A zip whose end-of-archive record is missing: the file was cut short (a partial copy)."""
-    return raw[:4] == b"PK\x03\x04" and raw.rfind(_EOCD, max(0, len(raw) - (22 + 0xFFFF))) < 0
+    """A zip whose end-of-archive record is missing or incomplete: the file was cut short (a partial copy)."""
+    if raw[:4] != b"PK\x03\x04":
+        return False
+    at = raw.rfind(_EOCD, max(0, len(raw) - (22 + 0xFFFF)))
+    if at < 0 or at + 22 > len(raw):
+        return True
+    (comment,) = struct.unpack("<H", raw[at + 20:at + 22])
+    return at + 22 + comment > len(raw)
