@@ -94,3 +94,16 @@ def test_a_headless_student_starts_answers_and_checks(tmp_path, capsys):
     code, out, _ = run("lab", "check", "xor-hidden-layer", path)
     assert code == 0 and "[x] Train one neuron (1/1): right" in out
     assert "[ ] Add a hidden layer with an activation (0/2): add a hidden layer: the network has none yet" in out
+    # train it headless, then hand it in: the lab record travels through the trained bundle
+    assert run("train", path, "--out", tmp_path / "run")[0] == 0
+    trained = tmp_path / "run" / "model.layerlab"
+    code, out, _ = run("lab", "check", "xor-hidden-layer", trained)
+    assert "[x] Train one neuron" in out and "[ ] Solve XOR (0/3): raise the test accuracy" in out
+    hand_in = tmp_path / "ada.layerlab-submission"
+    code, _, err = run("lab", "submit", "xor-hidden-layer", trained, "--student", "Ada", "--id", "s1", "--out", hand_in)
+    assert code == 0 and "hand in this file" in err
+    from engine.labs.submission import load_submission
+
+    sub = load_submission(hand_in)
+    assert sub.student.label == "Ada (s1)" and sub.project.weights and len(sub.project.history) == 40
+    assert [r["met"] for r in sub.results] == [True, False, False, False, True]

@@ -441,25 +441,25 @@ def _labs_dir():
     return resources.files("resources").joinpath("labs")
 
 
+def _bundled_entries():
+    for entry in sorted(_labs_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith((".json", BUNDLE_SUFFIX)):
+            yield entry, lab_from_bytes(entry.read_bytes())
+
+
 def list_labs() -> list[dict]:
     """The bundled labs, in file-name order (the files are numbered): id, title, description, data, steps, points."""
-    out = []
-    for entry in sorted(_labs_dir().iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".json"):
-            lab = lab_from_bytes(entry.read_bytes())
-            out.append({"id": lab.id, "title": lab.title, "description": lab.description,
-                        "data": lab.data["source"], "steps": len(lab.steps), "points": lab.max_points,
-                        "file": entry.name})
-    return out
+    return [{"id": lab.id, "title": lab.title, "description": lab.description, "data": lab.data["source"],
+             "steps": len(lab.steps), "points": lab.max_points, "file": entry.name}
+            for entry, lab in _bundled_entries()]
 
 
 def load_bundled_lab(lab_id: str) -> Lab:
-    for entry in sorted(_labs_dir().iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".json"):
-            lab = lab_from_bytes(entry.read_bytes())
-            if lab.id == lab_id or entry.name[:-5] == lab_id:
-                return lab
-    known = ", ".join(info["id"] for info in list_labs())
+    found = list(_bundled_entries())
+    for entry, lab in found:
+        if lab.id == lab_id:
+            return lab
+    known = ", ".join(lab.id for _, lab in found)
     raise LabFileError(f"No bundled lab named '{lab_id}'; the bundled labs are: {known}.")
 
 
