@@ -67,6 +67,8 @@ def test_layer_count_with_a_label_and_bounds():
     r = check({"kind": "layer_count", "layers": ["ReLU", "Tanh"], "at_least": 1, "label": "activation"},
               templates.mlp(()))
     assert r.sentence == "add an activation: the network has none yet"
+    r = check({"kind": "layer_count", "layers": ["ReLU", "Tanh"], "at_least": 2}, templates.mlp((8,)))
+    assert r.sentence == "add 1 more ReLU or Tanh layer: the network has 1 (relu1), the goal is at least 2"
     r = check({"kind": "layer_count", "layers": ["Linear"], "at_most": 2}, templates.mlp((8, 8)))
     assert not r.met and "at most 2 are allowed" in r.sentence and r.detail["count"] == 3
     r = check({"kind": "layer_count", "layers": ["Conv2d"], "at_least": 2}, templates.cnn())

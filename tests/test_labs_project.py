@@ -8,7 +8,7 @@ import pytest
 
 from engine.labs.check import check_project
 from engine.labs.progress import (answers, events, lab_id_of, new_project_from_lab, record_event, record_ticks,
-                                  reveal_hint, set_answer, shown_hints, ticked)
+                                  reveal_hint, revealed_hints, set_answer, shown_hints, ticked)
 from engine.project import PROJECT_VERSION, Project, load_project, migrate_project_doc, save_project
 from lab_support import lab, solution
 
@@ -102,6 +102,20 @@ def test_a_hand_edited_record_is_read_leniently():
     project.lab["events"] = [{"kind": "view_opened", "view": "weights"}, "junk", {"kind": "unknown"},
                              {"kind": "view_opened", "view": 3}]
     project.lab["progress"] = {"ticked": "all", "hints": {"solve": -2, "add-hidden": 1}, "answers": {"q": [1]}}
+    before = json.loads(json.dumps(project.lab))
     assert events(project) == [{"kind": "view_opened", "view": "weights"}]
     assert ticked(project) == [] and answers(project) == {}
-    assert project.lab["progress"]["hints"] == {"add-hidden": 1}
+    assert revealed_hints(project, "add-hidden") == 1 and revealed_hints(project, "solve") == 0
+    assert project.lab == before  # reading never rewrites the record
+    record_event(project, "timeline_scrubbed")  # writing stores the cleaned record
+    assert project.lab["progress"]["hints"] == {"add-hidden": 1} and len(project.lab["events"]) == 2
+
+
+def test_checking_a_project_made_from_no_lab_leaves_it_alone():
+    from engine import templates
+
+    project = Project(graph=templates.mlp())
+    report = check_project(lab("xor-hidden-layer"), project)
+    record_ticks(project, report)
+    assert record_event(project, "view_opened", view="weights") is False
+    assert project.lab == {}

@@ -77,6 +77,13 @@ class LabReport:
                 "epochs": self.epochs, "lock_problems": list(self.lock_problems), "note": self.note or None}
 
 
+def _structure_key(graph) -> str:
+    """The graph as the model sees it: node positions left out, so moving a node costs no re-evaluation."""
+    doc = graph.to_dict()
+    nodes = [{k: v for k, v in n.items() if k != "pos"} for n in doc["nodes"]]
+    return json.dumps({"nodes": nodes, "edges": doc["edges"]}, sort_keys=True)
+
+
 def trained_epochs(history: list | None, run: dict | None = None) -> int | None:
     """The epoch the project's weights come from: the run record's ``weights_epoch`` when it lies
     within the history, else the history's last epoch (None when no run is recorded)."""
@@ -126,8 +133,7 @@ class LabChecker:
             return Measured(None, self.data_problem, split)
         from engine.labs.metrics import loss_name
 
-        key = (json.dumps(graph.to_dict(), sort_keys=True), weights_digest(weights),
-               loss_name(graph, settings, self.dataset.task), split)
+        key = (_structure_key(graph), weights_digest(weights), loss_name(graph, settings, self.dataset.task), split)
         if key not in self._memo:
             self._memo[key] = measure(graph, weights, self.dataset, settings, split)
             while len(self._memo) > _MEMO_SIZE:

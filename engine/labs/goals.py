@@ -341,7 +341,7 @@ class LayerCount(Goal):
             return self.label
         if len(self.layers) == 1:
             return f"{self.layers[0]} layer"
-        return f"layer of type {', '.join(self.layers[:-1])} or {self.layers[-1]}"
+        return f"{', '.join(self.layers[:-1])} or {self.layers[-1]} layer"
 
     def check(self, ctx):
         names = [n.name for n in ctx.graph.nodes if n.type in self.layers]

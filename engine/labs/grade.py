@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 from engine.labs.check import LabChecker, LabReport, trained_epochs
 from engine.labs.format import Lab, lab_from_dict
 from engine.labs.goals import MetricGoal
-from engine.labs.metrics import METRIC_TITLES, Measured, format_metric, higher_is_better
+from engine.labs.metrics import METRIC_TITLES, format_metric, higher_is_better
 from engine.labs.submission import MAX_SUBMISSION_BYTES, Submission, SubmissionError, load_submission
 
 #: a row's status: "graded", or why the file was not graded (SubmissionError problems, wrong lab, error)
@@ -401,5 +401,5 @@ def write_csv(path: str | os.PathLike, lab: Lab, rows: list[GradeRow]) -> None:
     atomic_write_bytes(path, csv_bytes(lab, rows))
 
 
-__all__ = ["Flag", "GradeRow", "Measured", "grade_class", "grade_submission", "write_csv", "csv_bytes",
+__all__ = ["Flag", "GradeRow", "grade_class", "grade_submission", "write_csv", "csv_bytes",
            "submission_paths", "REPRODUCE_TOLERANCE", "STATUSES"]

@@ -35,20 +35,35 @@ def new_project_from_lab(lab: Lab):
                         "progress": {"ticked": [], "hints": {}, "answers": {}}, "events": []})
 
 
-def _record(project) -> dict:
-    """The project's lab record, repaired in place so that every part has its type."""
-    rec = project.lab if isinstance(project.lab, dict) else {}
+def _clean(rec: Any) -> dict:
+    """A lab record with every part of its type; what does not fit is dropped (a hand-edited file)."""
+    rec = dict(rec) if isinstance(rec, dict) else {}
     progress = rec.get("progress") if isinstance(rec.get("progress"), dict) else {}
-    ticked = [s for s in progress.get("ticked") or [] if isinstance(s, str)] \
-        if isinstance(progress.get("ticked"), list) else []
-    hints = {k: int(v) for k, v in (progress.get("hints") or {}).items()
-             if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0} \
-        if isinstance(progress.get("hints"), dict) else {}
-    answers = {k: v for k, v in (progress.get("answers") or {}).items()
-               if isinstance(k, str) and _valid_answer(v)} if isinstance(progress.get("answers"), dict) else {}
-    events = [e for e in rec.get("events") or [] if valid_event(e)][:MAX_EVENTS] \
-        if isinstance(rec.get("events"), list) else []
-    rec.update(progress={"ticked": ticked, "hints": hints, "answers": answers}, events=events)
+    ticked = progress.get("ticked")
+    hints = progress.get("hints")
+    given = progress.get("answers")
+    rec["progress"] = {
+        "ticked": [s for s in ticked if isinstance(s, str)] if isinstance(ticked, list) else [],
+        "hints": {k: v for k, v in hints.items() if isinstance(k, str) and isinstance(v, int)
+                  and not isinstance(v, bool) and v > 0} if isinstance(hints, dict) else {},
+        "answers": {k: v for k, v in given.items() if isinstance(k, str) and _valid_answer(v)}
+        if isinstance(given, dict) else {},
+    }
+    found = rec.get("events")
+    rec["events"] = [e for e in found if valid_event(e)][:MAX_EVENTS] if isinstance(found, list) else []
+    return rec
+
+
+def _read(project) -> dict:
+    """The project's lab record, cleaned, without touching the project (checking never changes it)."""
+    return _clean(project.lab)
+
+
+def _record(project, lab: Lab | None = None) -> dict:
+    """The record to write to: cleaned and stored back; a project made from no lab gets one for ``lab``."""
+    rec = _clean(project.lab)
+    if lab is not None and "id" not in rec:
+        rec.update(id=lab.id, hash=lab.content_hash, title=lab.title)
     project.lab = rec
     return rec
 
@@ -71,11 +86,11 @@ def lab_id_of(project) -> str | None:
 
 
 def events(project) -> list[dict]:
-    return list(_record(project)["events"])
+    return _read(project)["events"]
 
 
 def answers(project) -> dict[str, Any]:
-    return dict(_record(project)["progress"]["answers"])
+    return _read(project)["progress"]["answers"]
 
 
 def record_event(project, kind: str, **fields: str) -> bool:
@@ -85,6 +100,8 @@ def record_event(project, kind: str, **fields: str) -> bool:
     event = {"kind": kind, **{k: str(v) for k, v in fields.items()}}
     if not valid_event(event):
         raise ValueError(f"not an inspection event: {event!r} (kinds and fields: {EVENT_FIELDS})")
+    if lab_id_of(project) is None:
+        return False  # a project made from no lab records nothing
     rec = _record(project)
     if event in rec["events"] or len(rec["events"]) >= MAX_EVENTS:
         return False
@@ -99,17 +116,17 @@ def set_answer(project, lab: Lab, question_id: str, value: Any) -> None:
         raise KeyError(f"lab '{lab.id}' has no question {question_id!r}")
     if not _valid_answer(value):
         raise ValueError(f"an answer is text (at most {MAX_ANSWER_CHARS} characters) or a number")
-    _record(project)["progress"]["answers"][question_id] = value
+    _record(project, lab)["progress"]["answers"][question_id] = value
 
 
 def revealed_hints(project, step_id: str) -> int:
-    return _record(project)["progress"]["hints"].get(step_id, 0)
+    return _read(project)["progress"]["hints"].get(step_id, 0)
 
 
 def reveal_hint(project, lab: Lab, step_id: str) -> str | None:
     """Reveal the step's next hint and return it (None when every hint is shown already)."""
     step = lab.step(step_id)
-    hints = _record(project)["progress"]["hints"]
+    hints = _record(project, lab)["progress"]["hints"]
     shown = hints.get(step_id, 0)
     if shown >= len(step.hints):
         return None
@@ -124,8 +141,9 @@ def shown_hints(project, lab: Lab, step_id: str) -> list[str]:
 
 def record_ticks(project, report) -> None:
     """Save which steps a check found met, so a reopened project shows its ticks before it is rechecked."""
-    _record(project)["progress"]["ticked"] = [s.id for s in report.steps if s.met]
+    if lab_id_of(project) == report.lab_id:
+        _record(project)["progress"]["ticked"] = [s.id for s in report.steps if s.met]
 
 
 def ticked(project) -> list[str]:
-    return list(_record(project)["progress"]["ticked"])
+    return _read(project)["progress"]["ticked"]

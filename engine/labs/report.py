@@ -23,7 +23,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px soli
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}.met{color:#1a7f37;font-weight:bold}.missed{color:#b42318;font-weight:bold}
 .flag{background:#fff4e5;border-left:3px solid #f79009;padding:2px 8px;margin:3px 0}
-.muted{color:#666}.student{margin-top:1.4em}.num{text-align:right;white-space:nowrap}
+.narrow{width:auto}.muted{color:#666}.student{margin-top:1.4em}.num{text-align:right;white-space:nowrap}
 """
 
 
@@ -108,7 +108,7 @@ def report_html(lab: Lab, rows: list[GradeRow], reproduce: bool = False) -> str:
     flag_counts = Counter(f.code for r in rows for f in r.flags)
     if flag_counts:
         out.append("<h2>Flags</h2><p>A flag is a reason to look, not a verdict; points are never taken off for one.</p>"
-                   "<table><tr><th>flag</th><th class='num'>submissions</th></tr>")
+                   "<table class='narrow'><tr><th>flag</th><th class='num'>submissions</th></tr>")
         for code, n in sorted(flag_counts.items()):
             out.append(f"<tr><td><code>{_e(code)}</code></td><td class='num'>{n}</td></tr>")
         out.append("</table>")
