@@ -51,7 +51,8 @@ def run(args) -> int:
     if args.action is None:
         raise BadInput("layerlab lab: name an action: start, check, hint, answer or submit.")
     lab = resolve_lab(args.lab)
-    return {"start": _start, "check": _check, "hint": _hint, "answer": _answer, "submit": _submit}[args.action](lab, args)
+    actions = {"start": _start, "check": _check, "hint": _hint, "answer": _answer, "submit": _submit}
+    return actions[args.action](lab, args)
 
 
 def _save(path: str, project) -> None:

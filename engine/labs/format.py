@@ -207,7 +207,8 @@ def _locks(value: Any, where: str, graph) -> Locks:
         extra = sorted(set(entry) - {"node", "delete", "edit", "reason"})
         if extra:
             raise LabFormatError(f"{at}: no field {extra[0]!r} (a node lock has node, delete, edit, reason).")
-        node = graph.node_by_name(entry["node"]) or (graph.node(entry["node"]) if graph.has_node(entry["node"]) else None)
+        ref = entry["node"]
+        node = graph.node_by_name(ref) or (graph.node(ref) if graph.has_node(ref) else None)
         if node is None:
             raise LabFormatError(f"{at}: the starter graph has no node {entry['node']!r}.")
         flags = {k: entry.get(k, True) for k in ("delete", "edit")}
@@ -236,7 +237,8 @@ def _locks(value: Any, where: str, graph) -> Locks:
         if name not in known:
             raise LabFormatError(f"{where}: 'locks.settings' names an unknown training setting {name!r}.")
         if mode not in LOCK_MODES:
-            raise LabFormatError(f"{where}: the lock of setting {name!r} must be \"fixed\" or \"hidden\", got {mode!r}.")
+            raise LabFormatError(f"{where}: the lock of setting {name!r} must be \"fixed\" or \"hidden\", "
+                                 f"got {mode!r}.")
     return Locks(nodes, palette, data, dict(settings))
 
 
@@ -253,7 +255,8 @@ def _steps(value: Any, where: str, pictures: dict[str, bytes], task: str | None)
             raise LabFormatError(f"{at}: a step must be an object.")
         extra = sorted(set(doc) - {"id", "title", "instructions", "hints", "goal", "points"})
         if extra:
-            raise LabFormatError(f"{at}: no field {extra[0]!r} (a step has id, title, instructions, hints, goal, points).")
+            raise LabFormatError(f"{at}: no field {extra[0]!r} (a step has id, title, instructions, hints, goal, "
+                                 "points).")
         sid = doc.get("id")
         if not isinstance(sid, str) or not _ID.match(sid):
             raise LabFormatError(f"{at}: 'id' must be short lower-case text like \"add-hidden-layer\".")

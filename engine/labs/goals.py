@@ -64,7 +64,8 @@ class GoalContext:
 
     def __init__(self, *, graph, events=(), answers=None, epochs: int | None = None,
                  analysis: Callable[[], Any] | None = None, measured: Callable[[], Measured] | None = None,
-                 config: Callable[[], Any] | None = None, within: Callable[[], tuple[Measured, int | None]] | None = None):
+                 config: Callable[[], Any] | None = None,
+                 within: Callable[[], tuple[Measured, int | None]] | None = None):
         self.graph = graph
         self.events = list(events)
         self.answers = dict(answers or {})
@@ -100,7 +101,7 @@ class GoalContext:
 @dataclass(frozen=True)
 class Field:
     """One field of a goal kind.  ``type``: "int", "number", "text", "texts", "choice", "bool",
-    "answer" (text or number), "goals"; ``default`` _REQUIRED means the field must be given."""
+    "goals"; ``default`` _REQUIRED means the field must be given."""
 
     name: str
     type: str
@@ -157,9 +158,6 @@ class Field:
                     raise LabFormatError(f"{at} has {bad[0]!r}, which is not one of "
                                          f"{', '.join(self.choices)}.")
             value = tuple(value)
-        elif t == "answer":
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise LabFormatError(f"{at} must be text or a number, got {value!r}.")
         elif t == "goals":
             if not isinstance(value, list) or not value or len(value) > MAX_CHILDREN:
                 raise LabFormatError(f"{at} must be a list of 1 to {MAX_CHILDREN} goals.")

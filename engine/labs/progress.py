@@ -69,7 +69,9 @@ def _record(project, lab: Lab | None = None) -> dict:
 
 
 def _valid_answer(v: Any) -> bool:
-    return (isinstance(v, str) and len(v) <= MAX_ANSWER_CHARS) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    if isinstance(v, str):
+        return len(v) <= MAX_ANSWER_CHARS
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def valid_event(e: Any) -> bool:

@@ -100,7 +100,9 @@ def report_html(lab: Lab, rows: list[GradeRow], reproduce: bool = False) -> str:
     out.append("<h2>Steps most students missed</h2><table><tr><th>step</th><th class='num'>points</th>"
                "<th class='num'>missed by</th><th>what most of them were told</th></tr>")
     for d in missed_steps(lab, rows):
-        share = f"{d['missed']} of {d['graded']}" + (f" ({100 * d['missed'] / d['graded']:.0f}%)" if d["graded"] else "")
+        share = f"{d['missed']} of {d['graded']}"
+        if d["graded"]:
+            share += f" ({100 * d['missed'] / d['graded']:.0f}%)"
         out.append(f"<tr><td>{_e(d['title'])} <span class='muted'>({_e(d['id'])})</span></td>"
                    f"<td class='num'>{d['points']:g}</td><td class='num'>{share}</td><td>{_e(d['sentence'])}</td></tr>")
     out.append("</table>")
