@@ -29,6 +29,7 @@ import networkx as nx
 
 from engine.errors import GraphError, ParamError, ProjectFileError, quote
 from engine.layers import REGISTRY
+from engine.reserved_names import RESERVED_NAMES
 from engine.spec import LayerSpec
 from engine.versioning import migrate
 
@@ -89,15 +90,7 @@ class EdgeRemoval:
 _IDENT = re.compile(r"[^0-9a-zA-Z_]")
 
 
-def _reserved_names() -> frozenset:
-    # A node name becomes an attribute of the compiled GraphModule and a local of its forward(self, ...):
-    # a name the module already has (forward, training, train, eval, type, float...) or 'self' would break it.
-    from torch import fx, nn
-
-    return frozenset(dir(fx.GraphModule(nn.Module(), fx.Graph()))) | {"self"}
-
-
-_RESERVED = _reserved_names()
+_RESERVED = RESERVED_NAMES
 
 
 def to_identifier(name: str) -> str:

@@ -233,7 +233,7 @@ class DatasetPanel(QWidget):
         self.split_seed_box.setValue(int(values["split_seed"]))
         self.stratify_box.setChecked(bool(values["stratify"]))
         self.standardize_box.setChecked(bool(values["standardize"]))
-        ds = self.doc.dataset
+        ds = self.doc.data_view
         self.stratify_box.setEnabled(ds is None or ds.task == "classification")
 
     def apply_params(self) -> None:
@@ -336,7 +336,7 @@ class DatasetPanel(QWidget):
         self.description.setText(info["description"] if info else f"Imported {source} data.")
         self._build_params(info, spec)
         self._show_split(spec)
-        ds = self.doc.dataset
+        ds = self.doc.data_view
         if self.doc.dataset_error:
             self.error.setText(f"✖ {self.doc.dataset_error}")
             self.error.show()
@@ -359,6 +359,11 @@ class DatasetPanel(QWidget):
             + (" · standardised" if s.get("standardized") else "")
             + "".join(f"<br><i>Note: {html.escape(n)}</i>" for n in ds.notices))
         self.summary.setToolTip(f"Task: {ds.task_rule}." if ds.task_rule else "")
+        if self.doc.data_pending:  # the arrays are in; the preview needs the tensors, which follow torch
+            self.tabs.clear()
+            self._set_balance([], [])
+            self.summary.setText(self.summary.text() + "<br><i>Loading PyTorch… the preview follows.</i>")
+            return
         self._show_balance(ds, s)
         self._show_preview(ds)
 

@@ -560,3 +560,12 @@ def test_random_edits_undo_exactly(seed):
     assert g.to_dict() == initial
     assert len(events) > n_events
 
+
+
+def test_the_reserved_names_cover_what_this_torch_gives_a_graph_module():
+    from torch import fx, nn
+
+    from engine.reserved_names import RESERVED_NAMES
+
+    missing = (frozenset(dir(fx.GraphModule(nn.Module(), fx.Graph()))) | {"self"}) - RESERVED_NAMES
+    assert not missing, f"add these to engine/reserved_names.py: {sorted(missing)}"
