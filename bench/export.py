@@ -38,7 +38,7 @@ SUFFIX = {"onnx": ".onnx", "pt2": ".pt2", "safetensors": ".safetensors", "torchs
 
 
 def starters() -> list[str]:
-    return sorted(p.stem for p in (ROOT / "resources" / "labs").glob("*.json"))
+    return sorted(p.stem for p in (ROOT / "resources" / "starters").glob("*.json"))
 
 
 def seeded(name: str):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # torch loads when weights are read or written, not to open t
     import torch
 
 PROJECT_FORMAT = "layerlab.project"
-PROJECT_VERSION = 2
+PROJECT_VERSION = 3
 TIMELINE_MEMBER = "timeline.safetensors"
 SERIES_MEMBER = "run_series.safetensors"
 #: a saved timeline keeps at most this many epochs (the first, the last and evenly spaced ones)...
@@ -61,6 +61,9 @@ class Project:
     #: the live views' time series of the last run (loss per snapshot, gradient norms, dead ReLUs,
     #: weight histograms over time), as named float arrays: the GUI's RunHistory saves and restores them
     series: dict[str, Any] = field(default_factory=dict)
+    #: the lab this project was made from and the student's progress in it (engine/labs/progress.py):
+    #: {"id", "hash", "title", "progress": {"ticked", "hints", "answers"}, "events": [...]}; {} = no lab
+    lab: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -74,6 +77,7 @@ class Project:
             "normalization": self.normalization,
             "history": self.history,
             "run": {**self.run, "checkpoint_epochs": saved_checkpoint_epochs(self.checkpoints)},
+            "lab": self.lab,
         }
 
     @classmethod
@@ -94,14 +98,14 @@ class Project:
                        normalization=_normalization_field(doc.get("normalization")),
                        history=_history_field(doc.get("history")), weights=weights,
                        checkpoints=dict(checkpoints or {}), run=_run_field(doc.get("run")),
-                       series=dict(series or {}))
+                       series=dict(series or {}), lab=_lab_field(doc.get("lab")))
         except ValueError as exc:
             raise ProjectFileError(f"The project document is invalid: {exc}.") from None
 
 
 #: the fields of a project document; any other is refused (a newer format raises the version)
 PROJECT_FIELDS = ("format", "version", "name", "description", "graph", "data", "training", "normalization",
-                  "history", "run")
+                  "history", "run", "lab")
 MAX_TEXT_CHARS = 100_000
 
 
@@ -205,7 +209,21 @@ def _v1_to_v2(doc: dict) -> dict:
     return {**doc, "run": {}}
 
 
-PROJECT_MIGRATIONS: dict[int, Any] = {1: _v1_to_v2}
+def _v2_to_v3(doc: dict) -> dict:
+    """Version 3 adds the lab record (``lab``); a v2 project was made from no lab."""
+    return {**doc, "lab": {}}
+
+
+def _lab_field(value: Any) -> dict:
+    """The lab record must be an object; what is inside it is checked where it is read (engine/labs)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"the field 'lab' must be an object (the lab this project follows), got {_what(value)}")
+    return dict(value)
+
+
+PROJECT_MIGRATIONS: dict[int, Any] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def saved_checkpoint_epochs(checkpoints: dict[int, dict], max_count: int = MAX_SAVED_CHECKPOINTS,
@@ -374,14 +392,14 @@ def _load_json(raw: bytes) -> Project:
 
 
 # ----------------------------------------------------------------------------- starters
-def _labs_dir():
-    return resources.files("resources").joinpath("labs")
+def _starters_dir():
+    return resources.files("resources").joinpath("starters")
 
 
 def list_starters() -> list[dict]:
     """The bundled starter projects: name, title and description, in file-name order."""
     out = []
-    for entry in sorted(_labs_dir().iterdir(), key=lambda e: e.name):
+    for entry in sorted(_starters_dir().iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
             doc = json.loads(entry.read_text(encoding="utf-8"))
             out.append({"name": entry.name[:-5], "title": doc.get("name", entry.name),
@@ -390,7 +408,7 @@ def list_starters() -> list[dict]:
 
 
 def load_starter(name: str = DEFAULT_STARTER) -> Project:
-    entry = _labs_dir().joinpath(f"{name}.json")
+    entry = _starters_dir().joinpath(f"{name}.json")
     if not entry.is_file():
         known = ", ".join(s["name"] for s in list_starters())
         raise ProjectFileError(f"No bundled starter named '{name}'; available: {known}.")

@@ -241,7 +241,7 @@ class MainWindow(QMainWindow):
             a = new_menu.addAction(description.split(":")[0], lambda k=key: self.new_project(k))
             a.setToolTip(description)
             a.setStatusTip(description)
-        starters = file_menu.addMenu("Starter &Labs")
+        starters = file_menu.addMenu("Starter &projects")
         for s in list_starters():
             a = starters.addAction(s["title"], lambda n=s["name"]: self.open_starter(n))
             a.setStatusTip(s["description"])

@@ -1,7 +1,7 @@
 """The models the export and import tests share: five small projects of distinct kinds, trained briefly.
 
 ``build(kind)`` returns a Project with weights after one short run; the starters come from
-``resources/labs/*.json`` (globbed: the list may grow) and get seeded fresh weights.
+``resources/starters/*.json`` (globbed: the list may grow) and get seeded fresh weights.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from engine.graph import Graph
 from engine.project import Project, load_starter
 
-LABS = Path(__file__).resolve().parents[1] / "resources" / "labs"
+LABS = Path(__file__).resolve().parents[1] / "resources" / "starters"
 STARTERS = sorted(p.stem for p in LABS.glob("*.json"))
 
 

@@ -91,7 +91,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 def starter_doc(name: str = "moons-mlp") -> dict:
     root = Path(__file__).resolve().parents[1]
-    return json.loads((root / "resources" / "labs" / f"{name}.json").read_text())
+    return json.loads((root / "resources" / "starters" / f"{name}.json").read_text())
 
 
 def project_with_data(data: dict, **fields) -> dict:

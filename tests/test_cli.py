@@ -66,11 +66,20 @@ def test_user_csv_replaces_the_dataset_and_auto_sizes_adapt(tmp_path):
     assert project.weights["fc1.weight"].shape[1] == 30  # the Input adapted to 30 features
 
 
-def test_labs_lists_the_starters():
+def test_labs_lists_the_labs_and_the_starters_apart():
     proc = run_main("labs", "--json")
     assert proc.returncode == 0
-    names = [s["name"] for s in json.loads(proc.stdout)]
+    listed = json.loads(proc.stdout)
+    assert set(listed) == {"labs", "starters"}
+    names = [s["name"] for s in listed["starters"]]
     assert "moons-mlp" in names and len(names) >= 3
+    ids = [lab["id"] for lab in listed["labs"]]
+    assert len(ids) == 10 and ids[0] == "xor-hidden-layer" and "lstm-sequences" in ids
+    assert all(lab["steps"] >= 4 and lab["points"] > 0 for lab in listed["labs"])
+    text = run_main("labs")
+    assert text.returncode == 0
+    labs_at, starters_at = text.stdout.index("Labs"), text.stdout.index("Starter projects")
+    assert labs_at < text.stdout.index("xor-hidden-layer") < starters_at < text.stdout.index("moons-mlp")
 
 
 @pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x03\x04 truncated", b""])

@@ -13,6 +13,7 @@ import pytest
 
 import main
 from engine.cli import run_cli
+from engine.commands import COMMAND_NAMES
 from tests import hostile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ def one_line(capsys) -> str:
 
 @pytest.mark.parametrize("word, expected", [
     ("trian", "'trian' is neither a command nor a project file; did you mean 'train'?"),
-    ("evalute", "'evalute' is neither a command nor a project file."),
+    ("evalute", "'evalute' is neither a command nor a project file; did you mean 'evaluate'?"),
     ("missing.layerlab", "'missing.layerlab' is not a project file (no such file)."),
     ("--frobnicate", "'--frobnicate' is neither a command nor a project file."),
 ])
@@ -44,7 +45,7 @@ def test_a_mistyped_command_or_missing_project_lists_the_commands_and_opens_noth
     monkeypatch.setattr(builtins, "__import__", no_gui)
     assert main.main([word]) == 2
     line = one_line(capsys)
-    assert expected in line and "The commands are: train, labs" in line
+    assert expected in line and "The commands are: " + ", ".join(COMMAND_NAMES) in line
 
 
 def test_a_folder_named_as_a_project_says_so(capsys, tmp_path):
@@ -71,7 +72,7 @@ def test_the_display_rule(env, problem):
     found = main.display_problem(env, "linux")
     assert (found is not None) == problem
     if found:
-        assert "needs a display" in found and "train, labs" in found
+        assert "needs a display" in found and ", ".join(COMMAND_NAMES) in found
     assert main.display_problem({}, "win32") is None and main.display_problem({}, "darwin") is None
 
 

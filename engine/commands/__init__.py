@@ -11,7 +11,7 @@ import importlib
 from types import ModuleType
 
 #: every headless command, in ``--help`` order (module ``engine.commands.<name>``)
-COMMAND_NAMES: tuple[str, ...] = ("train", "evaluate", "explain", "export", "import", "labs")
+COMMAND_NAMES: tuple[str, ...] = ("train", "evaluate", "explain", "export", "import", "lab", "grade", "labs")
 #: commands whose module name differs from the command (``import`` is a Python keyword)
 _MODULE_NAMES = {"import": "import_"}
 

@@ -1,4 +1,4 @@
-"""``layerlab labs``: list the bundled starter projects."""
+"""``layerlab labs``: list the bundled labs and, separately, the bundled starter projects."""
 from __future__ import annotations
 
 import json
@@ -9,18 +9,26 @@ HELP = "list the bundled labs and starter projects"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"labs": [...], "starters": [...]} as JSON')
 
 
 def run(args) -> int:
+    from engine.labs.format import list_labs
     from engine.project import DEFAULT_STARTER, list_starters
 
-    starters = list_starters()
+    labs, starters = list_labs(), list_starters()
     if args.json:
-        print(json.dumps(starters))
+        print(json.dumps({"labs": labs, "starters": starters}))
         return EXIT_OK
-    width = max(len(s["name"]) for s in starters)
-    print("Starter projects (python main.py train NAME.json, or open them in the app):")
+    print("Labs (steps with goals that check themselves; python main.py lab start ID my-project.json):")
+    width = max((len(lab["id"]) for lab in labs), default=0)
+    for lab in labs:
+        print(f"  {lab['id']:<{width}}  {lab['title']} ({lab['steps']} steps, {lab['points']:g} points): "
+              f"{lab['description']}")
+    print()
+    print("Starter projects (python main.py train NAME, or open them in the app):")
+    width = max((len(s["name"]) for s in starters), default=0)
     for s in starters:
         mark = " (default)" if s["name"] == DEFAULT_STARTER else ""
         print(f"  {s['name']:<{width}}  {s['title']}{mark}: {s['description']}")
