@@ -506,11 +506,12 @@ class DatasetPanel(QWidget):
         n = min(1000, ds.n_train)
         x = raw_inputs(ds, n).reshape(n, -1)
         y = ds.y_train[:n].detach().cpu().numpy()
-        if ds.task == "classification":
-            brushes = [pg.mkBrush(BAR_COLORS[int(c) % len(BAR_COLORS)]) for c in y]
-        else:
-            brushes = pg.mkBrush(BAR_COLORS[0])
-        plot.addItem(pg.ScatterPlotItem(x[:, 0], x[:, 1], size=5, pen=None, brush=brushes))
+        # one item per class with one brush: a brush per point costs ~0.2 s for 1000 points
+        groups = np.unique(y.astype(np.int64)) if ds.task == "classification" else [None]
+        for c in groups:
+            keep = slice(None) if c is None else (y == c)
+            colour = BAR_COLORS[(0 if c is None else int(c)) % len(BAR_COLORS)]
+            plot.addItem(pg.ScatterPlotItem(x[keep, 0], x[keep, 1], size=5, pen=None, brush=pg.mkBrush(colour)))
         names = ds.feature_names if len(ds.feature_names) == 2 else ["x1", "x2"]
         plot.setLabel("bottom", names[0])
         plot.setLabel("left", names[1])
