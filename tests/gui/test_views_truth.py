@@ -321,3 +321,15 @@ def test_the_weights_view_has_colour_scales_with_the_levels_it_draws(qtbot, win)
     assert lo == pytest.approx(-hi) and hi > 0  # weights: symmetric around zero
     assert wv.hist_bar.levels() == pytest.approx(tuple(wv.hist_img.levels))
     dock_of(win, ctl.views["boundary"]).raise_()
+
+
+def test_after_a_failure_the_views_show_the_weights_the_project_kept(qtbot, win):
+    ctl = win.training
+    assert ctl.reset_weights()
+    train(qtbot, ctl, optimizer="adam", lr=100.0, epochs=40)
+    assert ctl.last_failure is not None and ctl.last_failure.kind == "diverged"
+    kept = win.document.project.weights
+    # the frame on screen is the kept checkpoint's: its weights are the project's weights
+    fc2 = ctl.scheduler.frame.snapshot.weights["fc2"]
+    np.testing.assert_allclose(fc2, kept["fc2.weight"].numpy(), rtol=1e-6)
+    assert ctl.reset_weights()
