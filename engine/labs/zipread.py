@@ -11,7 +11,7 @@ import struct
 import zipfile
 
 from engine.errors import LimitExceeded, ProjectFileError
-from engine.safezip import CORRUPT  # noqa: F401 (the lab readers catch these around zipfile.ZipFile)
+from engine.safezip import CORRUPT  # noqa: F401 - engine.labs.format and .submission catch these
 from engine.safezip import read_member as _safe_read_member
 
 _EOCD = b"PK\x05\x06"
