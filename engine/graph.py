@@ -23,15 +23,16 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.errors import GraphError, ParamError, ProjectFileError, quote
 from engine.layers import REGISTRY
 from engine.reserved_names import RESERVED_NAMES
 from engine.spec import LayerSpec
 from engine.versioning import migrate
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 GRAPH_FORMAT = "layerlab.graph"
 GRAPH_VERSION = 1
@@ -151,6 +152,8 @@ class Graph:
         return [e for e in self._edges.values() if e.src == node_id and (port is None or e.src_port == port)]
 
     def to_networkx(self) -> nx.MultiDiGraph:
+        import networkx as nx  # only the layout and lab checks need it: not at start-up
+
         g = nx.MultiDiGraph()
         g.add_nodes_from(self._nodes)
         g.add_edges_from((e.src, e.dst, e.id) for e in self._edges.values())
