@@ -35,7 +35,7 @@ def default_extensions() -> list[Callable]:
         traceback.print_exc()
         return [install_export_ui]
     fn = getattr(module, "install_training_ui", None)
-    return ([fn] if callable(fn) else []) + [install_export_ui]
+    return ([fn] if callable(fn) else []) + [install_export_ui, importlib.import_module("gui.lab_panel").install_lab_ui]
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
