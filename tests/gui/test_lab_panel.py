@@ -13,79 +13,21 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QElapsedTimer, QEvent, QPointF, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMenu  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QPointF, QTimer  # noqa: E402
+from PySide6.QtWidgets import QMenu  # noqa: E402
 
 import lab_support  # noqa: E402
 from engine.labs import load_bundled_lab, new_project_from_lab  # noqa: E402
 from engine.labs.format import lab_from_dict  # noqa: E402
 from engine.labs.progress import answers, events, revealed_hints, ticked  # noqa: E402
-from gui import dialogs, theme  # noqa: E402
+from gui import dialogs  # noqa: E402
 from gui.commands import (AddNodeCommand, InsertOnEdgeCommand, RemoveNodeCommand, RenameCommand,  # noqa: E402
                           SetParamCommand)
-from gui.document import Document  # noqa: E402
 from gui.lab_locks import LabLocked  # noqa: E402
-from gui.lab_panel import MARK_CHECKING, MARK_MET, MARK_OPEN, install_lab_ui  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
+from gui.lab_panel import MARK_CHECKING, MARK_MET, MARK_OPEN  # noqa: E402
+from lab_window import close, dlg, make_window, settle, win  # noqa: E402,F401  (dlg, win: fixtures)
 
 XOR = "xor-hidden-layer"
-
-
-class Dialogs:
-    def __init__(self):
-        self.errors: list[tuple[str, str]] = []
-        self.infos: list[tuple[str, str]] = []
-        self.open_path = ""
-        self.save_path = ""
-        self.student = {"name": "Ada Lovelace", "id": "s001"}
-
-
-@pytest.fixture
-def dlg(monkeypatch, tmp_path):
-    log = Dialogs()
-    monkeypatch.setenv("LAYERLAB_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("LAYERLAB_RECOVERY_DIR", str(tmp_path / "recovery"))
-    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: log.errors.append((title, text)))
-    monkeypatch.setattr(dialogs, "show_info", lambda parent, title, text: log.infos.append((title, text)))
-    monkeypatch.setattr(dialogs, "ask_yes_no", lambda *a, **k: True)
-    monkeypatch.setattr(dialogs, "ask_save_changes", lambda *a, **k: "discard")
-    monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: log.open_path)
-    monkeypatch.setattr(dialogs, "get_save_path", lambda *a, **k: log.save_path)
-    monkeypatch.setattr(dialogs, "get_student", lambda *a, **k: log.student)
-    return log
-
-
-def make_window(qtbot) -> MainWindow:
-    theme.apply_theme("light", persist=False)
-    w = MainWindow(Document(), extensions=[install_lab_ui], autosave=False)
-    w.resize(1280, 800)
-    w.show()
-    return w
-
-
-def close(w) -> None:
-    if getattr(w, "_test_closed", False):
-        return
-    w._test_closed = True
-    w._close_confirmed = True
-    w.lab.shutdown()
-    w.close()
-    w.deleteLater()
-    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-
-
-@pytest.fixture
-def win(qtbot, dlg):
-    w = make_window(qtbot)
-    yield w
-    close(w)
-
-
-def settle(qtbot, w, timeout=30_000) -> None:
-    """Let the document flush and the lab's check finish."""
-    w.document.flush()
-    qtbot.waitUntil(lambda: not w.lab.busy, timeout=timeout)
-    QApplication.processEvents()
 
 
 def open_lab(qtbot, w, lab_id=XOR):
