@@ -164,6 +164,8 @@ class LabAuthor(QDialog):
         self._timer.setInterval(VALIDATE_MS)
         self._timer.timeout.connect(self.validate)
 
+        self.heading = QLabel()
+        self.heading.setWordWrap(True)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_lab_tab(), "Lab")
         self.tabs.addTab(self._build_steps_tab(), "Steps")
@@ -183,9 +185,15 @@ class LabAuthor(QDialog):
         buttons.addWidget(self.save_button)
         buttons.addWidget(close)
         lay = QVBoxLayout(self)
+        lay.addWidget(self.heading)
         lay.addWidget(self.tabs, 1)
         lay.addLayout(buttons)
         self.resize(1000, 700)
+        origin = (f"from the lab “{lab.title}”" if lab is not None
+                  else "with the network on the canvas as its starter")
+        self.heading.setText(f"<b>Instructor mode</b>: writing a lab {_escape(origin)}. Students get the starter, "
+                             "the data and the settings of the <i>Lab</i> tab, the <i>Steps</i> in order, and the "
+                             "<i>Locks</i>.")
         self.load_document()
 
     # ------------------------------------------------------------------ the Lab tab
@@ -228,6 +236,8 @@ class LabAuthor(QDialog):
         lay = QHBoxLayout(page)
         left = QVBoxLayout()
         self.step_list = QListWidget()
+        self.step_list.setTextElideMode(Qt.ElideRight)
+        self.step_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.step_list.currentRowChanged.connect(self._show_step)
         left.addWidget(self.step_list, 1)
         row = QHBoxLayout()
@@ -260,8 +270,8 @@ class LabAuthor(QDialog):
         el.addLayout(form)
         el.addWidget(QLabel("<b>Instructions</b> (markdown)"))
         self.instructions_editor = MarkdownEditor(self, "What to do in this step.")
-        self.instructions_editor.setMinimumHeight(150)
-        el.addWidget(self.instructions_editor, 1)
+        self.instructions_editor.setMinimumHeight(130)
+        el.addWidget(self.instructions_editor, 2)
         el.addWidget(QLabel(f"<b>Hints</b>, revealed one at a time (separate hints with a line of "
                             f"<code>{HINT_SEPARATOR}</code>)"))
         self.hints_edit = QPlainTextEdit()
@@ -272,8 +282,8 @@ class LabAuthor(QDialog):
         goal_scroll = QScrollArea()
         goal_scroll.setWidgetResizable(True)
         goal_scroll.setWidget(self.goal_form)
-        goal_scroll.setMinimumHeight(170)
-        el.addWidget(goal_scroll, 1)
+        goal_scroll.setMinimumHeight(220)
+        el.addWidget(goal_scroll, 3)
         for w in (self.step_id_edit, self.step_title_edit):
             w.textChanged.connect(self._step_edited)
         self.points_box.valueChanged.connect(self._step_edited)
@@ -295,6 +305,7 @@ class LabAuthor(QDialog):
         self.node_table.setHorizontalHeaderLabels(["Layer", "No delete", "No change", "Why (shown to the student)"])
         self.node_table.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
         self.node_table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.node_table.verticalHeader().hide()
         self.node_table.itemChanged.connect(self._locks_edited)
         lay.addWidget(self.node_table, 1)
         row = QHBoxLayout()
@@ -330,7 +341,9 @@ class LabAuthor(QDialog):
         other.addWidget(QLabel("<b>Training settings</b>"))
         self.settings_table = QTableWidget(len(LOCKABLE_SETTINGS), 2)
         self.settings_table.setHorizontalHeaderLabels(["Setting", "Students…"])
+        self.settings_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
         self.settings_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.settings_table.verticalHeader().hide()
         self.setting_boxes: dict[str, QComboBox] = {}
         for i, name in enumerate(LOCKABLE_SETTINGS):
             item = QTableWidgetItem(name)

@@ -46,6 +46,17 @@ def goal_lines(result) -> list[tuple[bool, str]]:
             if not (part.kind in ("choice", "number") and "answer" not in part.detail)]
 
 
+def _section_button(text: str) -> QToolButton:
+    """A folding section's header: an arrow and a title."""
+    b = QToolButton()
+    b.setCheckable(True)
+    b.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+    b.setArrowType(Qt.RightArrow)
+    b.setText(text)
+    b.setAutoRaise(True)
+    return b
+
+
 class QuestionBox(QWidget):
     """One question of a step: options to pick, or a number to type, and "Check answer"."""
 
@@ -265,16 +276,15 @@ class LabPanel(QWidget):
         self.status = QLabel()
         self.status.setObjectName("Muted")
         self.status.setWordWrap(True)
+        self.intro_button = _section_button("Introduction")
+        self.intro_button.toggled.connect(self._show_intro)
+        # what the lab fixes (locked layers, data, settings, palette): folded, one line until opened
+        self.locks_button = _section_button("What the lab fixes")
         self.locks_label = QLabel()
         self.locks_label.setObjectName("Muted")
         self.locks_label.setWordWrap(True)
-        self.intro_button = QToolButton()
-        self.intro_button.setCheckable(True)
-        self.intro_button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-        self.intro_button.setArrowType(Qt.RightArrow)
-        self.intro_button.setText("Introduction")
-        self.intro_button.setAutoRaise(True)
-        self.intro_button.toggled.connect(self._show_intro)
+        self.locks_label.hide()
+        self.locks_button.toggled.connect(self._show_locks_text)
         self.intro = MarkdownView()
         self.intro.hide()
         self.steps_host = QVBoxLayout()
@@ -299,12 +309,18 @@ class LabPanel(QWidget):
         self.empty.setWordWrap(True)
         self.empty.setObjectName("Muted")
 
+        # the title and the progress stay in sight; the rest scrolls
+        head = QWidget()
+        hl = QVBoxLayout(head)
+        hl.setContentsMargins(8, 8, 8, 4)
+        hl.setSpacing(4)
+        for w in (self.title, self.progress, self.summary, self.status):
+            hl.addWidget(w)
         inner = QWidget()
         lay = QVBoxLayout(inner)
-        lay.setContentsMargins(8, 8, 8, 8)
+        lay.setContentsMargins(8, 4, 8, 8)
         lay.setSpacing(6)
-        for w in (self.empty, self.missing_box, self.title, self.progress, self.summary, self.status,
-                  self.locks_label, self.intro_button, self.intro):
+        for w in (self.empty, self.missing_box, self.intro_button, self.intro, self.locks_button, self.locks_label):
             lay.addWidget(w)
         lay.addLayout(self.steps_host)
         lay.addWidget(self.submit_button, 0, Qt.AlignLeft)
@@ -316,7 +332,9 @@ class LabPanel(QWidget):
         self.scroll.setWidget(inner)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.scroll)
+        outer.setSpacing(0)
+        outer.addWidget(head)
+        outer.addWidget(self.scroll, 1)
 
         session.labChanged.connect(self.set_lab)
         session.reportReady.connect(self.show_report)
@@ -334,9 +352,10 @@ class LabPanel(QWidget):
         self.open_step = ""
         self._last_met = {}
         has = lab is not None
-        for w in (self.title, self.progress, self.summary, self.status, self.locks_label, self.intro_button,
+        for w in (self.title, self.progress, self.summary, self.status, self.locks_button, self.intro_button,
                   self.submit_button):
             w.setVisible(has)
+        self.locks_label.setVisible(has and self.locks_button.isChecked())
         self.missing_box.setVisible(not has and self.session.missing is not None)
         self.empty.setVisible(not has and self.session.missing is None)
         if self.session.missing is not None and not has:
@@ -395,9 +414,14 @@ class LabPanel(QWidget):
             parts.append("the settings " + ", ".join(n.replace("_", " ") for n in locks.settings))
         if locks.palette is not None:
             parts.append("which layers you can add" if locks.palette else "the network (no layers to add)")
-        self.locks_label.setText("<b>Fixed by the lab:</b> " + "; ".join(parts) + ". Hover over them to see why."
-                                 if parts else "")
-        self.locks_label.setVisible(bool(parts))
+        self.locks_label.setText(sentence_case("; ".join(parts)) + ". Locked things are greyed or carry a "
+                                 "padlock; hover over them to see why." if parts else "")
+        self.locks_button.setVisible(bool(parts))
+        self._show_locks_text(self.locks_button.isChecked())
+
+    def _show_locks_text(self, on: bool) -> None:
+        self.locks_button.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
+        self.locks_label.setVisible(on and self.session.lab is not None and bool(self.locks_label.text()))
 
     # ------------------------------------------------------------------ opening steps
     def open(self, step_id: str) -> None:
@@ -536,7 +560,7 @@ class _LabLayout:
             w.resizeDocks([dock], [self.WIDTH], Qt.Horizontal)
             palette_dock = getattr(w, "palette_dock", None)
             if palette_dock is not None and w.dockWidgetArea(palette_dock) == Qt.LeftDockWidgetArea:
-                w.resizeDocks([dock, palette_dock], [480, 260], Qt.Vertical)
+                w.resizeDocks([dock, palette_dock], [530, 210], Qt.Vertical)
         self.shown_for = lab
 
 

@@ -54,7 +54,12 @@ def test_opening_a_bundled_lab_shows_its_steps_and_locks_in_force(qtbot, win):
     # the first step not done is open; its question is asked in the panel, not as a sentence
     assert panel.open_step == "single-neuron" and panel.cards["single-neuron"].is_open
     assert len(panel.cards["single-neuron"].questions) == 1
-    assert "Fixed by the lab" in panel.locks_label.text() and "input1" in panel.locks_label.text()
+    # what the lab fixes is one folded line until opened
+    assert panel.locks_label.isHidden() and not panel.locks_button.isHidden()
+    panel.locks_button.click()
+    assert not panel.locks_label.isHidden()
+    assert "the layers input1, output1" in panel.locks_label.text() and "The data and its split" in \
+        panel.locks_label.text()
     # the intro's picture (a data: URI in the lab) reached the text document
     assert panel.intro.document().toHtml().count("<img") == 1
     assert not panel.intro.document().resource(3, next(iter(panel.pictures))).isNull()
@@ -326,8 +331,10 @@ def test_the_window_stays_responsive_while_a_metric_goal_is_checked(qtbot, win, 
     qtbot.waitUntil(lambda: win.lab.report is not None, timeout=30_000)
     timer.stop()
     assert clock.elapsed() >= 1000
-    assert max(gaps[1:]) < 400, f"the event loop stalled for {max(gaps[1:])} ms"
-    assert any(seen_checking), "the training step never said it was being checked"
+    # a blocked event loop would show one gap as long as the measurement (1.2 s); a shared, busy
+    # machine may delay a tick now and then, but it keeps ticking while the check runs
+    assert max(gaps[1:]) < 1000, f"the event loop stalled for {max(gaps[1:])} ms"
+    assert sum(seen_checking) >= 10, "the training step did not say it was being checked while it was"
     settle(qtbot, win)
     assert card.mark.text() == MARK_MET
     assert "Test accuracy" in card.goal_label.text() or win.lab_panel.open_step != "solve"
