@@ -533,8 +533,8 @@ def install_lab_ui(window):
 
 
 class _LabLayout:
-    """While a lab is open its panel runs the window's full height on the left, above the palette;
-    with no lab it is hidden (View > Panels > Lab shows it)."""
+    """While a lab is open (or the project's lab is missing) its panel runs the window's full height
+    on the left, above the palette; with no lab it is hidden (View > Panels > Lab shows it)."""
 
     WIDTH = 300
 
@@ -547,6 +547,9 @@ class _LabLayout:
     def apply(self, lab) -> None:
         w, dock = self.window, self.dock
         locks_palette(w, lab)
+        session = getattr(w, "lab", None)
+        if lab is None and getattr(session, "missing", None):
+            lab = session.missing  # no lab to follow, but the panel offers to find its file
         if lab is None:
             w.setCorner(Qt.BottomLeftCorner, self.corner)
             if self.shown_for is not None or self.dock.isVisible():
@@ -554,9 +557,10 @@ class _LabLayout:
             self.shown_for = None
             return
         w.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
-        if self.shown_for is None:
+        if lab is not self.shown_for:  # another lab: its panel comes to the front (even if closed before)
             dock.show()
             dock.raise_()
+        if self.shown_for is None:
             w.resizeDocks([dock], [self.WIDTH], Qt.Horizontal)
             palette_dock = getattr(w, "palette_dock", None)
             if palette_dock is not None and w.dockWidgetArea(palette_dock) == Qt.LeftDockWidgetArea:

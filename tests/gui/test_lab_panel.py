@@ -170,7 +170,8 @@ def test_locks_coming_into_force_clear_the_undo_history(qtbot, win, dlg, tmp_pat
     win.open_project(new_project_from_lab(lab_from_dict(doc_)))
     settle(qtbot, win)
     assert win.document.lab is None and win.lab.missing == ("xor-copy", doc_["title"])
-    assert not win.lab_panel.missing_box.isHidden() and "cannot find" in win.lab_panel.missing_label.text()
+    assert win.lab_dock.isVisible() and win.lab_panel.missing_box.isVisible()
+    assert "cannot find" in win.lab_panel.missing_label.text()
     doc = win.document
     doc.push(AddNodeCommand(doc, "Conv2d", {}, (0, 300)))  # allowed: no lab is known yet
     assert doc.undo_stack.count() == 1
