@@ -553,12 +553,13 @@ class LabAuthor(QDialog):
                 self._add_lock_row(node_id, True, True, NodeLock.reason)
                 added.append(node_id)
         self.node_table.blockSignals(False)
-        if not selected:
-            self.status.setText("Select the layers to lock on the canvas first (click, Shift+click).")
-        elif missing:
-            self.status.setText(f"Not in the lab's starter network: {', '.join(missing)}. Take the starter from "
-                                "the canvas first (Lab tab).")
         self._locks_edited()
+        if not selected:
+            dialogs.show_info(self, "Lock layers", "Select the layers to lock on the canvas first (click them; "
+                                                   "Shift+click adds one more), then press the button again.")
+        elif missing:
+            dialogs.show_error(self, "Lock layers", f"Not in the lab's starter network: {', '.join(missing)}. "
+                                                    "Take the starter from the canvas first (on the Lab tab).")
         return added
 
     def unlock_selected_rows(self) -> None:

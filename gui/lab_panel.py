@@ -227,6 +227,7 @@ class StepCard(QFrame):
         if checking:
             self.goal_label.setText(f"<span style='color:{t.warning}'>Checking your trained network on the "
                                     "lab's test data…</span>")
+            self.goal_label.show()
             return
         rows = []
         for met, sentence in lines:
@@ -241,7 +242,6 @@ class StepCard(QFrame):
         for i in range(len(self.hint_views), len(shown)):
             view = MarkdownView()
             view.set_markdown(f"**Hint {i + 1}:** {shown[i]}", self.pictures)
-            view.setStyleSheet("QTextBrowser { background: transparent; }")
             self.hints_host.addWidget(view)
             self.hint_views.append(view)
         total = len(self.step.hints)

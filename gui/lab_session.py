@@ -194,7 +194,7 @@ class LabSession(QObject):
                 self.reportReady.emit(report)
         if self._pending or generation != self._generation:
             self._start_check()
-        else:
+        if not self._running:
             self._set_checking(False)
 
     def _set_checking(self, on: bool) -> None:

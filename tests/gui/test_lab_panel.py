@@ -339,3 +339,53 @@ def test_the_window_stays_responsive_while_a_metric_goal_is_checked(qtbot, win, 
     settle(qtbot, win)
     assert card.mark.text() == MARK_MET
     assert "Test accuracy" in card.goal_label.text() or win.lab_panel.open_step != "solve"
+
+
+# ----------------------------------------------------------------------------- explanations
+def test_the_explain_panels_signals_tick_inspection_goals(qtbot, win):
+    """The insight panels (gui/insight, another extension) emit attributionRun(str) and
+    sanityCheckRun(list) on ``window.insight.explain``; the lab records them whenever that
+    extension is installed (here: after the lab UI, as a stand-in with the same signals)."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Explain(QObject):
+        attributionRun = Signal(str)
+        sanityCheckRun = Signal(list)
+
+    class Insight:
+        explain = Explain()
+        evaluation_dock = explain_dock = None
+
+    open_lab(qtbot, win, "explaining-predictions")
+    win.insight = Insight()
+    win.lab_recorder.connect_sources()
+    panel = win.lab_panel
+    assert panel.cards["saliency"].mark.text() == MARK_OPEN
+    win.insight.explain.attributionRun.emit("occlusion")
+    settle(qtbot, win)
+    assert panel.cards["second-method"].mark.text() == MARK_MET
+    assert panel.cards["saliency"].mark.text() == MARK_OPEN
+    panel.open("saliency")
+    assert "you ran: occlusion" in panel.cards["saliency"].goal_label.text()
+    win.insight.explain.attributionRun.emit("saliency")
+    win.insight.explain.sanityCheckRun.emit(["saliency", "gradcam"])
+    settle(qtbot, win)
+    assert panel.cards["saliency"].mark.text() == MARK_MET and panel.cards["sanity"].mark.text() == MARK_MET
+    assert {"kind": "sanity_check_run", "method": "gradcam"} in events(win.document.project)
+    # the autosave copy keeps the lab record (progress survives a crash too)
+    assert win.document.snapshot().lab == win.document.project.lab
+
+
+def test_pasting_a_layer_the_palette_does_not_offer_is_refused(qtbot, win):
+    from PySide6.QtWidgets import QApplication
+
+    from gui.commands import copy_fragment
+    from engine.graph import Graph
+
+    open_lab(qtbot, win)
+    g = Graph()
+    g.add_node("Conv2d", {}, (0, 0), "conv1")
+    QApplication.clipboard().setText(json.dumps(copy_fragment(g, [n.id for n in g.nodes])))
+    assert win.scene.paste() == []
+    assert "palette has no Conv2d" in win.statusBar().currentMessage()
+    assert not win.document.graph.nodes_of_type("Conv2d") and win.document.undo_stack.count() == 0
