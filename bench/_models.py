@@ -87,6 +87,6 @@ def workloads() -> list[Workload]:
         Workload("digits_mlp", digits_x, digits_y, 32, 30, _mlp((64, 64, 64, 10)), True),
         Workload("small_cnn", digits_x.reshape(-1, 1, 8, 8).contiguous(), digits_y, 64, 20,
                  _small_cnn, False),
-        Workload("fashion28_cnn", fashion_x, fashion_y, 64, 3, _seed_cnn, False),
-        Workload("fashion28_mlp784", fashion_x, fashion_y, 64, 10, _mlp784, False),
+        Workload("cnn28_fashion", fashion_x, fashion_y, 64, 3, _seed_cnn, False),
+        Workload("mlp784_fashion", fashion_x, fashion_y, 64, 10, _mlp784, False),
     ]

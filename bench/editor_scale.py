@@ -52,6 +52,11 @@ def build_graph():
     g.connect(drop.id, head.id)
     out = g.add_node("Output", {}, (0, 0))
     g.connect(head.id, out.id)
+    # a project the editor saved has its nodes where the user (or Arrange) put them, not all at (0, 0)
+    from engine.layout import layered_layout
+
+    for nid, pos in layered_layout(g).items():
+        g.move(nid, pos)
     return g
 
 

@@ -99,15 +99,16 @@ def _build(graph: Graph, context: InferContext, analysis: Analysis, class_name: 
             names[nid] = "output"
             continue
         elif spec.function is not None:
+            fn = spec.resolved_function()
             kwargs = spec.function_kwargs(node.params) if spec.function_kwargs else {}
             # The node that holds the merge's result is created under the user's name through fx's
             # namespace (assigning Node.name directly bypasses it and can define a name twice).
-            if spec.function is torch.cat:
+            if fn is torch.cat:
                 value = fxg.create_node("call_function", torch.cat, (args,), kwargs, name=node.name)
             else:
                 value = args[0]
                 for k, other in enumerate(args[1:], start=2):  # a + b + c, left to right
-                    value = fxg.create_node("call_function", spec.function, (value, other), kwargs,
+                    value = fxg.create_node("call_function", fn, (value, other), kwargs,
                                             name=node.name if k == len(args) else None)
         else:
             root.add_module(node.name, spec.build(node.params, info.in_shapes, context))

@@ -29,6 +29,7 @@ import networkx as nx
 
 from engine.errors import GraphError, ParamError, ProjectFileError, quote
 from engine.layers import REGISTRY
+from engine.reserved_names import RESERVED_NAMES
 from engine.spec import LayerSpec
 from engine.versioning import migrate
 
@@ -89,15 +90,7 @@ class EdgeRemoval:
 _IDENT = re.compile(r"[^0-9a-zA-Z_]")
 
 
-def _reserved_names() -> frozenset:
-    # A node name becomes an attribute of the compiled GraphModule and a local of its forward(self, ...):
-    # a name the module already has (forward, training, train, eval, type, float...) or 'self' would break it.
-    from torch import fx, nn
-
-    return frozenset(dir(fx.GraphModule(nn.Module(), fx.Graph()))) | {"self"}
-
-
-_RESERVED = _reserved_names()
+_RESERVED = RESERVED_NAMES
 
 
 def to_identifier(name: str) -> str:
@@ -259,7 +252,8 @@ class Graph:
         return old
 
     # ----------------------------------------------------------------- edges
-    def connection_problem(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in") -> str | None:
+    def connection_problem(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in",
+                           check_cycle: bool = True) -> str | None:
         """Why src.src_port -> dst.dst_port cannot be connected, or None if it can."""
         if src not in self._nodes or dst not in self._nodes:
             return "Both ends of a connection must be nodes of this graph."
@@ -277,9 +271,22 @@ class Graph:
         if existing and not port.multi:
             return (f"'{b.name}' already has an input ('{self._nodes[existing[0].src].name}'); "
                     f"use Add or Concat to merge branches.")
-        if self._reaches(dst, src):
+        if check_cycle and self._reaches(dst, src):
             return f"Connecting '{a.name}' to '{b.name}' would create a cycle."
         return None
+
+    def find_cycle(self) -> list[str]:
+        """Node ids along a cycle of the connections (first repeated at the end), or [] if there is none."""
+        import graphlib
+
+        preds: dict[str, set[str]] = {n: set() for n in self._nodes}
+        for e in self._edges.values():
+            preds[e.dst].add(e.src)
+        try:
+            graphlib.TopologicalSorter(preds).prepare()
+        except graphlib.CycleError as err:
+            return list(err.args[1])
+        return []
 
     def _reaches(self, start: str, goal: str) -> bool:
         succ: dict[str, list[str]] = {}
@@ -297,8 +304,8 @@ class Graph:
         return False
 
     def connect(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in",
-                edge_id: str | None = None, index: int | None = None) -> Edge:
-        problem = self.connection_problem(src, dst, src_port, dst_port)
+                edge_id: str | None = None, index: int | None = None, check_cycle: bool = True) -> Edge:
+        problem = self.connection_problem(src, dst, src_port, dst_port, check_cycle)
         if problem:
             raise GraphError(problem)
         if edge_id is not None and edge_id in self._edges:
@@ -308,9 +315,12 @@ class Graph:
         return edge
 
     def _insert_edge(self, edge: Edge, index: int | None) -> None:
-        items = list(self._edges.items())
-        items.insert(len(items) if index is None else index, (edge.id, edge))
-        self._edges = dict(items)
+        if index is None or index >= len(self._edges):
+            self._edges[edge.id] = edge
+        else:  # an undo puts an edge back where it was: the order of a multi-input port's edges matters
+            items = list(self._edges.items())
+            items.insert(index, (edge.id, edge))
+            self._edges = dict(items)
         self.structure_version += 1
         self._emit(GraphEvent("edge_added", edge_id=edge.id))
 
@@ -355,8 +365,13 @@ class Graph:
                         f"The graph uses an unknown layer type {quote(nd['type'])} (node {quote(nd.get('name', nd['id']))}); "
                         "it may come from a newer LayerLab.")
                 g.add_node(nd["type"], nd.get("params") or {}, tuple(nd.get("pos", (0, 0))), nd.get("name"), nd["id"])
-            for ed in doc["edges"]:
-                g.connect(ed["src"], ed["dst"], ed.get("src_port", "out"), ed.get("dst_port", "in"), ed["id"])
+            for ed in doc["edges"]:  # one cycle check for the whole document instead of one walk per edge
+                g.connect(ed["src"], ed["dst"], ed.get("src_port", "out"), ed.get("dst_port", "in"), ed["id"],
+                          check_cycle=False)
+            cycle = g.find_cycle()
+            if cycle:
+                names = " -> ".join(g._nodes[n].name for n in cycle)
+                raise GraphError(f"its connections form a cycle ({names}); a network must flow one way.")
         except ProjectFileError:
             raise
         except (GraphError, ParamError, KeyError, TypeError, ValueError, IndexError, AttributeError,

@@ -19,9 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
+from typing import TYPE_CHECKING
 
 from engine.atomic import atomic_write_bytes
 from engine.errors import LimitExceeded, ProjectFileError, quote
@@ -29,6 +27,9 @@ from engine.graph import GRAPH_FORMAT, Graph
 from engine.limits import check_memory, memory_limit, open_regular, read_regular
 from engine.safezip import check_member, open_zip, read_member
 from engine.versioning import migrate, parse_json_document
+
+if TYPE_CHECKING:  # torch loads when weights are read or written, not to open the editor
+    import torch
 
 PROJECT_FORMAT = "layerlab.project"
 PROJECT_VERSION = 3
@@ -243,6 +244,8 @@ def saved_checkpoint_epochs(checkpoints: dict[int, dict], max_count: int = MAX_S
 
 
 def _timeline_tensors(checkpoints: dict[int, dict]) -> dict[str, torch.Tensor]:
+    import torch
+
     out = {}
     for epoch in saved_checkpoint_epochs(checkpoints):
         for k, v in checkpoints[epoch].items():
@@ -277,6 +280,9 @@ def project_document(project: Project, base_dir: str | None = None) -> dict:
 
 
 def project_bytes(project: Project, base_dir: str | None = None) -> bytes:
+    import torch
+    from safetensors.torch import save as save_safetensors
+
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("project.json", json.dumps(project_document(project, base_dir), indent=1))
@@ -363,6 +369,8 @@ def _load_bundle(f) -> Project:
 
 
 def _tensors(raw: bytes, what: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load as load_safetensors
+
     try:
         return load_safetensors(raw)
     except Exception as exc:  # safetensors raises its own SafetensorError types

@@ -43,7 +43,7 @@ from torch import fx, nn
 from engine.probes import activations as act_probe
 from engine.probes import dead_relu, decision_grid, fitted_curve
 from engine.probes import weights as weight_probe
-from engine.probes.weights import HIST_BINS, MAX_FILTERS, MAX_MATRIX, max_magnitude_pool  # noqa: F401 (re-exported)
+from engine.probes.weights import HIST_BINS, MAX_FILTERS
 
 # Display caps: what a view can show usefully, and what crosses a process boundary 30 times a second.
 MAX_PROBE_ROWS = 64  # probe samples kept for vector activations

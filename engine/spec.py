@@ -159,7 +159,8 @@ class LayerSpec:
     # build(params, in_shapes, ctx) -> nn.Module; None for call_function layers
     build: Callable | None = None
     # function(*inputs, **fn_kwargs(params)) for parameter-free merges compiled as call_function
-    function: Callable | None = None
+    # the function itself, or its dotted name ("torch.cat") so the spec loads without torch
+    function: Callable | str | None = None
     function_kwargs: Callable[[Mapping], dict] | None = None
     count_params: Callable[[Mapping, Sequence[Shape], Shape], int] = _zero
     flops: Callable[[Mapping, Sequence[Shape], Shape], int] = _elementwise_flops
@@ -188,6 +189,15 @@ class LayerSpec:
             if p.name == name:
                 return p
         raise ParamError(f"{self.type} has no parameter '{name}'; it has {', '.join(p.name for p in self.params) or 'none'}.")
+
+    def resolved_function(self) -> Callable | None:
+        """``function`` as the callable (a dotted name is imported now)."""
+        if isinstance(self.function, str):
+            import importlib
+
+            module, _, name = self.function.rpartition(".")
+            return getattr(importlib.import_module(module), name)
+        return self.function
 
     def defaults(self) -> dict:
         # json defaults are lists / dicts: each node gets its own copy

@@ -7,8 +7,6 @@ optional extensions (the training UI, if ``gui.training`` provides
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import traceback
 from typing import Callable
@@ -24,18 +22,30 @@ from gui import dialogs, theme
 APP_NAME = "LayerLab"
 
 
-def default_extensions() -> list[Callable]:
-    """``gui.training.install_training_ui`` when that package exists and defines it, and the export UI."""
+def install_training(window) -> None:
+    """The training panel, the timeline and the live views (gui/training)."""
+    from gui.training import install_training_ui
+
+    install_training_ui(window)
+
+
+def install_export(window) -> None:
+    """File > Export… and File > Import model… (gui/export_dialog.py)."""
     from gui.export_dialog import install_export_ui
-    if importlib.util.find_spec("gui.training") is None:
-        return [install_export_ui]
-    try:
-        module = importlib.import_module("gui.training")
-    except Exception:
-        traceback.print_exc()
-        return [install_export_ui]
-    fn = getattr(module, "install_training_ui", None)
-    return ([fn] if callable(fn) else []) + [install_export_ui, importlib.import_module("gui.lab_panel").install_lab_ui]
+
+    install_export_ui(window)
+
+
+def install_lab(window) -> None:
+    """The Lab panel, File > Labs / Open lab / Submit lab, and instructor mode (gui/lab_panel.py)."""
+    from gui.lab_panel import install_lab_ui
+
+    install_lab_ui(window)
+
+
+def default_extensions() -> list[Callable]:
+    """The parts of the window beyond the editor; each imports its modules when it is installed."""
+    return [install_training, install_export, install_lab]
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -88,6 +98,59 @@ def build_window(project_path: str | None = None, extensions: list[Callable] | N
     return window
 
 
+class StartupProbe:
+    """For bench/startup.py: with LAYERLAB_STARTUP_PROBE=FILE, the app writes when its window was first
+    painted and when it was ready to train (time.monotonic(), comparable across processes), then quits."""
+
+    def __init__(self, window, path: str):
+        from PySide6.QtCore import QObject
+
+        self.window, self.path = window, path
+        self.times: dict[str, float] = {}
+
+        class PaintWatch(QObject):
+            def eventFilter(watch, obj, event):  # noqa: N805 - the filter object, not the probe
+                from PySide6.QtCore import QEvent
+
+                if event.type() == QEvent.Paint and "window_painted" not in self.times:
+                    from PySide6.QtCore import QTimer
+
+                    QTimer.singleShot(0, lambda: self.mark("window_painted"))  # after this paint is done
+                return False
+
+        self._watch = PaintWatch(window)
+        window.view.viewport().installEventFilter(self._watch)  # the canvas: the last big part to paint
+
+    @classmethod
+    def from_environment(cls, window):
+        import os
+
+        path = os.environ.get("LAYERLAB_STARTUP_PROBE")
+        return cls(window, path) if path else None
+
+    def mark(self, what: str) -> None:
+        import time
+
+        self.times.setdefault(what, time.monotonic())
+        if {"window_painted", "ready_to_train"} <= set(self.times):
+            import json
+
+            with open(self.path, "w") as f:
+                json.dump(self.times, f)
+            QApplication.instance().quit()
+
+    def loaded(self) -> None:
+        training = getattr(self.window, "training", None)
+        if training is None:
+            self.mark("ready_to_train")
+            return
+        worker = training.worker
+        if worker.is_ready:
+            self.mark("ready_to_train")
+        else:
+            worker.ready.connect(lambda _info: self.mark("ready_to_train"))
+
+
 def _excepthook_for(window, previous):
     """An unexpected error in a slot must not lose work: autosave now, say so, keep running."""
     def hook(exc_type, exc, tb):
@@ -102,15 +165,39 @@ def _excepthook_for(window, previous):
     return hook
 
 
+LOADING_MESSAGE = "Loading PyTorch… the editor works already; training, the code and the data preview follow."
+
+
 def run_app(argv: list[str], project_path: str | None = None) -> int:
+    """The editor is on screen before torch has loaded (it needs none of it); torch loads in the
+    background (gui/torch_loader.py), and the parts that need it are installed when it is in."""
+    from gui.torch_loader import TorchLoader, set_loader
+
+    from PySide6.QtCore import QTimer
+
     app = create_application(argv)
     theme.apply_theme(theme.saved_theme_name(), app, persist=False)
+    loader = TorchLoader(app)  # started once the window is painted: until then it has the CPU to itself
+    set_loader(loader)
     try:
-        window = build_window(project_path)
+        window = build_window(project_path, extensions=[])
     except LayerLabError as exc:  # e.g. the bundled starter is missing from a broken install
         dialogs.show_error(None, APP_NAME, str(exc))
         return 2
     window.show()
+    window.statusBar().showMessage(LOADING_MESSAGE)
+    probe = StartupProbe.from_environment(window)
+    QTimer.singleShot(0, loader.start)  # after the first paint: the event loop paints before timers fire
+
+    def torch_in() -> None:
+        window.install_extensions(default_extensions())
+        window.statusBar().showMessage(f"PyTorch loaded in {loader.seconds:.1f} s.", 4000)
+        if probe is not None:
+            probe.loaded()
+
+    loader.when_loaded(torch_in)
+    loader.failed.connect(lambda err: dialogs.show_error(window, APP_NAME, f"PyTorch could not be loaded ({err}); "
+                                                          "the editor works, but nothing can be trained."))
     offer_recovery(window)
     previous = sys.excepthook
     sys.excepthook = _excepthook_for(window, previous)

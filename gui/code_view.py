@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QPlainTextEdit, QVBoxLayout, QWidget
 from engine.errors import LayerLabError
 from engine.validate import first_error_sentence
 from gui import theme
+from gui.torch_loader import torch_ready, when_torch_ready
 
 KEYWORDS = ("and as assert break class continue def del elif else except False finally for from global if import "
             "in is lambda None nonlocal not or pass raise return True try while with yield").split()
@@ -105,6 +106,10 @@ class CodeView(QWidget):
         """Compile now and show the code (or why it cannot be compiled)."""
         self._stale = False
         analysis = self.doc.analysis
+        if not torch_ready():  # compiling needs torch, which is still loading in the background
+            self.editor.setPlainText("# Loading PyTorch… the generated code appears here when it is ready.\n")
+            when_torch_ready(self.schedule)
+            return
         if not analysis.ok:
             body = ("# The graph cannot be compiled yet:\n#\n"
                     + "\n".join("# " + line for line in _wrap(first_error_sentence(analysis), 90))

@@ -246,7 +246,7 @@ class DatasetPanel(QWidget):
         self.split_seed_box.setValue(int(values["split_seed"]))
         self.stratify_box.setChecked(bool(values["stratify"]))
         self.standardize_box.setChecked(bool(values["standardize"]))
-        ds = self.doc.dataset
+        ds = self.doc.data_view
         self.stratify_box.setEnabled(ds is None or ds.task == "classification")
 
     def apply_params(self) -> None:
@@ -350,7 +350,7 @@ class DatasetPanel(QWidget):
         self._build_params(info, spec)
         self._show_split(spec)
         self._show_lock()
-        ds = self.doc.dataset
+        ds = self.doc.data_view
         if self.doc.dataset_error:
             self.error.setText(f"✖ {self.doc.dataset_error}")
             self.error.show()
@@ -373,6 +373,11 @@ class DatasetPanel(QWidget):
             + (" · standardised" if s.get("standardized") else "")
             + "".join(f"<br><i>Note: {html.escape(n)}</i>" for n in ds.notices))
         self.summary.setToolTip(f"Task: {ds.task_rule}." if ds.task_rule else "")
+        if self.doc.data_pending:  # the arrays are in; the preview needs the tensors, which follow torch
+            self.tabs.clear()
+            self._set_balance([], [])
+            self.summary.setText(self.summary.text() + "<br><i>Loading PyTorch… the preview follows.</i>")
+            return
         self._show_balance(ds, s)
         self._show_preview(ds)
 
@@ -524,11 +529,12 @@ class DatasetPanel(QWidget):
         n = min(1000, ds.n_train)
         x = raw_inputs(ds, n).reshape(n, -1)
         y = ds.y_train[:n].detach().cpu().numpy()
-        if ds.task == "classification":
-            brushes = [pg.mkBrush(BAR_COLORS[int(c) % len(BAR_COLORS)]) for c in y]
-        else:
-            brushes = pg.mkBrush(BAR_COLORS[0])
-        plot.addItem(pg.ScatterPlotItem(x[:, 0], x[:, 1], size=5, pen=None, brush=brushes))
+        # one item per class with one brush: a brush per point costs ~0.2 s for 1000 points
+        groups = np.unique(y.astype(np.int64)) if ds.task == "classification" else [None]
+        for c in groups:
+            keep = slice(None) if c is None else (y == c)
+            colour = BAR_COLORS[(0 if c is None else int(c)) % len(BAR_COLORS)]
+            plot.addItem(pg.ScatterPlotItem(x[keep, 0], x[keep, 1], size=5, pen=None, brush=pg.mkBrush(colour)))
         names = ds.feature_names if len(ds.feature_names) == 2 else ["x1", "x2"]
         plot.setLabel("bottom", names[0])
         plot.setLabel("left", names[1])

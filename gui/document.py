@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
-from engine.compile import CompiledModel, compile_graph
 from engine.errors import LayerLabError, ProjectFileError
 from engine.graph import Graph, GraphEvent
 from engine.project import Project, load_project, save_project
 from engine.spec import InferContext
 from engine.templates import TEMPLATES
 from engine.validate import Analysis, ShapeInference
+
+from gui.torch_loader import torch_ready, when_torch_ready
+
+if TYPE_CHECKING:  # torch loads in the background (gui/torch_loader.py); compiling waits for it
+    from engine.compile import CompiledModel
 
 # Templates that only make sense on image data open with the digits dataset.
 TEMPLATE_DATA = {"cnn": {"source": "digits"}, "lstm": {"source": "digits"}}
@@ -35,6 +39,17 @@ IMAGE_SOURCES = {"digits", "image_folder", "idx"}
 # Event kinds that can change which weights a graph needs.
 _WEIGHT_EVENTS = {"node_added", "node_removed", "edge_added", "edge_removed", "param_changed", "node_renamed",
                   "reset"}
+
+
+class PendingData:
+    """Data loaded and checked as numpy arrays, waiting for torch to become the Dataset."""
+
+    def __init__(self, arrays, normalization=None):
+        self.arrays = arrays  # engine.data.SplitArrays
+        self.normalization = normalization
+
+    def to_dataset(self):
+        return self.arrays.to_dataset(self.normalization)
 
 
 def blank_graph() -> Graph:
@@ -67,6 +82,7 @@ class Document(QObject):
         self.undo_stack = QUndoStack(self)
         self.path: str | None = None
         self.dataset = None
+        self._pending: PendingData | None = None
         self.dataset_error = ""
         self.context = InferContext()
         self.selected_node = ""
@@ -134,6 +150,8 @@ class Document(QObject):
 
     def compile(self) -> CompiledModel:
         """The graph as a trainable module; raises a LayerLabError (GraphInvalid) if it has errors."""
+        from engine.compile import compile_graph
+
         return compile_graph(self.graph, self.context, analysis=self.analysis)
 
     # ------------------------------------------------------------------ selection / overlays
@@ -203,9 +221,27 @@ class Document(QObject):
         return os.path.dirname(os.path.abspath(path)) if path else None
 
     def load_data(self, spec: dict, normalization=None, path: str | None = None):
-        """Load the dataset a spec describes (raises engine.errors.DataError)."""
-        from engine.data import load_dataset  # lazy: the data package pulls in numpy loaders
-        return load_dataset(spec, normalization=normalization, base_dir=self._base_dir(path))
+        """Load the data a spec describes (raises engine.errors.DataError): the ``Dataset``, or - while
+        torch is still loading (gui/torch_loader.py) - its ``SplitArrays``, which the document turns
+        into the Dataset when torch is in."""
+        from engine.data import Normalization, load_arrays, load_dataset  # lazy: the numpy loaders
+
+        if torch_ready():
+            return load_dataset(spec, normalization=normalization, base_dir=self._base_dir(path))
+        arrays = load_arrays(spec, base_dir=self._base_dir(path))
+        norm = Normalization.from_dict(normalization) if isinstance(normalization, dict) else normalization
+        return PendingData(arrays, norm)
+
+    @property
+    def data_view(self):
+        """What the editor shows of the data: the Dataset, or its arrays while torch loads (both have
+        name, task, input_shape, n_outputs, counts and summary())."""
+        return self.dataset if self.dataset is not None else (self._pending.arrays if self._pending else None)
+
+    @property
+    def data_pending(self) -> bool:
+        """The data is loaded and checked, and waits for torch to become tensors."""
+        return self._pending is not None
 
     @staticmethod
     def context_for(dataset) -> InferContext:
@@ -221,12 +257,28 @@ class Document(QObject):
         self._set_dataset(dataset, error)
 
     def _set_dataset(self, dataset, error: str = "") -> None:
-        self.dataset = dataset
+        """Install a Dataset, or PendingData (its arrays now, the tensors when torch is in), or None."""
+        self._pending = dataset if isinstance(dataset, PendingData) else None
+        self.dataset = None if self._pending is not None else dataset
         self.dataset_error = error
-        self.context = self.context_for(dataset)
+        self.context = self.context_for(self.data_view)
         self._inference.set_context(self.context)
         self._weights_check_pending = True  # other data can change the shapes the weights must fit
         self._invalidate()
+        if self._pending is not None:
+            when_torch_ready(lambda pending=self._pending: self._complete(pending))
+
+    def _complete(self, pending: "PendingData") -> None:
+        """torch is in: the pending arrays become the Dataset (unless other data came meanwhile)."""
+        if self._pending is not pending:
+            return
+        try:
+            dataset = pending.to_dataset()
+        except LayerLabError as exc:
+            self._set_dataset(None, str(exc))
+        else:
+            self._set_dataset(dataset)
+        self.datasetChanged.emit(self.dataset)
 
     def apply_data(self, spec: dict, dataset, normalization) -> None:
         """Install a data spec and its loaded dataset (SetDataSpecCommand calls this both ways)."""
@@ -298,10 +350,7 @@ class Document(QObject):
     def _install(self, project: Project, path: str | None, dataset, dataset_error: str) -> None:
         self.undo_stack.clear()
         self.set_selected_node("")
-        self.dataset = dataset
-        self.dataset_error = dataset_error
-        self.context = self.context_for(dataset)
-        self._inference.set_context(self.context)
+        self._set_dataset(dataset, dataset_error)
         self.graph.replace_with(project.graph)
         project.graph = self.graph
         self.project = project
@@ -314,7 +363,7 @@ class Document(QObject):
         self.overlay = {}
         self.overlayChanged.emit({})
         self.pathChanged.emit(path or "")
-        self.datasetChanged.emit(dataset)
+        self.datasetChanged.emit(self.dataset)
         self.projectReplaced.emit()
         self._update_modified()
         self.flush()
@@ -367,10 +416,10 @@ class Document(QObject):
             data = copy.deepcopy(self.project.data)
             if data.get("source") in IMAGE_SOURCES:
                 data = {"source": "moons"}
-        same_data = data == self.project.data and self.dataset is not None
+        same_data = data == self.project.data and self.data_view is not None
         project = Project(graph=graph, data=data, name=name)
         if same_data:
-            dataset, error = self.dataset, ""
+            dataset, error = (self.dataset if self.dataset is not None else self._pending), ""
             if self.project.normalization is not None:  # a trained project's fixed scaling does not carry over
                 dataset, error = self._prepare(project, None)
         else:

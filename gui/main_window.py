@@ -112,10 +112,17 @@ class MainWindow(QMainWindow):
         self._fit_timer.start()
 
         # --- extensions (the training UI installs itself here)
-        for fn in self.extensions:
+        self.install_extensions(self.extensions)
+
+    def install_extensions(self, extensions: Iterable[Callable]) -> None:
+        """Run extension hooks ``fn(window)`` (at construction, or later: the app installs the parts
+        that need torch once it has loaded); one failing must not take the editor down."""
+        for fn in extensions:
+            if fn not in self.extensions:
+                self.extensions.append(fn)
             try:
                 fn(self)
-            except Exception:  # an optional part failing must not take the editor down
+            except Exception:
                 traceback.print_exc()
                 self.statusBar().showMessage(f"An add-on failed to load: {getattr(fn, '__name__', fn)}", STATUS_MS)
         self.hide_stale_tab_bars()

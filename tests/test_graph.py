@@ -560,3 +560,24 @@ def test_random_edits_undo_exactly(seed):
     assert g.to_dict() == initial
     assert len(events) > n_events
 
+
+
+def test_the_reserved_names_cover_what_this_torch_gives_a_graph_module():
+    from torch import fx, nn
+
+    from engine.reserved_names import RESERVED_NAMES
+
+    missing = (frozenset(dir(fx.GraphModule(nn.Module(), fx.Graph()))) | {"self"}) - RESERVED_NAMES
+    assert not missing, f"add these to engine/reserved_names.py: {sorted(missing)}"
+
+
+def test_a_document_whose_edges_form_a_cycle_is_refused_by_name():
+    g = Graph()
+    a = g.add_node("Linear", {"units": 4}, name="fc_a")
+    b = g.add_node("ReLU", {}, name="act_b")
+    g.connect(a.id, b.id)
+    doc = g.to_dict()
+    doc["edges"].append({"id": "back", "src": b.id, "dst": a.id, "src_port": "out", "dst_port": "in"})
+    with pytest.raises(ProjectFileError, match="form a cycle \\((fc_a -> act_b -> fc_a|act_b -> fc_a -> act_b)\\)"):
+        Graph.from_dict(doc)
+    assert g.find_cycle() == []

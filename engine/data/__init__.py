@@ -18,7 +18,7 @@ from typing import Any, Callable
 from engine.errors import DataError, LayerLabError, quote
 from engine.data.bundled import BUNDLED, load_bundled
 from engine.data.csv_import import DEFAULTS as _CSV_DEFAULTS, load_csv
-from engine.data.dataset import Dataset, Normalization, build_dataset, split_indices
+from engine.data.dataset import Dataset, Normalization, SplitArrays, split_arrays, split_indices
 from engine.data.generators import GENERATORS, generate
 from engine.data.idx import DEFAULTS as _IDX_DEFAULTS, load_idx, read_idx
 from engine.data.image_folder import DEFAULTS as _IMAGE_DEFAULTS, load_image_folder
@@ -28,7 +28,7 @@ from engine.data.params import SPLIT_DEFAULTS
 __all__ = [
     "Dataset", "Normalization", "load_dataset", "list_builtin_datasets", "DATASET_SOURCES",
     "default_spec", "split_indices", "read_idx", "check_spec", "PATH_KEYS", "resolve_data_paths",
-    "relative_data_paths", "missing_data_files", "load_raw",
+    "relative_data_paths", "missing_data_files", "load_raw", "load_arrays", "SplitArrays",
 ]
 
 # source -> (default keys, loader(spec, base_dir) -> dict of arrays for build_dataset)
@@ -190,13 +190,8 @@ def load_raw(spec: Mapping, base_dir: str | None = None) -> dict:
     check_spec(spec)
     source = spec["source"]
     full = {**default_spec(source), **spec}
-    try:
+    with _one_sentence(source):
         return _load_raw(source, full, base_dir)
-    except LayerLabError:  # DataError, LimitExceeded: already one sentence
-        raise
-    except Exception as e:
-        raise DataError(f"Could not load the {source!r} dataset: {type(e).__name__}: {str(e)[:80]}. "
-                        "Check the data settings.") from e
 
 
 def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = None,
@@ -209,19 +204,39 @@ def load_dataset(spec: Mapping, normalization: Normalization | Mapping | None = 
     relative paths in the spec are taken from (the project file's folder).
     Bad input raises ``DataError`` with one sentence saying what to fix.
     """
-    check_spec(spec)
-    source = spec["source"]
     if normalization is not None and not isinstance(normalization, Normalization):
         normalization = Normalization.from_dict(normalization)
+    arrays = load_arrays(spec, base_dir)
+    with _one_sentence(spec["source"]):
+        return arrays.to_dataset(normalization)
+
+
+def load_arrays(spec: Mapping, base_dir: str | None = None) -> SplitArrays:
+    """Load, check and split the data a spec describes, as numpy arrays (torch is not needed):
+    ``.input_shape``, ``.n_outputs``, ``.task``, ``.summary()`` describe it, ``.to_dataset()``
+    makes the tensors.  Errors as for ``load_dataset``."""
+    check_spec(spec)
+    source = spec["source"]
     full = {**default_spec(source), **spec}
-    try:
-        raw = _load_raw(source, full, base_dir)
-        return build_dataset(spec=full, normalization=normalization, **raw)
-    except LayerLabError:  # DataError, LimitExceeded: already one sentence
-        raise
-    except MemoryError as e:
-        raise DataError(f"The {source!r} dataset does not fit in memory; use fewer samples "
-                        "(n_samples / max_samples / max_per_class) or smaller images.") from e
-    except Exception as e:  # last line of defence: the user gets a sentence, the log keeps the cause
-        raise DataError(f"Could not load the {source!r} dataset: {type(e).__name__}: {str(e)[:80]}. "
+    with _one_sentence(source):
+        return split_arrays(spec=full, **_load_raw(source, full, base_dir))
+
+
+class _one_sentence:
+    """Whatever goes wrong loading ``source`` reaches the user as one DataError sentence."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        if e is None or isinstance(e, LayerLabError) or not isinstance(e, Exception):
+            return False  # DataError, LimitExceeded: already one sentence
+        if isinstance(e, MemoryError):
+            raise DataError(f"The {self.source!r} dataset does not fit in memory; use fewer samples "
+                            "(n_samples / max_samples / max_per_class) or smaller images.") from e
+        # last line of defence: the user gets a sentence, the log keeps the cause
+        raise DataError(f"Could not load the {self.source!r} dataset: {type(e).__name__}: {str(e)[:80]}. "
                         "Check the data settings.") from e

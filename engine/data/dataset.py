@@ -3,6 +3,10 @@
 Everything a loader produces ends up in ``build_dataset``: one place that splits,
 fits the normalisation on the training split only, checks for non-finite values
 and turns numpy arrays into tensors.  Loaders therefore only parse their format.
+
+It does so in two stages: ``split_arrays`` checks and splits (numpy only: the editor learns the
+data's shapes and classes from it before torch has loaded), ``SplitArrays.to_dataset`` normalises
+and makes the tensors.
 """
 from __future__ import annotations
 
@@ -11,11 +15,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from engine.errors import DataError, quote
 from engine.data.params import split_params
+
+if TYPE_CHECKING:  # tensors are made in SplitArrays.to_dataset; nothing else here needs torch loaded
+    import torch
 
 TASKS = ("classification", "regression")
 
@@ -47,6 +55,8 @@ class Normalization:
     @classmethod
     def fit(cls, x: np.ndarray | torch.Tensor) -> "Normalization":
         """Per-feature / per-channel statistics of a batch ``x`` (reduce all axes but 1)."""
+        import torch
+
         t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
         if not torch.is_floating_point(t):
             t = t.float()
@@ -60,6 +70,8 @@ class Normalization:
         return cls(mean=mean.double().tolist(), std=var.double().sqrt().tolist())
 
     def _broadcast(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         n = len(self.mean)
         if n != 1 and (x.dim() < 2 or x.shape[1] != n):
             raise DataError(f"The saved normalisation has {n} values but the data has shape "
@@ -73,6 +85,8 @@ class Normalization:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Standardise a batch (first axis = samples); returns a new tensor."""
+        import torch
+
         if not torch.is_floating_point(x):
             x = x.float()
         mean, std = self._broadcast(x)
@@ -80,6 +94,8 @@ class Normalization:
 
     def invert(self, x: torch.Tensor) -> torch.Tensor:
         """Back to the original units (for plots and explanations)."""
+        import torch
+
         if not torch.is_floating_point(x):
             x = x.float()
         mean, std = self._broadcast(x)
@@ -171,32 +187,96 @@ class Dataset:
 
     def summary(self) -> dict:
         """JSON-able overview for the dataset panel and the CLI."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "task": self.task,
-            "input_shape": list(self.input_shape),
-            "n_features": self.n_features,
-            "n_outputs": self.n_outputs,
-            "counts": {s: int(getattr(self, f"x_{s}").shape[0]) for s in self.SPLITS},
-            "standardized": self.normalization is not None,
-            "task_rule": self.task_rule,
-            "notices": list(self.notices),
-        }
-        if self.task == "classification":
-            out["class_names"] = list(self.class_names)
-            out["class_counts"] = {}
-            for s in self.SPLITS:
-                y = getattr(self, f"y_{s}").detach().cpu()
-                counts = torch.bincount(y, minlength=self.n_outputs).tolist() if y.numel() else [0] * self.n_outputs
-                out["class_counts"][s] = dict(zip(self.class_names, counts))
-        else:
-            y = self.y_train.detach().cpu().double()
-            if y.numel():
-                out["target_stats"] = {
-                    "mean": y.mean(0).tolist(), "std": y.std(0, unbiased=False).tolist(),
-                    "min": y.min(0).values.tolist(), "max": y.max(0).values.tolist(),
-                }
-        return out
+        return summarize(self, {s: getattr(self, f"y_{s}").detach().cpu().numpy() for s in self.SPLITS},
+                         standardized=self.normalization is not None)
+
+
+def summarize(data, y: dict[str, np.ndarray], standardized: bool) -> dict:
+    """The overview of a ``Dataset`` or ``SplitArrays`` (``y``: the targets of each split, numpy)."""
+    out: dict[str, Any] = {
+        "name": data.name,
+        "task": data.task,
+        "input_shape": list(data.input_shape),
+        "n_features": int(math.prod(data.input_shape)),
+        "n_outputs": data.n_outputs,
+        "counts": {s: int(len(y[s])) for s in Dataset.SPLITS},
+        "standardized": standardized,
+        "task_rule": data.task_rule,
+        "notices": list(data.notices),
+    }
+    if data.task == "classification":
+        out["class_names"] = list(data.class_names)
+        out["class_counts"] = {}
+        for s in Dataset.SPLITS:
+            counts = np.bincount(y[s].astype(np.int64), minlength=data.n_outputs).tolist() if len(y[s]) \
+                else [0] * data.n_outputs
+            out["class_counts"][s] = dict(zip(data.class_names, counts))
+    else:
+        t = np.asarray(y["train"], np.float64).reshape(len(y["train"]), -1)
+        if t.size:
+            out["target_stats"] = {"mean": t.mean(0).tolist(), "std": t.std(0).tolist(),
+                                   "min": t.min(0).tolist(), "max": t.max(0).tolist()}
+    return out
+
+
+@dataclass
+class SplitArrays:
+    """A dataset checked and split, still as numpy arrays: what the editor knows about the data (its
+    shapes, classes and counts) before torch has loaded.  ``to_dataset`` makes the ``Dataset``."""
+
+    name: str
+    task: str
+    x: dict[str, np.ndarray]  # split -> inputs, as the loader gave them
+    y: dict[str, np.ndarray]  # split -> class indices (int64) or targets (float32, (N, T))
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    class_names: list[str]
+    feature_names: list[str]
+    spec: dict
+    standardize: bool
+    task_rule: str = ""
+    notices: tuple[str, ...] = ()
+
+    def summary(self, normalization: Normalization | None = None) -> dict:
+        return summarize(self, self.y, standardized=normalization is not None or self.standardize)
+
+    @property
+    def n_train(self) -> int:
+        return int(len(self.y["train"]))
+
+    @property
+    def n_val(self) -> int:
+        return int(len(self.y["val"]))
+
+    @property
+    def n_test(self) -> int:
+        return int(len(self.y["test"]))
+
+    @property
+    def n_features(self) -> int:
+        return int(math.prod(self.input_shape))
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def to_dataset(self, normalization: Normalization | None = None) -> Dataset:
+        """The tensors: inputs float32, standardised with ``normalization`` (a trained project's saved
+        statistics) or, when the spec asks for it, statistics fitted on the training split."""
+        import torch
+
+        x = {s: torch.from_numpy(np.ascontiguousarray(self.x[s], dtype=np.float32)) for s in Dataset.SPLITS}
+        if normalization is None and self.standardize:
+            normalization = Normalization.fit(x["train"])
+        if normalization is not None:
+            x = {s: normalization.apply(t) for s, t in x.items()}
+        y = {s: torch.from_numpy(np.ascontiguousarray(self.y[s])) for s in Dataset.SPLITS}
+        return Dataset(
+            name=self.name, task=self.task,
+            x_train=x["train"], y_train=y["train"], x_val=x["val"], y_val=y["val"], x_test=x["test"],
+            y_test=y["test"], input_shape=self.input_shape, n_outputs=self.n_outputs,
+            class_names=list(self.class_names), feature_names=list(self.feature_names),
+            normalization=normalization, spec=dict(self.spec), task_rule=self.task_rule, notices=self.notices)
 
 
 # --------------------------------------------------------------------------- splitting
@@ -371,12 +451,16 @@ def _check_finite(x: np.ndarray, what: str, name: str) -> None:
                         "clean the data (fill or drop them) and load it again.")
 
 
-def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: dict,
-                  class_names: list[str] | None = None, feature_names: list[str] | None = None,
-                  normalization: Normalization | None = None,
-                  fixed_test: tuple[np.ndarray, np.ndarray] | None = None,
-                  task_rule: str = "", notices: tuple[str, ...] | list[str] = ()) -> Dataset:
-    """Split, normalise and wrap arrays a loader produced.
+def build_dataset(*, normalization: Normalization | None = None, **arrays) -> Dataset:
+    """Split, normalise and wrap arrays a loader produced (``split_arrays`` then ``to_dataset``)."""
+    return split_arrays(**arrays).to_dataset(normalization)
+
+
+def split_arrays(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: dict,
+                 class_names: list[str] | None = None, feature_names: list[str] | None = None,
+                 fixed_test: tuple[np.ndarray, np.ndarray] | None = None,
+                 task_rule: str = "", notices: tuple[str, ...] | list[str] = ()) -> SplitArrays:
+    """Check and split arrays a loader produced (numpy only).
 
     ``y`` holds class indices (classification) or targets ``(N,)``/``(N, T)``
     (regression).  ``fixed_test`` is a test split that ships with the data (e.g.
@@ -439,30 +523,9 @@ def build_dataset(*, name: str, task: str, x: np.ndarray, y: np.ndarray, spec: d
                                split["split_seed"], stratify_by)
     if fixed_test is None:
         x_test, y_test = x[te], y[te]
-
-    x_train = torch.from_numpy(np.ascontiguousarray(x[tr], dtype=np.float32))
-    x_val = torch.from_numpy(np.ascontiguousarray(x[va], dtype=np.float32))
-    x_test_t = torch.from_numpy(np.ascontiguousarray(x_test, dtype=np.float32))
-
-    if normalization is None and split["standardize"]:
-        normalization = Normalization.fit(x_train)
-    if normalization is not None:
-        x_train, x_val, x_test_t = (normalization.apply(t) for t in (x_train, x_val, x_test_t))
-
-    def as_y(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a))
-
-    return Dataset(
-        name=name, task=task,
-        x_train=x_train, y_train=as_y(y[tr]),
-        x_val=x_val, y_val=as_y(y[va]),
-        x_test=x_test_t, y_test=as_y(y_test),
-        input_shape=tuple(int(d) for d in x.shape[1:]),
-        n_outputs=n_outputs,
-        class_names=class_names,
-        feature_names=list(feature_names or []),
-        normalization=normalization,
-        spec=full_spec,
-        task_rule=task_rule or f"{task}, as the {name} dataset is",
-        notices=tuple(notices),
-    )
+    return SplitArrays(
+        name=name, task=task, x={"train": x[tr], "val": x[va], "test": x_test},
+        y={"train": y[tr], "val": y[va], "test": y_test},
+        input_shape=tuple(int(d) for d in x.shape[1:]), n_outputs=n_outputs, class_names=class_names,
+        feature_names=list(feature_names or []), spec=full_spec, standardize=bool(split["standardize"]),
+        task_rule=task_rule or f"{task}, as the {name} dataset is", notices=tuple(notices))

@@ -1,24 +1,20 @@
 """Reading members of zip archives that come from other people (lab bundles, submissions).
 
-``read_member(zipfile, name, limit_bytes)`` has the contract of ``engine/safezip.read_member``
-(branch ``trust``), so the two can be folded together: the member's declared size is checked
-against the limit before a byte is inflated, and the inflated bytes are counted while streaming,
-so a member whose header lies about its size stops at the limit instead of filling memory.
-Nothing is ever extracted to disk, and nothing read here is unpickled or executed.
+``read_member(zipfile, name, limit_bytes)`` is ``engine/safezip.read_member`` (declared sizes checked
+before a byte is inflated, inflated bytes counted while streaming, bombs refused, checksums
+verified) with its refusals sorted into the ``problem`` the lab code reports: "missing",
+"oversized" or "corrupt".  Nothing is ever extracted to disk, and nothing read is unpickled or run.
 """
 from __future__ import annotations
 
 import struct
 import zipfile
-import zlib
 
-from engine.errors import ProjectFileError
+from engine.errors import LimitExceeded, ProjectFileError
+from engine.safezip import CORRUPT  # noqa: F401 - engine.labs.format and .submission catch these
+from engine.safezip import read_member as _safe_read_member
 
-_CHUNK = 1 << 20
 _EOCD = b"PK\x05\x06"
-#: what zipfile and the decompressors raise for a damaged archive or member
-CORRUPT = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, RuntimeError,
-           NotImplementedError, ValueError, struct.error)
 
 
 class ZipMemberError(ProjectFileError):
@@ -31,30 +27,14 @@ class ZipMemberError(ProjectFileError):
 
 def read_member(z: zipfile.ZipFile, name: str, limit_bytes: int) -> bytes:
     """The bytes of member ``name``, at most ``limit_bytes`` of them (declared and actual)."""
+    if name not in z.NameToInfo:
+        raise ZipMemberError(f"'{name}' is missing from the archive.", "missing")
     try:
-        info = z.getinfo(name)
-    except KeyError:
-        raise ZipMemberError(f"'{name}' is missing from the archive.", "missing") from None
-    if info.file_size > limit_bytes:
-        raise ZipMemberError(f"'{name}' declares {info.file_size:,} bytes, more than the {limit_bytes:,} "
-                             "LayerLab reads for it.", "oversized")
-    out = bytearray()
-    try:
-        with z.open(info) as f:
-            while True:
-                chunk = f.read(min(_CHUNK, limit_bytes + 1 - len(out)) or 1)
-                if not chunk:
-                    break
-                out += chunk
-                if len(out) > limit_bytes:
-                    raise ZipMemberError(f"'{name}' inflates to more than its declared size; the archive lies "
-                                         "about its size, so it is refused.", "oversized")
-    except ZipMemberError:
-        raise
-    except CORRUPT:
-        raise ZipMemberError(f"'{name}' is corrupt (its data cannot be inflated or does not match its "
-                             "checksum).", "corrupt") from None
-    return bytes(out)
+        return _safe_read_member(z, name, limit_bytes)
+    except LimitExceeded as exc:
+        raise ZipMemberError(exc.message, "oversized") from None
+    except ProjectFileError as exc:
+        raise ZipMemberError(exc.message, "corrupt") from None
 
 
 def looks_truncated(raw: bytes) -> bool:

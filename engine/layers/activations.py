@@ -1,7 +1,7 @@
 """Element-wise activation functions (shape in = shape out)."""
 from __future__ import annotations
 
-from torch import nn
+from engine.lazy import nn
 
 from engine.spec import LayerSpec, Param, py_call
 

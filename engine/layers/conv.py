@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from torch import nn
+from engine.lazy import nn
 
 from engine.errors import ShapeError
 from engine.spec import LayerSpec, Param, fmt_shape, numel, py_call

@@ -1,10 +1,10 @@
 """Dense, regularisation, reshaping and embedding layers."""
 from __future__ import annotations
 
-from torch import nn
+from engine.lazy import nn
 
 from engine.errors import ShapeError
-from engine.layers.modules import Reshape, TokenEmbedding
+from engine.lazy import layer_modules
 from engine.spec import AUTO, LayerSpec, Param, fmt_shape, numel, py_call
 
 
@@ -94,7 +94,7 @@ RESHAPE = LayerSpec(
     description="Rearranges each sample into a new shape with the same number of values; -1 is inferred.",
     params=(Param("shape", "ints", (-1,), help="Target shape per sample, e.g. 1, 8, 8."),),
     infer=_infer_reshape,
-    build=lambda p, i, ctx: Reshape(p["shape"]),
+    build=lambda p, i, ctx: layer_modules.Reshape(p["shape"]),
     flops=lambda p, i, o: 0,
     module_types=("Reshape",),
     params_from_module=lambda m: {"shape": tuple(int(s) for s in m.shape)},
@@ -116,7 +116,7 @@ EMBEDDING = LayerSpec(
                   help="How many distinct token ids there are (ids run from 0 to this minus 1)."),
             Param("embedding_dim", "int", 32, min=1, max=100_000, help="Length of each token's vector.")),
     infer=_infer_embedding,
-    build=lambda p, i, ctx: TokenEmbedding(p["num_embeddings"], p["embedding_dim"]),
+    build=lambda p, i, ctx: layer_modules.TokenEmbedding(p["num_embeddings"], p["embedding_dim"]),
     count_params=lambda p, i, o: p["num_embeddings"] * p["embedding_dim"],
     flops=lambda p, i, o: 0,
     # a plain nn.Embedding imports as the float-tolerant TokenEmbedding (same weights, same outputs)

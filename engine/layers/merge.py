@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import operator
 
-import torch
-
 from engine.errors import ShapeError
 from engine.spec import LayerSpec, Param, Port, fmt_shape, numel
 
@@ -71,7 +69,7 @@ CONCAT = LayerSpec(
     type="Concat", category="Merge", name_prefix="concat", inputs=_MULTI,
     description="Joins its inputs end to end along one dimension (dim 0 = features or channels).",
     params=(Param("dim", "int", 0, min=-4, max=3, help="Per-sample dimension to join along; 0 = features / channels."),),
-    infer=_infer_concat, function=torch.cat, function_kwargs=_concat_kwargs,
+    infer=_infer_concat, function="torch.cat", function_kwargs=_concat_kwargs,
     flops=lambda p, i, o: 0,
     call_source=lambda p, inputs: f"torch.cat([{', '.join(inputs)}], dim={_concat_kwargs(p)['dim']})",
 )

@@ -1,7 +1,7 @@
 """Normalisation layers."""
 from __future__ import annotations
 
-from torch import nn
+from engine.lazy import nn
 
 from engine.errors import ShapeError
 from engine.spec import LayerSpec, Param, fmt_shape, py_call

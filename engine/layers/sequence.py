@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.errors import ShapeError
-from engine.layers.modules import Recurrent, SelfAttention
+from engine.lazy import layer_modules
 from engine.spec import LayerSpec, Param, fmt_shape, py_call
 
 
@@ -54,7 +54,7 @@ def _recurrent(cell: str, description: str) -> LayerSpec:
                 Param("output", "choice", "last step", choices=("last step", "sequence"),
                       help="Return only the last step (for classifying a sequence) or every step.")),
         infer=infer, count_params=count, flops=flops,
-        build=lambda p, i, ctx: Recurrent(cell, i[0][1], p["hidden_size"], p["num_layers"], p["bidirectional"],
+        build=lambda p, i, ctx: layer_modules.Recurrent(cell, i[0][1], p["hidden_size"], p["num_layers"], p["bidirectional"],
                                           last_step=p["output"] == "last step"),
         module_types=("Recurrent",), params_from_module=from_module, module_source=source,
     )
@@ -75,7 +75,7 @@ ATTENTION = LayerSpec(
     params=(Param("num_heads", "int", 4, min=1, max=256, help="Parallel attention heads; must divide the feature size."),
             Param("dropout", "float", 0.0, min=0.0, max=0.99, help="Dropout on the attention weights.")),
     infer=_infer_attention,
-    build=lambda p, i, ctx: SelfAttention(i[0][1], p["num_heads"], p["dropout"]),
+    build=lambda p, i, ctx: layer_modules.SelfAttention(i[0][1], p["num_heads"], p["dropout"]),
     count_params=lambda p, i, o: 4 * i[0][1] * i[0][1] + 4 * i[0][1],
     flops=lambda p, i, o: 8 * i[0][0] * i[0][1] ** 2 + 4 * i[0][0] ** 2 * i[0][1],
     module_types=("SelfAttention",),

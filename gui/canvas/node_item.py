@@ -365,14 +365,17 @@ class NodeItem(QGraphicsItem):
         return p
 
     def itemChange(self, change, value):
-        if change == QGraphicsItem.ItemPositionChange and not self._syncing:
-            scene = self.scene()
-            if scene is not None and getattr(scene, "snap_to_grid", False):
-                return QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
+        # Qt calls this for every change (17 kinds for a new node with its ports): only two matter,
+        # and QGraphicsItem's own itemChange returns the value unchanged, so the rest return at once
+        if change == QGraphicsItem.ItemPositionChange:
+            if not self._syncing:
+                scene = self.scene()
+                if scene is not None and getattr(scene, "snap_to_grid", False):
+                    return QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
         elif change == QGraphicsItem.ItemPositionHasChanged:
             for e in self.edges:
                 e.update_path()
-        return super().itemChange(change, value)
+        return value
 
     # ------------------------------------------------------------------ painting
     def _paint_lock(self, painter: QPainter, t, full: bool) -> None:

@@ -73,7 +73,7 @@ class GraphScene(QGraphicsScene):
     def _caption(self, node) -> str:
         task = self.doc.context.task
         if node.type == "Input":
-            ds = self.doc.dataset
+            ds = self.doc.data_view
             if ds is not None:
                 return f"{ds.name} · {ds.n_train + ds.n_val + ds.n_test} samples"
             return "no data loaded" if self.doc.dataset_error else "no dataset chosen"

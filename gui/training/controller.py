@@ -365,6 +365,10 @@ class TrainingController(QObject):
         self.panel.set_has_run(bool(self.history.epochs))
         status = run.get("status") or ""
         self.panel.show_status(status, error=run.get("outcome") in ("failed", "interrupted"))
+        if self.history.epochs:
+            last = self.history.last_epoch
+            self.panel.set_progress(1.0 if run.get("outcome") == "completed" else 0.0,
+                                    f"{last} epoch{'s' if last != 1 else ''} trained (saved with the project)")
         doc = self.document
         if doc.dataset is not None and self.history.checkpoints and not doc.weights_stale:
             try:
@@ -519,8 +523,6 @@ class TrainingController(QObject):
         self.last_failure = failure
         self.flush_frame()
         self.history.running = False
-        if self.timeline.live and self.info is not None:
-            self._show_current()
         message = failure.message or "Training failed."
         kept = ""
         # Keep the newest finite checkpoint from before the failing epoch: the weights at the failing
@@ -531,8 +533,14 @@ class TrainingController(QObject):
             kept = (" The weights from before training are kept." if good.epoch == 0 else
                     f" The weights from the end of epoch {good.epoch} are kept.")
             self._lineage_epoch = good.epoch
+            # the views show the model the project now holds, not the one that failed
+            snap = self.checkpoint_snapshot(self.history.checkpoints.index(good))
+            if snap is not None:
+                self._latest = snap
         elif failure.weights is not None and self._apply_weights(state_from_numpy(failure.weights)):
             kept = " The last finite weights are kept."
+        if self.timeline.live and self.info is not None:
+            self._show_current()
         if failure.kind == "out_of_memory":
             half = max(1, int(failure.batch_size or 2) // 2)
             self.panel.offer_retry(half)

@@ -294,11 +294,12 @@ class TrainingPanel(QWidget):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        outer.addWidget(self.status_label)
+        # the run's sentence comes first: at 1280x800 the dock's lower half is below the fold
+        outer.insertWidget(0, self.status_label)
         self.retry_button = QPushButton("")
         self.retry_button.setMinimumWidth(60)
         self.retry_button.hide()
-        outer.addWidget(self.retry_button)
+        outer.insertWidget(1, self.retry_button)
         self._retry_batch = 0
         self.retry_button.clicked.connect(lambda: self.retryClicked.emit(self._retry_batch))
 

@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from engine.snapshots import ProbeInfo, Snapshot
 from gui import theme
 
+theme.configure_plots()  # pyqtgraph loads with the views, not with the editor
+
 # Class colours (Tableau 10): the boundary, the scatter points and the legend agree.
 CLASS_COLORS = np.array([
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

@@ -66,10 +66,18 @@ class WeightsView(LiveView):
 
         self.matrix_plot, self.matrix_img = make_image_plot(axes=False)
         self.matrix_img.setColorMap(DIVERGING)
+        # colour scales: which weight a colour stands for (blue negative, red positive), and how many
+        # weights a histogram cell counts
+        self.matrix_bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=DIVERGING, label="weight", width=12,
+                                          interactive=False, colorMapMenu=False)
+        self.matrix_bar.setImageItem(self.matrix_img, insert_in=self.matrix_plot.getPlotItem())
         self._layout.addWidget(self.matrix_plot, 3)
 
         self.hist_plot, self.hist_img = make_image_plot("histogram over time")
         self.hist_img.setColorMap(SEQUENTIAL)
+        self.hist_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SEQUENTIAL, label="log(1 + count)", width=12,
+                                        interactive=False, colorMapMenu=False)
+        self.hist_bar.setImageItem(self.hist_img, insert_in=self.hist_plot.getPlotItem())
         hp = self.hist_plot.getPlotItem()
         hp.invertY(False)
         hp.setLabel("bottom", "epoch")
@@ -125,6 +133,7 @@ class WeightsView(LiveView):
         r = self._levels.get(name)
         if r is None:  # fixed for the run so colours mean the same value over time
             r = self._levels[name] = max(float(np.nanmax(np.abs(img))) if np.isfinite(img).any() else 1.0, 1e-6) * 1.2
+        self.matrix_bar.setLevels((-r, r))
         self.matrix_img.setImage(img, autoLevels=False, levels=(-r, r))
         shape = "×".join(map(str, layer.weight_shape))
         self.stats.setText(f"{shape}{shown_note(layer, w)}   mean |w| {snap.weight_mag.get(name, 0.0):.3g}")
@@ -136,6 +145,7 @@ class WeightsView(LiveView):
             xs, rows = buf.arrays()
             dens = np.log1p(rows).T  # bins x time
             top = max(float(dens.max()), 1e-6)
+            self.hist_bar.setLevels((0.0, top))
             self.hist_img.setImage(dens, autoLevels=False, levels=(0.0, top))
             lo, hi = layer.hist_range
             if self._hist_y != (lo, hi):

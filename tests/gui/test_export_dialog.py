@@ -67,10 +67,15 @@ def test_the_file_menu_has_export_and_import_before_quit(trained_window):
     assert texts[-3:] == ["Export…", "Import model…", "Quit"]
 
 
-def test_default_extensions_include_the_export_ui():
-    from gui.app import default_extensions
+def test_default_extensions_include_the_export_ui(monkeypatch):
+    import gui.export_dialog
+    from gui.app import default_extensions, install_export
 
-    assert install_export_ui in default_extensions()
+    assert install_export in default_extensions()
+    installed = []
+    monkeypatch.setattr(gui.export_dialog, "install_export_ui", installed.append)
+    install_export("the window")  # the extension imports the export UI when it is installed, then installs it
+    assert installed == ["the window"]
 
 
 def test_export_onnx_shows_the_verification(trained_window, qtbot, tmp_path):

@@ -307,3 +307,29 @@ def test_a_diverging_run_says_so_and_suggests_a_lower_learning_rate(qtbot, win):
     assert all(torch.isfinite(t).all() for t in win.document.project.weights.values())
     assert ctl.reset_weights()
 
+
+
+def test_the_weights_view_has_colour_scales_with_the_levels_it_draws(qtbot, win):
+    ctl = win.training
+    train(qtbot, ctl, epochs=3)
+    ctl.docks["weights"].raise_()
+    QApplication.processEvents()
+    wv = ctl.views["weights"]
+    assert wv.frames_drawn > 0
+    assert wv.matrix_bar.levels() == pytest.approx(tuple(wv.matrix_img.levels))  # the bar says what the colours mean
+    lo, hi = wv.matrix_bar.levels()
+    assert lo == pytest.approx(-hi) and hi > 0  # weights: symmetric around zero
+    assert wv.hist_bar.levels() == pytest.approx(tuple(wv.hist_img.levels))
+    dock_of(win, ctl.views["boundary"]).raise_()
+
+
+def test_after_a_failure_the_views_show_the_weights_the_project_kept(qtbot, win):
+    ctl = win.training
+    assert ctl.reset_weights()
+    train(qtbot, ctl, optimizer="adam", lr=100.0, epochs=40)
+    assert ctl.last_failure is not None and ctl.last_failure.kind == "diverged"
+    kept = win.document.project.weights
+    # the frame on screen is the kept checkpoint's: its weights are the project's weights
+    fc2 = ctl.scheduler.frame.snapshot.weights["fc2"]
+    np.testing.assert_allclose(fc2, kept["fc2.weight"].numpy(), rtol=1e-6)
+    assert ctl.reset_weights()
