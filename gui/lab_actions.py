@@ -147,8 +147,9 @@ class LabActions(QObject):
         session, window, doc = self.session, self.window, self.window.document
         lab = session.lab
         if lab is None:
-            dialogs.show_error(window, "Submit lab", "This project was not made from a lab, so there is nothing "
-                                                     "to submit. Open a lab with File › Labs or File › Open lab….")
+            dialogs.show_error(window, "Submit lab",
+                               "This project was not made from a lab, so there is nothing to submit. "
+                               "Open a lab with File › Labs or File › Open lab….")
             return None
         training = [s for s in lab.steps if s.training]
         if training and (doc.project.weights is None or doc.weights_stale):
