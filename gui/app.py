@@ -36,9 +36,16 @@ def install_export(window) -> None:
     install_export_ui(window)
 
 
+def install_lab(window) -> None:
+    """The Lab panel, File > Labs / Open lab / Submit lab, and instructor mode (gui/lab_panel.py)."""
+    from gui.lab_panel import install_lab_ui
+
+    install_lab_ui(window)
+
+
 def default_extensions() -> list[Callable]:
     """The parts of the window beyond the editor; each imports its modules when it is installed."""
-    return [install_training, install_export]
+    return [install_training, install_export, install_lab]
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:

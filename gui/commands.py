@@ -19,6 +19,8 @@ from engine.fixes import apply_fix
 from engine.graph import EdgeRemoval, Graph, GraphEvent, NodeRemoval
 from engine.layers import REGISTRY
 from engine.validate import Fix
+from gui import lab_locks
+from gui.lab_locks import refuse
 
 MERGE_PARAM_ID = 1001
 MERGE_WINDOW_S = 1.0
@@ -38,6 +40,7 @@ class AddNodeCommand(GraphCommand):
                  name: str | None = None, node_id: str | None = None):
         spec = REGISTRY.get(type_name)  # GraphError for an unknown type
         spec.coerce_params(params, where=name or type_name)  # ParamError before anything changes
+        refuse(lab_locks.layer_refusal(doc, type_name))
         super().__init__(doc, f"Add {type_name}")
         self.type_name, self.params, self.pos, self.name = type_name, dict(params or {}), tuple(pos), name
         self.node_id = node_id
@@ -59,6 +62,7 @@ class RemoveNodeCommand(GraphCommand):
 
     def __init__(self, doc, node_id: str):
         node = doc.graph.node(node_id)
+        refuse(lab_locks.delete_refusal(doc, node_id))
         super().__init__(doc, f"Delete {node.name}")
         self.node_id = node_id
         self._removal: NodeRemoval | None = None
@@ -118,6 +122,7 @@ class SetParamCommand(GraphCommand):
 
     def __init__(self, doc, node_id: str, key: str, value: Any, merge: bool = False):
         node = doc.graph.node(node_id)
+        refuse(lab_locks.edit_refusal(doc, node_id))
         self.value = node.spec.param(key).coerce(value, where=f"'{node.name}'")  # ParamError refuses it
         self.old = node.params[key]
         super().__init__(doc, f"Set {node.name}.{key} = {_fmt(self.value)}")
@@ -154,6 +159,7 @@ class RenameCommand(GraphCommand):
         from engine.graph import to_identifier
         g = doc.graph
         node = g.node(node_id)
+        refuse(lab_locks.edit_refusal(doc, node_id))
         new = to_identifier(name)
         clash = g.node_by_name(new)
         if clash is not None and clash.id != node_id:
@@ -272,6 +278,7 @@ class ApplyFixCommand(RecordedCommand):
     """One click on "Fix": ``engine.fixes.apply_fix`` as one undo step."""
 
     def __init__(self, doc, fix: Fix):
+        refuse(lab_locks.fix_refusal(doc, fix))
         super().__init__(doc, f"Fix: {fix.label}", lambda g: apply_fix(g, fix))
         self.fix = fix
 
@@ -281,6 +288,7 @@ class InsertOnEdgeCommand(RecordedCommand):
         from engine.fixes import insert_on_edge
         doc.graph.edge(edge_id)
         REGISTRY.get(layer_type)
+        refuse(lab_locks.layer_refusal(doc, layer_type))
         super().__init__(doc, f"Insert {layer_type}", lambda g: insert_on_edge(g, edge_id, layer_type))
 
 
@@ -288,6 +296,7 @@ class SetDataSpecCommand(QUndoCommand):
     """Switch the project's data: the spec, the loaded dataset and the saved normalisation travel together."""
 
     def __init__(self, doc, spec: dict, dataset):
+        refuse(lab_locks.data_refusal(doc))
         super().__init__(f"Use dataset {spec.get('source', '?')}")
         self.doc = doc
         self.new = (copy.deepcopy(spec), dataset, None)
@@ -307,18 +316,22 @@ def _fmt(v) -> str:
 
 
 # ---------------------------------------------------------------------------- compound edits (macros)
-def delete_items(doc, node_ids: Iterable[str], edge_ids: Iterable[str] = ()) -> None:
-    """Delete nodes (with their edges) and loose edges as one undo step."""
+def delete_items(doc, node_ids: Iterable[str], edge_ids: Iterable[str] = ()) -> list[str]:
+    """Delete nodes (with their edges) and loose edges as one undo step.  Nodes the lab locks stay
+    (their connections too); returns the sentences that say why (empty: everything went)."""
     node_ids = [n for n in dict.fromkeys(node_ids) if doc.graph.has_node(n)]
+    kept = [(n, lab_locks.delete_refusal(doc, n)) for n in node_ids]
+    refusals = [why for _n, why in kept if why]
+    node_ids = [n for n, why in kept if not why]
     edge_ids = [e for e in dict.fromkeys(edge_ids) if doc.graph.has_edge(e)
                 and doc.graph.edge(e).src not in node_ids and doc.graph.edge(e).dst not in node_ids]
     if not node_ids and not edge_ids:
-        return
+        return refusals
     n = len(node_ids) + len(edge_ids)
     stack = doc.undo_stack
     if n == 1:
         stack.push(RemoveNodeCommand(doc, node_ids[0]) if node_ids else DisconnectCommand(doc, edge_ids[0]))
-        return
+        return refusals
     stack.beginMacro(f"Delete {n} items")
     try:
         for e in edge_ids:
@@ -327,6 +340,7 @@ def delete_items(doc, node_ids: Iterable[str], edge_ids: Iterable[str] = ()) -> 
             stack.push(RemoveNodeCommand(doc, nid))
     finally:
         stack.endMacro()
+    return refusals
 
 
 FRAGMENT_FORMAT = "layerlab.fragment"
@@ -348,6 +362,7 @@ def paste_fragment(doc, fragment: dict, offset=(30.0, 30.0), text: str = "Paste"
     nodes = fragment.get("nodes") or []
     for nd in nodes:
         REGISTRY.get(nd["type"])  # unknown type: refuse before changing anything
+        refuse(lab_locks.layer_refusal(doc, nd["type"]))  # and a type the lab's palette does not offer
     stack = doc.undo_stack
     mapping: dict[str, str] = {}
     stack.beginMacro(f"{text} {len(nodes)} layer{'s' if len(nodes) != 1 else ''}")

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from engine.data.params import SPLIT_DEFAULTS
 from engine.errors import LayerLabError
 from gui import dialogs, theme
+from gui.lab_locks import data_refusal
 from gui.wheel_guard import guard_wheel
 
 PREVIEW_ROWS = 200
@@ -97,6 +98,7 @@ class DatasetPanel(QWidget):
         self._by_name = {d["name"]: d for d in self.catalog}
         self.combo = QComboBox()
         self.combo.setToolTip("The data the network learns from. The Input layer takes its shape from it.")
+        self.combo.setProperty("freeTip", self.combo.toolTip())  # the tooltip when no lab locks the data
         for d in self.catalog:
             self.combo.addItem(f"{d['name']}  ({d['task']})", d["name"])
             self.combo.setItemData(self.combo.count() - 1, d["description"], Qt.ToolTipRole)
@@ -111,6 +113,7 @@ class DatasetPanel(QWidget):
         menu.addAction("NumPy .npz file…", self.import_npz)
         self.import_button.setMenu(menu)
         self.import_button.setToolTip("Use your own data: a CSV table, a folder of images, IDX or .npz files.")
+        self.import_button.setProperty("freeTip", self.import_button.toolTip())
         row = QHBoxLayout()
         row.addWidget(self.combo, 1)
         row.addWidget(self.import_button)
@@ -118,6 +121,9 @@ class DatasetPanel(QWidget):
         self.description = QLabel()
         self.description.setWordWrap(True)
         self.description.setObjectName("Muted")
+        self.lock_label = QLabel()  # a lab that fixes the data says so here; its controls are greyed
+        self.lock_label.setWordWrap(True)
+        self.lock_label.hide()
         self.error = QLabel()
         self.error.setObjectName("InlineError")
         self.error.setWordWrap(True)
@@ -170,6 +176,7 @@ class DatasetPanel(QWidget):
         lay = QVBoxLayout(inner)
         lay.setContentsMargins(8, 8, 8, 8)
         lay.setSpacing(6)
+        lay.addWidget(self.lock_label)
         lay.addLayout(row)
         lay.addWidget(self.description)
         lay.addWidget(self.params_host)
@@ -193,6 +200,7 @@ class DatasetPanel(QWidget):
         outer.addWidget(scroll)
         guard_wheel(self)  # the panel scrolls: the wheel must not change a setting on the way
         doc.datasetChanged.connect(self.refresh)  # also emitted when a project is opened or created
+        doc.labChanged.connect(self.refresh)
         theme.add_listener(self._on_theme)
         self.refresh()
 
@@ -203,6 +211,11 @@ class DatasetPanel(QWidget):
             self.use_spec({"source": name, **self._by_name[name]["params"]})
 
     def use_spec(self, spec: dict) -> bool:
+        refusal = data_refusal(self.doc)
+        if refusal:
+            dialogs.show_error(self, "The lab fixes the data", refusal)
+            self.refresh()
+            return False
         ok = self.doc.set_data_spec(spec, parent=self)  # loads off the GUI thread (gui/busy.py)
         if not ok:
             self.refresh()  # put the combo back on the data in use
@@ -336,6 +349,7 @@ class DatasetPanel(QWidget):
         self.description.setText(info["description"] if info else f"Imported {source} data.")
         self._build_params(info, spec)
         self._show_split(spec)
+        self._show_lock()
         ds = self.doc.data_view
         if self.doc.dataset_error:
             self.error.setText(f"✖ {self.doc.dataset_error}")
@@ -396,6 +410,15 @@ class DatasetPanel(QWidget):
             self.params_form.addRow(key.replace("_", " "), w)
         self.params_host.setVisible(bool(self.param_widgets))
         guard_wheel(self.params_host)
+
+    def _show_lock(self) -> None:
+        """Grey out every control that would change the data while a lab fixes it, saying why."""
+        refusal = data_refusal(self.doc)
+        for w in (self.combo, self.import_button, self.params_host, self.split_host, self.apply_button):
+            w.setEnabled(refusal is None)
+            w.setToolTip(refusal or w.property("freeTip") or "")
+        self.lock_label.setText(f"<b>Locked:</b> {html.escape(refusal, quote=False)}" if refusal else "")
+        self.lock_label.setVisible(refusal is not None)
 
     def _ensure_balance(self):
         if self.balance is None:

@@ -105,3 +105,38 @@ def get_import_options(parent: QWidget | None, filename: str, warning: str, ask_
                                                     "like 1, 28, 28.")
         return None
     return {"class_name": class_name.text().strip() or None, "input_shape": input_shape}
+
+
+def get_student(parent: QWidget | None, lab_title: str, name: str = "", student_id: str = "") -> dict | None:
+    """The student's name and id for a submission ({"name", "id"}, either may be empty but not
+    both), or None when cancelled."""
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout
+
+    box = QDialog(parent)
+    box.setWindowTitle("Submit the lab")
+    lay = QVBoxLayout(box)
+    note = QLabel(f"Hand in <b>{lab_title}</b>: your network, its weights and settings, your answers and the "
+                  "steps you have done go into one file for your instructor.")
+    note.setWordWrap(True)
+    lay.addWidget(note)
+    name_edit, id_edit = QLineEdit(name), QLineEdit(student_id)
+    name_edit.setPlaceholderText("e.g. Ada Lovelace")
+    id_edit.setPlaceholderText("your student number, if your instructor asks for one")
+    form = QFormLayout()
+    form.addRow("Your name", name_edit)
+    form.addRow("Student id", id_edit)
+    lay.addLayout(form)
+    buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
+    ok = buttons.addButton("Continue", QDialogButtonBox.AcceptRole)
+    buttons.accepted.connect(box.accept)
+    buttons.rejected.connect(box.reject)
+    lay.addWidget(buttons)
+
+    def allow() -> None:
+        ok.setEnabled(bool(name_edit.text().strip() or id_edit.text().strip()))
+    name_edit.textChanged.connect(allow)
+    id_edit.textChanged.connect(allow)
+    allow()
+    if box.exec() != QDialog.Accepted:
+        return None
+    return {"name": name_edit.text().strip(), "id": id_edit.text().strip()}

@@ -73,6 +73,7 @@ class Document(QObject):
     overlayChanged = Signal(object)  # {"edge_colors": {...}, "node_images": {...}} or {}
     pathChanged = Signal(str)
     trainingConfigChanged = Signal(object)
+    labChanged = Signal(object)  # the engine Lab whose locks apply to this project, or None
 
     def __init__(self, project: Project | None = None, parent: QObject | None = None, load_data: bool = True):
         super().__init__(parent)
@@ -86,6 +87,9 @@ class Document(QObject):
         self.context = InferContext()
         self.selected_node = ""
         self.overlay: dict = {}
+        #: the lab the open project was made from (engine.labs.Lab), set by the lab UI; its locks
+        #: are enforced by the commands (gui/lab_locks.py).  None: no lab, nothing is locked.
+        self.lab = None
         self._inference = ShapeInference(self.graph, self.context)
         self._analysis: Analysis | None = None
         self._analysis_dirty = True
@@ -202,7 +206,8 @@ class Document(QObject):
         return copy.deepcopy(self.project.training)
 
     def set_training_config(self, config: dict) -> None:
-        config = copy.deepcopy(dict(config))
+        from gui.lab_locks import with_locked_settings
+        config = with_locked_settings(self, copy.deepcopy(dict(config)))  # a lab's fixed settings stay its own
         if config == self.project.training:
             return
         self.project.training = config
@@ -299,6 +304,26 @@ class Document(QObject):
             return False
         self.push(SetDataSpecCommand(self, dict(spec), dataset))
         return True
+
+    # ------------------------------------------------------------------ lab
+    def set_lab(self, lab) -> None:
+        """Make ``lab``'s locks apply to the open project (None: no lab).
+
+        The undo history is cleared when locks come into force on a project already being edited,
+        so undo can never reach back to an edit the locks forbid."""
+        if lab is self.lab:
+            return
+        if lab is not None and self.undo_stack.count():
+            unsaved = not self.undo_stack.isClean()
+            self.undo_stack.clear()  # (which also marks the stack clean: the edits are still unsaved)
+            if unsaved:
+                self.mark_modified()
+        self.lab = lab
+        self.labChanged.emit(lab)
+
+    def lab_progress_changed(self) -> None:
+        """The project's lab record (hints, answers, events, ticks) changed: it is saved with the project."""
+        self.mark_modified()
 
     # ------------------------------------------------------------------ modified state
     def is_modified(self) -> bool:
@@ -434,7 +459,8 @@ class Document(QObject):
                        history=copy.deepcopy(self.project.history),
                        weights=None if self.weights_stale else self.project.weights,
                        checkpoints={} if self.weights_stale else dict(self.project.checkpoints),
-                       run=copy.deepcopy(self.project.run), series=dict(self.project.series))
+                       run=copy.deepcopy(self.project.run), series=dict(self.project.series),
+                       lab=copy.deepcopy(self.project.lab))
 
     def param_value(self, node_id: str, key: str) -> Any:
         return self.graph.node(node_id).params[key]

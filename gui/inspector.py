@@ -9,6 +9,7 @@ Every accepted change is one SetParamCommand (spin-box arrow steps merge).
 """
 from __future__ import annotations
 
+import html
 import json
 
 from PySide6.QtCore import Qt, Signal
@@ -21,6 +22,7 @@ from engine.layers import REGISTRY
 from engine.spec import AUTO, LayerSpec, Param, fmt_shape
 from gui.canvas.node_item import human_count
 from gui.commands import ApplyFixCommand, RenameCommand, SetParamCommand
+from gui.lab_locks import edit_refusal
 from gui.wheel_guard import guard_wheel
 
 BIG = 2_000_000_000
@@ -201,6 +203,10 @@ class Inspector(QWidget):
         self.form = QFormLayout(self.form_host)
         self.form.setContentsMargins(0, 4, 0, 4)
         self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        # a layer the lab locks: why its settings cannot change (the form shows them, greyed)
+        self.lock_label = QLabel()
+        self.lock_label.setWordWrap(True)
+        self.lock_label.hide()
         self.error_label = QLabel()
         self.error_label.setObjectName("InlineError")
         self.error_label.setWordWrap(True)
@@ -222,7 +228,7 @@ class Inspector(QWidget):
         d.setContentsMargins(0, 0, 0, 0)
         d.setSpacing(6)
         # problems first: with the inspector sharing the column with the dataset panel they must not scroll away
-        for w in (self.title, self.description, self.issues_label, self.fix_button, self.form_host,
+        for w in (self.title, self.description, self.lock_label, self.issues_label, self.fix_button, self.form_host,
                   self.error_label, self._line(), self.info):
             d.addWidget(w)
         d.addStretch(1)
@@ -246,6 +252,7 @@ class Inspector(QWidget):
         doc.graphEvent.connect(self._on_graph_event)
         doc.analysisChanged.connect(self._refresh_info)
         doc.projectReplaced.connect(self._on_project_replaced)
+        doc.labChanged.connect(self._on_project_replaced)
         self.show_node(doc.selected_node)
 
     def _height_of_a_linear(self, width: int = 260) -> int:
@@ -290,6 +297,11 @@ class Inspector(QWidget):
         node = self.doc.graph.node(self.node_id)
         self._build_form(node.spec, node.name, node.params)
         guard_wheel(self.form_host)  # the inspector scrolls: the wheel must not change a setting on the way
+        locked = edit_refusal(self.doc, self.node_id)
+        self.form_host.setEnabled(locked is None)
+        self.form_host.setToolTip(locked or "")
+        self.lock_label.setText(f"<b>Locked:</b> {html.escape(locked, quote=False)}" if locked else "")
+        self.lock_label.setVisible(locked is not None)
         self._refresh_info()
 
     def _build_form(self, spec: LayerSpec, name: str, params: dict) -> None:
@@ -362,7 +374,10 @@ class Inspector(QWidget):
 
     def _apply_fix(self) -> None:
         if self._fix is not None:
-            self.doc.push(ApplyFixCommand(self.doc, self._fix))
+            try:
+                self.doc.push(ApplyFixCommand(self.doc, self._fix))
+            except LayerLabError as exc:  # e.g. the fix would change a layer the lab locks
+                self.show_error(str(exc))
 
     # ------------------------------------------------------------------ model -> form
     def _on_graph_event(self, ev) -> None:

@@ -444,6 +444,11 @@ class MainWindow(QMainWindow):
     def new_project(self, template: str | None = None) -> bool:
         return self._replace_document(lambda: self.document.new(template), "Cannot create the project")
 
+    def open_project(self, project, failure_title: str = "Cannot open the project", ask: bool = True) -> bool:
+        """Replace the open project with an already built one (a lab's new project), asking first
+        (unsaved changes, a run in progress) unless ``ask`` is False."""
+        return self._replace_document(lambda: self.document.open_project(project), failure_title, ask)
+
     def open_starter(self, name: str) -> bool:
         return self._replace_document(lambda: self.document.open_project(load_starter(name)),
                                       "Cannot open the starter lab")

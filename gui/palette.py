@@ -131,12 +131,18 @@ class Palette(QWidget):
         hint = QLabel("Drag a layer onto the canvas, or double-click it. Double-click the canvas to search.")
         hint.setObjectName("Muted")
         hint.setWordWrap(True)
+        # a lab that offers only some layer types says so above the list
+        self.allowed_note = QLabel()
+        self.allowed_note.setWordWrap(True)
+        self.allowed_note.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.setSpacing(6)
+        lay.addWidget(self.allowed_note)
         lay.addWidget(self.search)
         lay.addWidget(self.tree, 1)
         lay.addWidget(hint)
+        self.allowed: tuple[str, ...] | None = None  # the layer types shown (None: all)
         self._items: dict[str, QTreeWidgetItem] = {}
         self._populate()
         self.search.textChanged.connect(self.filter)
@@ -181,6 +187,13 @@ class Palette(QWidget):
     def item_for(self, type_name: str) -> QTreeWidgetItem:
         return self._items[type_name]
 
+    def set_allowed(self, types: tuple[str, ...] | None, note: str = "") -> None:
+        """Show only ``types`` (None: every layer type), with ``note`` saying why above the list."""
+        self.allowed = tuple(types) if types is not None else None
+        self.allowed_note.setText(note)
+        self.allowed_note.setVisible(bool(note))
+        self.filter(self.search.text())
+
     def filter(self, text: str) -> None:
         words = text.lower().split()
         for i in range(self.tree.topLevelItemCount()):
@@ -188,7 +201,9 @@ class Palette(QWidget):
             any_visible = False
             for j in range(top.childCount()):
                 child = top.child(j)
-                visible = layer_matches(REGISTRY.get(child.data(0, TYPE_ROLE)), words)
+                type_name = child.data(0, TYPE_ROLE)
+                visible = ((self.allowed is None or type_name in self.allowed)
+                           and layer_matches(REGISTRY.get(type_name), words))
                 child.setHidden(not visible)
                 any_visible |= visible
             top.setHidden(not any_visible)

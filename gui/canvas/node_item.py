@@ -7,6 +7,8 @@ zoomed far out, so a 500-node graph repaints quickly.
 """
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
@@ -232,6 +234,7 @@ class NodeItem(QGraphicsItem):
         self.errors: list[Issue] = []
         self.warnings: list[Issue] = []
         self.image: QImage | None = None
+        self.lock_text: str | None = None  # why the lab locks this layer (None: not locked)
         self._state_key = None
         self._syncing = False
         self.setFlags(QGraphicsItem.ItemIsMovable | QGraphicsItem.ItemIsSelectable
@@ -276,6 +279,13 @@ class NodeItem(QGraphicsItem):
         self._layout_children()
         self._refresh_tooltip()
         self.update()
+
+    def set_lock(self, text: str | None) -> None:
+        """Draw the layer locked (a padlock and a dashed double border) and say why in its tooltip."""
+        if text != self.lock_text:
+            self.lock_text = text
+            self._refresh_tooltip()
+            self.update()
 
     def set_image(self, image: QImage | None) -> None:
         if image is None and self.image is None:
@@ -331,6 +341,8 @@ class NodeItem(QGraphicsItem):
                              "or right-click → Apply fix).")
         for issue in self.warnings:
             lines.append(f"<span style='color:{t.warning}'>⚠ {issue.message}</span>")
+        if self.lock_text:
+            lines.append(f"<b>{html.escape(self.lock_text, quote=False)}</b>")
         self.setToolTip("<br>".join(lines))
 
     # ------------------------------------------------------------------ geometry
@@ -340,8 +352,9 @@ class NodeItem(QGraphicsItem):
             return self.scenePos() + QPointF(0 if is_input else NODE_W, NODE_H / 2)
         return port.scenePos()
 
-    _RECT = QRectF(-4, -12, NODE_W + 16, NODE_H + 16)
-    _RECT_IMAGE = QRectF(-4, -12, NODE_W + 16, NODE_H + IMAGE_SIZE + 6 + 16)
+    # room around the body for the corner marks (error top right, padlock top left)
+    _RECT = QRectF(-14, -14, NODE_W + 26, NODE_H + 18)
+    _RECT_IMAGE = QRectF(-14, -14, NODE_W + 26, NODE_H + IMAGE_SIZE + 6 + 18)
 
     def boundingRect(self) -> QRectF:
         return self._RECT if self.image is None else self._RECT_IMAGE
@@ -365,6 +378,32 @@ class NodeItem(QGraphicsItem):
         return value
 
     # ------------------------------------------------------------------ painting
+    def _paint_lock(self, painter: QPainter, t, full: bool) -> None:
+        """A locked layer: a dashed second border, and a padlock on the header's top-left corner."""
+        ink = QColor(t.node_subtext)
+        if not (self.errors or self.isSelected()):
+            painter.setPen(QPen(ink, 1.3, Qt.DashLine))
+            painter.setBrush(Qt.NoBrush)
+            painter.drawRoundedRect(QRectF(0, 0, NODE_W, NODE_H).adjusted(-3.5, -3.5, 3.5, 3.5),
+                                    RADIUS + 2, RADIUS + 2)
+        r = 9.0 if full else 12.0
+        centre = QPointF(1.0, -1.0)
+        painter.setPen(QPen(QColor(t.node_fill), 1.5))
+        painter.setBrush(ink)
+        painter.drawEllipse(centre, r, r)
+        # the padlock: a shackle (an arch) over a body (a rounded block)
+        s = r / 9.0
+        body = QRectF(centre.x() - 4.2 * s, centre.y() - 0.6 * s, 8.4 * s, 5.8 * s)
+        shackle = QRectF(centre.x() - 2.7 * s, centre.y() - 5.2 * s, 5.4 * s, 7.0 * s)
+        painter.setBrush(Qt.NoBrush)
+        painter.setPen(QPen(QColor("#ffffff"), 1.5 * s))
+        painter.drawArc(shackle, 0, 180 * 16)
+        painter.drawLine(QPointF(shackle.left(), shackle.center().y()), QPointF(shackle.left(), body.top()))
+        painter.drawLine(QPointF(shackle.right(), shackle.center().y()), QPointF(shackle.right(), body.top()))
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(QColor("#ffffff"))
+        painter.drawRoundedRect(body, 1.2 * s, 1.2 * s)
+
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         """Three levels of detail: a plain block when far out; type, shape and parameter count
         in large type at overview zoom (so a whole network stays readable at 1280x800); and
@@ -454,6 +493,8 @@ class NodeItem(QGraphicsItem):
         if error and selected:
             painter.setPen(QPen(QColor(t.selection), 1.2, Qt.DashLine))
             painter.drawRoundedRect(rect.adjusted(-3.5, -3.5, 3.5, 3.5), RADIUS + 2, RADIUS + 2)
+        if self.lock_text:
+            self._paint_lock(painter, t, full)
         # corner mark: ! for an error, a dot for a warning
         if error or self.warnings:
             c = QColor(t.error if error else t.warning)

@@ -29,6 +29,7 @@ class QuickAdd(QFrame):
         self.list = QListWidget()
         self.list.setUniformItemSizes(True)
         self._catalog: list[QListWidgetItem] = []  # catalog order; the list shows them ranked
+        self.allowed: tuple[str, ...] | None = None  # a lab's palette (None: every type)
         for specs in REGISTRY.categories().values():
             for spec in specs:
                 item = QListWidgetItem(swatch(theme.category_color(spec.category)), f"{spec.type}")
@@ -55,7 +56,9 @@ class QuickAdd(QFrame):
     def filter(self, text: str) -> None:
         """Show the matches, best first (ties in catalog order), and highlight the best."""
         words = text.lower().split()
-        ranks = [layer_match_rank(REGISTRY.get(item.data(Qt.UserRole)), words) for item in self._catalog]
+        ranks = [layer_match_rank(REGISTRY.get(item.data(Qt.UserRole)), words)
+                 if self.allowed is None or item.data(Qt.UserRole) in self.allowed else None
+                 for item in self._catalog]
         order = sorted(range(len(ranks)), key=lambda i: (ranks[i] is None, ranks[i] or 0, i))
         while self.list.count():
             self.list.takeItem(0)
@@ -65,6 +68,13 @@ class QuickAdd(QFrame):
         first = self.list.item(0)
         self.list.setCurrentItem(first if first is not None and not first.isHidden() else None)
         self.list.scrollToTop()
+
+    def set_allowed(self, types: tuple[str, ...] | None) -> None:
+        """Offer only ``types`` (a lab's palette; None: every layer type)."""
+        self.allowed = tuple(types) if types is not None else None
+        self.edit.setPlaceholderText("This lab adds no layers: change the settings instead" if self.allowed == ()
+                                     else "Add a layer: type to search…")
+        self.filter(self.edit.text())
 
     def popup(self, global_pos: QPoint) -> None:
         self.edit.clear()

@@ -18,7 +18,7 @@ from engine.errors import LayerLabError
 from engine.graph import GraphEvent
 from engine.layers import REGISTRY
 from engine.validate import Analysis, Fix
-from gui import dialogs, theme
+from gui import dialogs, lab_locks, theme
 from gui.canvas.edge_item import EdgeItem
 from gui.canvas.interactions import ConnectionDrag, MoveTracker
 from gui.canvas.node_item import GRID, NODE_H, NODE_W, NodeItem, PortItem, param_summary
@@ -52,6 +52,7 @@ class GraphScene(QGraphicsScene):
         doc.analysisChanged.connect(self._on_analysis)
         doc.datasetChanged.connect(self._refresh_captions)
         doc.overlayChanged.connect(self.set_overlay)
+        doc.labChanged.connect(self._refresh_locks)
         self.selectionChanged.connect(self._on_selection)
         self._unlisten_theme = theme.add_listener(self.refresh_theme)
         self.rebuild()
@@ -82,6 +83,7 @@ class GraphScene(QGraphicsScene):
         node = self.doc.graph.node(node_id)
         item = NodeItem(node, REGISTRY.get(node.type))
         item.set_text(node.name, self._caption(node))
+        item.set_lock(self._lock_text(node_id))
         if not self.port_detail:
             item.set_port_detail(False)
         self.addItem(item)
@@ -128,6 +130,20 @@ class GraphScene(QGraphicsScene):
                 item.set_text(node.name, self._caption(node))
         elif k == "reset":
             self.rebuild()
+
+    def _lock_text(self, node_id: str) -> str | None:
+        """What a locked layer's tooltip says (None: not locked)."""
+        lock = lab_locks.node_lock(self.doc, node_id)
+        if lock is None:
+            return None
+        allowed = "You can move it" + (", and change its settings" if not lock.edit else "") + \
+                  (", and delete it" if not lock.delete else "")
+        barred = [w for w, on in (("deleted", lock.delete), ("changed", lock.edit)) if on]
+        return f"Locked by the lab: {lock.reason} It cannot be {' or '.join(barred)}. {allowed}."
+
+    def _refresh_locks(self, *_args) -> None:
+        for nid, item in self.nodes.items():
+            item.set_lock(self._lock_text(nid))
 
     def _refresh_captions(self, *_args) -> None:
         for nid, item in self.nodes.items():
@@ -253,7 +269,11 @@ class GraphScene(QGraphicsScene):
         self.statusMessage.emit(f"Applied fix: {fix.label}.")
 
     def delete_selection(self) -> None:
-        delete_items(self.doc, self.selected_node_ids(), self.selected_edge_ids())
+        """Delete what is selected; a layer the lab locks stays, and the status bar says why."""
+        refusals = delete_items(self.doc, self.selected_node_ids(), self.selected_edge_ids())
+        if refusals:
+            self.last_refusal = " ".join(refusals)
+            self.statusMessage.emit(self.last_refusal)
 
     def copy_selection(self) -> bool:
         ids = self.selected_node_ids()
@@ -267,6 +287,11 @@ class GraphScene(QGraphicsScene):
         return True
 
     def cut_selection(self) -> None:
+        deletable = [n for n in self.selected_node_ids() if not lab_locks.delete_refusal(self.doc, n)]
+        if not deletable and not self.selected_edge_ids():
+            self.copy_selection()
+            self.delete_selection()  # deletes nothing; says why
+            return
         if self.copy_selection():
             self.doc.undo_stack.beginMacro("Cut")
             try:
@@ -376,13 +401,19 @@ class GraphScene(QGraphicsScene):
         elif isinstance(item, EdgeItem):
             self.select_only(edge_ids=[item.edge_id])
             sub = menu.addMenu("Insert layer here")
-            for t in QUICK_INSERT:
+            allowed = lab_locks.allowed_types(self.doc)
+            for t in [t for t in QUICK_INSERT if allowed is None or t in allowed]:
                 sub.addAction(t, lambda t=t, e=item.edge_id: self._insert_on_edge(e, t))
+            sub.setEnabled(bool(sub.actions()))
             menu.addAction("Delete connection", self.delete_selection)
         else:
             pos = event.scenePos()
             add = menu.addMenu("Add layer")
+            allowed = lab_locks.allowed_types(self.doc)
             for category, specs in REGISTRY.categories().items():
+                specs = [s for s in specs if allowed is None or s.type in allowed]
+                if not specs:
+                    continue
                 cat = add.addMenu(category)
                 for spec in specs:
                     cat.addAction(spec.type, lambda t=spec.type: self.add_layer(t, pos))

@@ -76,6 +76,8 @@ class GraphView(QGraphicsView):
     def place_overlays(self, *_args) -> None:
         """The legend in the top-right corner; the hint (while the graph is trivial) in the first
         corner where it covers no node and not the legend, else hidden."""
+        if self.scene() is None:  # the scene is being destroyed (it detaches itself first): no items to avoid
+            return
         vp = self.viewport().geometry()
         legend = self.edge_legend
         if legend.isVisibleTo(self):
@@ -264,12 +266,17 @@ class GraphView(QGraphicsView):
             self._quick_add = QuickAdd(self)
             self._quick_add.chosen.connect(self._quick_add_chosen)
         self._quick_add_pos = scene_pos
+        from gui.lab_locks import allowed_types
+        self._quick_add.set_allowed(allowed_types(self.graph_scene.doc))
         self._quick_add.popup(global_pos)
         return self._quick_add
 
     @Slot(str)
     def _quick_add_chosen(self, type_name: str) -> None:
-        self.graph_scene.add_layer(type_name, self._quick_add_pos)
+        try:
+            self.graph_scene.add_layer(type_name, self._quick_add_pos)
+        except LayerLabError as exc:
+            self.graph_scene.statusMessage.emit(str(exc))
         self.setFocus()
 
     NUDGE = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, -1), Qt.Key_Down: (0, 1)}

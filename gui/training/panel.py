@@ -18,7 +18,12 @@ from engine.train_config import LOSSES, OPTIMIZERS, SCHEDULES
 from gui.wheel_guard import guard_wheel
 
 DEFAULTS = {"device": "auto", "loss": "auto", "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 10,
-            "schedule": "none", "seed": 0}
+            "schedule": "none", "seed": 0, "momentum": 0.9, "weight_decay": 0.0, "early_stopping_patience": 0}
+
+
+def _listed(words: list[str]) -> str:
+    """'seed', 'seed and batch size', 'seed, batch size and loss'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def format_duration(seconds: float) -> str:
@@ -130,6 +135,38 @@ class _LogSpinBox(_RangeRefusal, QDoubleSpinBox):
         self.setValue(float(f"{v:.3g}"))
 
 
+class _FloatBox(_RangeRefusal, QDoubleSpinBox):
+    refused = Signal(str)
+
+    def __init__(self, label: str, low: float, high: float, decimals: int, step: float):
+        super().__init__()
+        self.label = label
+        self.setDecimals(decimals)
+        self.setRange(low, high)
+        self.setSingleStep(step)
+        self.setKeyboardTracking(False)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.{self.decimals()}f}".rstrip("0").rstrip(".") if value else "0"
+
+    def valueFromText(self, text: str) -> float:
+        value = self.parse(text)
+        return value if value is not None and self.in_range(value) else self.value()
+
+
+class _PatienceBox(_IntBox):
+    """Early stopping's patience in epochs; 0 reads "off"."""
+
+    def __init__(self):
+        super().__init__("Early stopping patience", 0, 100000)
+
+    def parse(self, text: str) -> float | None:
+        return 0.0 if text.strip().lower() == "off" else super().parse(text)
+
+    def textFromValue(self, value: int) -> str:
+        return "off" if value == 0 else str(value)
+
+
 def _combo() -> QComboBox:
     box = QComboBox()
     box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
@@ -188,6 +225,29 @@ class TrainingPanel(QWidget):
         self.seed_box = _IntBox("Seed", 0, 2**31 - 1)
         self.seed_box.setToolTip("The same seed gives the same initial weights and the same batch order")
         form.addRow("Seed", self.seed_box)
+        # regularisation and SGD's momentum (labs 3, 4 and 9 are about them)
+        self.momentum_box = _FloatBox("Momentum", 0.0, 0.999, 3, 0.05)
+        self.momentum_box.setToolTip("SGD only: how much of the last step carries into the next (0 = plain SGD)")
+        form.addRow("Momentum", self.momentum_box)
+        self.weight_decay_box = _FloatBox("Weight decay", 0.0, 1.0, 5, 0.0001)
+        self.weight_decay_box.setToolTip("Pulls every weight towards 0 a little each step (L2 regularisation); "
+                                         "0 = off, typical 0.0001 to 0.01")
+        form.addRow("Weight decay", self.weight_decay_box)
+        self.patience_box = _PatienceBox()
+        self.patience_box.setToolTip("Stop when the validation loss has not improved for this many epochs in a "
+                                     "row (off = train every epoch)")
+        form.addRow("Early stopping", self.patience_box)
+        self._form = form
+        self._labels = {"device": "Device", "loss": "Loss", "optimizer": "Optimizer", "lr": "Learning rate",
+                        "batch_size": "Batch size", "epochs": "Epochs", "schedule": "Schedule", "seed": "Seed",
+                        "momentum": "Momentum", "weight_decay": "Weight decay",
+                        "early_stopping_patience": "Early stopping"}
+        # a lab's fixed and hidden settings: name -> ("fixed" | "hidden", the sentence why)
+        self._locks: dict[str, tuple[str, str]] = {}
+        self.lock_note = QLabel("")
+        self.lock_note.setWordWrap(True)
+        self.lock_note.hide()
+        form.addRow(self.lock_note)
         # a refused entry says why here, under the form, until that setting changes
         self.settings_error = QLabel("")
         self.settings_error.setObjectName("InlineError")
@@ -195,7 +255,8 @@ class TrainingPanel(QWidget):
         self.settings_error.hide()
         form.addRow(self.settings_error)
         self._refused_by = None
-        for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box):
+        for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box, self.momentum_box,
+                  self.weight_decay_box, self.patience_box):
             w.refused.connect(lambda text, w=w: self._refuse(w, text))
             w.valueChanged.connect(lambda _v, w=w: self._accepted(w))
         outer.addWidget(box)
@@ -277,7 +338,8 @@ class TrainingPanel(QWidget):
         self.tb_button.clicked.connect(self.exportTensorBoardClicked)
         for w in (self.device_box, self.loss_box, self.optimizer_box, self.schedule_box):
             w.currentIndexChanged.connect(self._edited)
-        for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box):
+        for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box, self.momentum_box,
+                  self.weight_decay_box, self.patience_box):
             w.valueChanged.connect(self._edited)
         self._loading = False
         guard_wheel(self)  # the panel scrolls in its dock: the wheel must not change a setting on the way
@@ -307,6 +369,9 @@ class TrainingPanel(QWidget):
             "epochs": int(self.epochs_box.value()),
             "schedule": self.schedule_box.currentData(),
             "seed": int(self.seed_box.value()),
+            "momentum": float(self.momentum_box.value()),
+            "weight_decay": float(self.weight_decay_box.value()),
+            "early_stopping_patience": int(self.patience_box.value()),
         }
 
     def set_settings(self, values: dict) -> None:
@@ -321,8 +386,9 @@ class TrainingPanel(QWidget):
                 i = box.findData(v[key])
                 box.setCurrentIndex(i if i >= 0 else 0)
             for box, key in ((self.lr_box, "lr"), (self.batch_box, "batch_size"), (self.epochs_box, "epochs"),
-                             (self.seed_box, "seed")):
-                value = float(v[key]) if key == "lr" else int(v[key])
+                             (self.seed_box, "seed"), (self.momentum_box, "momentum"),
+                             (self.weight_decay_box, "weight_decay"), (self.patience_box, "early_stopping_patience")):
+                value = float(v[key]) if isinstance(box, QDoubleSpinBox) else int(v[key])
                 box.setValue(value)
                 if not box.minimum() <= value <= box.maximum():
                     changed.append(f"{box.label.lower()} {_number_text(v[key])} is out of range "
@@ -365,10 +431,37 @@ class TrainingPanel(QWidget):
         self.stop_button.setEnabled(state in ("running", "paused"))
         self.step_button.setEnabled(state in ("paused", "idle", "starting"))
         self.reset_button.setEnabled(idle)
-        for w in (self.device_box, self.loss_box, self.optimizer_box, self.lr_box, self.batch_box,
-                  self.epochs_box, self.schedule_box, self.seed_box):
-            w.setEnabled(idle)
+        for key, w in self.setting_widgets().items():
+            w.setEnabled(idle and self._locks.get(key, ("",))[0] != "fixed")
         self.state = state
+
+    def setting_widgets(self) -> dict:
+        """Each setting's widget, by its TrainConfig name."""
+        return {"device": self.device_box, "loss": self.loss_box, "optimizer": self.optimizer_box,
+                "lr": self.lr_box, "batch_size": self.batch_box, "epochs": self.epochs_box,
+                "schedule": self.schedule_box, "seed": self.seed_box, "momentum": self.momentum_box,
+                "weight_decay": self.weight_decay_box, "early_stopping_patience": self.patience_box}
+
+    def set_locks(self, locks: dict[str, tuple[str, str]]) -> None:
+        """A lab's locked settings: name -> ("fixed" | "hidden", the sentence why).  A fixed setting
+        is shown greyed with the sentence as its tooltip; a hidden one is not shown (the lab's value
+        is used).  ``{}`` unlocks everything."""
+        self._locks = dict(locks)
+        free_tips = {"seed": "The same seed gives the same initial weights and the same batch order"}
+        for key, w in self.setting_widgets().items():
+            mode, why = self._locks.get(key, ("", ""))
+            if w.property("freeTip") is None:
+                w.setProperty("freeTip", w.toolTip() or free_tips.get(key, ""))
+            w.setToolTip(f"Locked: {why}" if mode else w.property("freeTip"))
+            self._form.setRowVisible(w, mode != "hidden")
+        fixed = [self._labels[k].lower() for k, (m, _w) in self._locks.items() if m == "fixed" and k in self._labels]
+        hidden = [self._labels[k].lower() for k, (m, _w) in self._locks.items() if m == "hidden" and k in self._labels]
+        parts = ([f"fixes the {_listed(fixed)}"] if fixed else []) + \
+                ([f"sets the {_listed(hidden)} for you"] if hidden else [])
+        self.lock_note.setText(f"<b>Locked:</b> the lab {' and '.join(parts)}, so every student's run is comparable."
+                               if parts else "")
+        self.lock_note.setVisible(bool(parts))
+        self.set_state(getattr(self, "state", "idle"))
 
     def set_has_run(self, has: bool) -> None:
         self.csv_button.setEnabled(has)
