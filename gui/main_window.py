@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
         """Help > Quick Start: build, train, watch, in the names the window uses now."""
         undo = QKeySequence(QKeySequence.Undo).toString(QKeySequence.NativeText)
         steps = [
-            "Pick data in the Dataset panel (e.g. moons), or open one of File > Starter Labs.",
+            "Pick data in the Dataset panel (e.g. moons), or open one of File > Starter projects.",
             "Drag layers from the Layers palette onto the canvas, or double-click the canvas and type a "
             "name (Enter adds the top match).",
             "Connect them: drag from a layer's right-hand dot to the next layer's left-hand dot, "
@@ -415,6 +415,13 @@ class MainWindow(QMainWindow):
                 "Look back with the Timeline under the Training panel: drag it to an epoch to see the network "
                 "then, and \"Restore these weights\" to continue from there. Export run: CSV or TensorBoard.",
             ]
+        if getattr(self, "insight", None) is not None:
+            steps.append("After training: the Evaluation and Explain panels show the test results, the confusion "
+                         "matrix and what the network looks at.")
+        if getattr(self, "act_export", None) is not None:
+            steps.append("File > Export… writes the model for other tools (ONNX, PyTorch code, …).")
+        if getattr(self, "lab_actions", None) is not None:
+            steps.append("File > Labs has step-by-step labs whose Lab panel ticks your work as you go.")
         lines = [f"{i}. {text}" for i, text in enumerate(steps, 1)]
         lines.append(f"\nZoom: mouse wheel · Pan: middle-drag or Space+drag · Undo: {undo}")
         return "\n".join(lines)
