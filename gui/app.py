@@ -35,7 +35,8 @@ def default_extensions() -> list[Callable]:
         traceback.print_exc()
         return [install_export_ui]
     fn = getattr(module, "install_training_ui", None)
-    return ([fn] if callable(fn) else []) + [install_export_ui]
+    from gui.insight import install_insight_ui  # it needs the training controller, so it comes after it
+    return ([fn, install_insight_ui] if callable(fn) else []) + [install_export_ui]
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
