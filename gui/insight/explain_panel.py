@@ -211,7 +211,7 @@ class ExplainPanel(QWidget):
         self.view = AttributionView()
         row.addWidget(self.view, 1)
         self.method_box.currentIndexChanged.connect(self._method_changed)
-        self.run_button.clicked.connect(self.run_attribution)
+        self.run_button.clicked.connect(lambda: self.run_attribution())
         return page
 
     def _importance_page(self) -> QWidget:
@@ -435,6 +435,8 @@ class ExplainPanel(QWidget):
     def _on_model_changed(self, reason: str, auto: bool) -> None:
         self.runner.cancel()
         self.info = self.info_spec = None
+        if not self.source.same_project:  # another project, data or graph: an earlier request means nothing
+            self.last = None
         rerun = self.last if (self.last is not None and self.last.kind == "attribution"
                               and not self.last.params.get("long")) else None
         self._clear_results(reason + (" Explaining the same again…" if rerun is not None and auto else

@@ -103,6 +103,7 @@ class ModelSource(QObject):
         self.generation = 0
         self.scrub_index = -1  # the timeline's checkpoint shown, -1 = live
         self._graph_edits = 0
+        self.same_project = True  # the last change kept the project, data and graph (other weights or epoch)
         self._signature = self._current_signature()
         document.projectReplaced.connect(lambda: self._check("Another project was opened.", True))
         # (datasetChanged comes first when a project opens; _check names the bigger change)
@@ -180,6 +181,8 @@ class ModelSource(QObject):
             reason, auto = "Another project was opened.", True
         elif sig[1] != old[1]:
             reason, auto = "The dataset changed.", True
+        # what kind of change: the same project's model at another moment, or another model altogether
+        self.same_project = sig[0] == old[0] and sig[1] == old[1] and sig[2] == old[2]
         self.generation += 1
         self.changed.emit(reason, auto)
 
