@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStackedWidget, QVBoxLayout, QWidget
 
 from gui.insight.widgets import image_rgb8, natural_range
@@ -122,6 +123,7 @@ class FeatureBars(QWidget):
         pi.invertY(True)
         if title:
             pi.setTitle(title, size="9pt")
+        pi.getAxis("bottom").enableAutoSIPrefix(False)  # "0.02", not "20" with a cut-off "(m)"
         pi.addItem(pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((140, 140, 140))))
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7)
         pi.addItem(self.bars)
@@ -152,6 +154,9 @@ class FeatureBars(QWidget):
         else:
             self.errors.hide()
         self.axis.setTicks([[(float(y), name) for y, name in zip(ys, self.names)], []])
+        # room for the longest name ("od280/od315_of_diluted_wines"): pyqtgraph's own guess cuts it
+        fm = QFontMetrics(self.axis.style["tickFont"] or QFont())
+        self.axis.setWidth(min(max((fm.horizontalAdvance(n) for n in self.names), default=20) + 16, 320))
         pi = self.plot.getPlotItem()
         pi.setLabel("bottom", x_label)
         lo = min(0.0, float(np.min(v[idx] - (0 if errors is None else np.asarray(errors)[idx])))) if len(idx) else 0

@@ -58,7 +58,7 @@ class ConfusionMatrixView(QWidget):
         small = QFont()
         small.setPixelSize(11)
         for axis in (self.left_axis, self.bottom_axis):
-            axis.setStyle(tickFont=small, tickLength=-4)  # ticks outside: inside they read as minus signs
+            axis.setStyle(tickFont=small, tickLength=4)  # towards the names: inside the cells they read as minus signs
         self.plot = pg.PlotWidget(axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
         self.plot.setMenuEnabled(False)
         pi = self.plot.getPlotItem()

@@ -240,7 +240,9 @@ class EvaluationPanel(QWidget):
         self.message.hide()
         self.tabs.show()
         where = f"the {SPLIT_TITLES[ev.split_used]} split ({ev.n_samples:,} samples)"
-        self.model_label.setText(f"<b>{spec.label.capitalize()}</b> on {where}"
+        headline = (f": accuracy <b>{percent(ev.accuracy)}</b>" if ev.task == "classification" else
+                    f": R² <b>{'–' if ev.r2 is None else f'{ev.r2:.3f}'}</b>")
+        self.model_label.setText(f"<b>{spec.label.capitalize()}</b> on {where}{headline}"
                                  + (f"<br><i>{ev.note}</i>" if ev.note else ""))
         classification = ev.task == "classification"
         self.tabs.setTabVisible(self.confusion_index, classification)

@@ -78,7 +78,7 @@ class Request:
     params: dict = field(default_factory=dict)
 
 
-def _controls(parent_layout: QHBoxLayout) -> tuple[QWidget, QVBoxLayout]:
+def _controls(parent_layout: QHBoxLayout, width: int = CONTROLS_WIDTH) -> tuple[QWidget, QVBoxLayout]:
     """A fixed-width scrollable column of controls on the left of a page."""
     box = QWidget()
     col = QVBoxLayout(box)
@@ -89,7 +89,7 @@ def _controls(parent_layout: QHBoxLayout) -> tuple[QWidget, QVBoxLayout]:
     scroll.setFrameShape(QScrollArea.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
     scroll.setWidget(box)
-    scroll.setFixedWidth(CONTROLS_WIDTH)
+    scroll.setFixedWidth(width)
     parent_layout.addWidget(scroll)
     return box, col
 
@@ -258,7 +258,7 @@ class ExplainPanel(QWidget):
         page = QWidget()
         row = QHBoxLayout(page)
         row.setContentsMargins(0, 2, 0, 0)
-        _box, c = _controls(row)
+        _box, c = _controls(row, 190)  # check boxes only: the grid gets the room
         c.addWidget(QLabel("Methods to check"))
         self.sanity_checks: dict[str, QCheckBox] = {}
         for name in SANITY_METHODS:
@@ -266,7 +266,7 @@ class ExplainPanel(QWidget):
             box.setChecked(name in SANITY_DEFAULT)
             self.sanity_checks[name] = box
             c.addWidget(box)
-        self.sanity_button = QPushButton("Run the sanity check")
+        self.sanity_button = QPushButton("Run the check")
         self.sanity_button.setToolTip("Randomise the layers one by one from the output side and recompute each "
                                       "method's map for this sample (Adebayo et al. 2018)")
         c.addWidget(self.sanity_button)
@@ -487,6 +487,11 @@ class ExplainPanel(QWidget):
             from engine.explain.taps import output_shapes
 
             ready = cache.get(spec)
+            # Loading Captum and scikit-learn's solvers holds the interpreter for a moment (their C
+            # parts initialise); better now, as the panel opens, than halfway through the first map.
+            import captum.attr  # noqa: F401
+            import sklearn.linear_model  # noqa: F401
+
             subj = subject(ready)
             probe = torch.zeros((1, *subj.input_shape))
             units = {n: int(s[0]) for n, s in output_shapes(subj, probe).items() if s}
@@ -799,7 +804,7 @@ class ExplainPanel(QWidget):
         self.importance = fi
         if fi.kind == "permutation":
             what = "accuracy" if fi.scoring == "accuracy" else "R²"
-            axis = f"drop in {what} when the column is shuffled"
+            axis = f"{what} lost"
             caption = (f"<b>Permutation importance</b> on the {SPLIT_TITLES.get(fi.split_used, fi.split_used)} split: "
                        f"how much the {what} ({fi.baseline_score:.3f} unshuffled) falls when one column is shuffled, "
                        f"over {fi.details.get('n_repeats', '?')} shuffles; the whiskers are ±1 standard deviation. "

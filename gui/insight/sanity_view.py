@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWi
 
 from gui.insight.widgets import heat_rgb8, map_plane, pixmap
 
-CELL_PX = 72
-EXPLAIN = ("Each column re-initialises one more layer, from the output side down. ρ is the rank correlation "
-           "of the map with the trained model's: a method that still draws the same map (ρ near 1) after the "
-           "weights are gone shows the input, not the model. ρ = – : the map is constant (all zero), nothing to rank.")
+CELL_PX = 56
+EXPLAIN = ("Each column re-initialises one more layer, from the output side. ρ: rank correlation with the trained "
+           "model's map. A map that stays the same (ρ near 1) once the weights are gone shows the input, not the model.")
+CONSTANT = " ρ = –: the map is constant (all zero), there is nothing to rank."
 
 
 def rho_text(rho: float) -> str:
@@ -54,7 +54,8 @@ class SanityGrid(QWidget):
     def set_result(self, result, titles: dict[str, str], target_name: str) -> None:
         self.clear()
         self.result = result
-        self.caption.setText(f"Sanity check for <b>{target_name}</b>. {EXPLAIN}")
+        constant = any(not np.isfinite(v) for st in result.stages for v in st.spearman.values())
+        self.caption.setText(f"Sanity check for <b>{target_name}</b>. {EXPLAIN}" + (CONSTANT if constant else ""))
         header = QLabel("")
         self.grid.addWidget(header, 0, 0)
         for s, stage in enumerate(result.stages):
