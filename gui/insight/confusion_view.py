@@ -12,9 +12,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QComboBox, QSizePolicy, QVBoxLayout, QWidget
 
-from gui import theme
 from gui.insight.widgets import NamesAxis
-from gui.views import restyle_plot
 
 CMAP = pg.colormap.get("viridis")  # dark = few samples, bright = many
 LABEL_PX = (12, 11, 10, 9, 8)  # font sizes tried for the value in each cell
@@ -86,7 +84,6 @@ class ConfusionMatrixView(QWidget):
         col.addWidget(self.plot, 1)
         pi.getViewBox().sigResized.connect(self._place_labels)
         self.mode_box.currentIndexChanged.connect(lambda _i: self._draw())
-        theme.add_listener(lambda t: restyle_plot(self.plot, t))
 
         self.counts: np.ndarray | None = None
         self.normalized: np.ndarray | None = None

@@ -21,7 +21,7 @@ from gui.insight.curves import ClassificationCurves, RegressionPlots
 from gui.insight.jobs import JobRunner
 from gui.insight.model_source import ModelCache, ModelSource, ModelSpec
 from gui.insight.sample_list import SampleList
-from gui.insight.widgets import JobBar, format_fraction, percent
+from gui.insight.widgets import JobBar, follow_theme, format_fraction, percent, restyle_plots
 
 SPLITS = (("test", "test split"), ("val", "validation split"), ("train", "training split"))
 SPLIT_TITLES = {"test": "test", "val": "validation", "train": "training"}
@@ -136,7 +136,11 @@ class EvaluationPanel(QWidget):
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
         source.changed.connect(self._on_model_changed)
+        follow_theme(self)
         self._show_nothing(self._idle_sentence())
+
+    def _on_theme(self, t) -> None:
+        restyle_plots(self, t)
 
     # ------------------------------------------------------------------ when to evaluate
     def _idle_sentence(self) -> str:
@@ -282,8 +286,9 @@ class EvaluationPanel(QWidget):
         self.figures_label.setText(f"MSE <b>{ev.mse:.4g}</b> · MAE {ev.mae:.4g} · R² <b>{r2}</b> "
                                    "(1 is perfect, 0 is no better than predicting the mean)")
         headers = ["target", "MSE", "MAE", "R²"]
-        self._fill_table(headers, [[f"output {j}", f"{t['mse']:.4g}", f"{t['mae']:.4g}",
-                                    "–" if t["r2"] is None else f"{t['r2']:.3f}"] for j, t in enumerate(ev.per_target)])
+        rows = [[f"output {j}", f"{t['mse']:.4g}", f"{t['mae']:.4g}", "–" if t["r2"] is None else f"{t['r2']:.3f}"]
+                for j, t in enumerate(ev.per_target)]
+        self._fill_table(headers, rows)
         self.regression.set_evaluation(ev)
 
     def _fill_table(self, headers: list[str], rows: list[list[str]], bold_from: int | None = None) -> None:

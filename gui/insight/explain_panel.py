@@ -21,6 +21,7 @@ sanity-check grid is shown.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,8 @@ from gui.insight.jobs import JobRunner
 from gui.insight.model_source import ModelCache, ModelSource, ModelSpec
 from gui.insight.options_form import OptionsForm
 from gui.insight.sanity_view import SanityGrid
-from gui.insight.widgets import JobBar, display_array, image_rgb8, natural_range, pixmap
+from gui.insight.widgets import (JobBar, display_array, follow_theme, image_rgb8, natural_range, pixmap,
+                                 restyle_plots)
 from gui.views import make_plot
 from gui.wheel_guard import guard_wheel
 
@@ -45,6 +47,12 @@ SANITY_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoot
 SANITY_DEFAULT = ("saliency", "integrated_gradients", "gradcam")
 DEBOUNCE_MS = 250
 CONTROLS_WIDTH = 250
+HINTS = {  # what each page says before it has something to show
+    "attribution": "Choose a method and press Explain: the map is drawn over the sample.",
+    "importance": "Press Compute importance: how much each column matters to the model, over the test split.",
+    "sanity": "Tick the methods and press Run the check: their maps as the model's layers are randomised.",
+    "actmax": "Choose a class (or a unit) and press Find the input: the input it responds to most.",
+}
 
 
 @dataclass
@@ -65,7 +73,7 @@ class AttributionOutcome:
     attribution: Any
     probabilities: np.ndarray | None  # the model's class probabilities for the sample
     output: np.ndarray  # the model's raw outputs
-    field: Any = None  # GradientField, 2-feature data
+    gradient_field: Any = None  # engine.explain.GradientField, for 2-feature data
     points: np.ndarray | None = None
     labels: np.ndarray | None = None
 
@@ -145,10 +153,15 @@ class ExplainPanel(QWidget):
         self.runner.busyChanged.connect(self._update_buttons)
         self.job_bar.cancelClicked.connect(self.runner.cancel)
         source.changed.connect(self._on_model_changed)
+        follow_theme(self)
         document = source.document
         document.datasetChanged.connect(lambda _ds: self._fill_splits())
         self._fill_splits()
+        self._clear_results()
         self._show_unavailable_or_wait()
+
+    def _on_theme(self, t) -> None:
+        restyle_plots(self, t)
 
     # ------------------------------------------------------------------ building the panel
     def _sample_row(self) -> QHBoxLayout:
@@ -439,8 +452,7 @@ class ExplainPanel(QWidget):
             self.last = None
         rerun = self.last if (self.last is not None and self.last.kind == "attribution"
                               and not self.last.params.get("long")) else None
-        self._clear_results(reason + (" Explaining the same again…" if rerun is not None and auto else
-                                      " Press Explain to see the same for this model."))
+        self._clear_results(reason, rerun is not None and auto)
         self._rerun = rerun if auto else None
         self._pending = True
         self._show_unavailable_or_wait()
@@ -489,8 +501,8 @@ class ExplainPanel(QWidget):
             ready = cache.get(spec)
             # Loading Captum and scikit-learn's solvers holds the interpreter for a moment (their C
             # parts initialise); better now, as the panel opens, than halfway through the first map.
-            import captum.attr  # noqa: F401
-            import sklearn.linear_model  # noqa: F401
+            for name in ("captum.attr", "sklearn.linear_model"):
+                importlib.import_module(name)
 
             subj = subject(ready)
             probe = torch.zeros((1, *subj.input_shape))
@@ -553,6 +565,10 @@ class ExplainPanel(QWidget):
         rerun, self._rerun = self._rerun, None
         if rerun is not None:
             self.run_attribution(rerun.params)
+
+    def _title(self, method: str) -> str:
+        """A method's title ("Integrated Gradients") from the model's method list, or its name."""
+        return next((m["title"] for m in (self.info.methods if self.info else []) if m["name"] == method), method)
 
     def _method(self) -> dict | None:
         if self.info is None:
@@ -635,16 +651,15 @@ class ExplainPanel(QWidget):
             outcome = AttributionOutcome(a, probs, out[0].numpy())
             if two_d:
                 k = int(a.target) if out.shape[1] > 1 else 1
-                outcome.field = gradient_field(ready, target=k, cancel=cancel)
+                outcome.gradient_field = gradient_field(ready, target=k, cancel=cancel)
                 pts, labels = spec.dataset.x_test, spec.dataset.y_test
                 if pts.shape[0] == 0:
                     pts, labels = spec.dataset.x_val, spec.dataset.y_val
                 outcome.points, outcome.labels = pts[:500].numpy(), labels[:500].numpy()
             return outcome
 
-        title = next((m["title"] for m in (self.info.methods if self.info else []) if m["name"] == params["method"]),
-                     params["method"])
-        self.runner.submit(f"{title} for sample {index}", work, ("attribution", spec, Request("attribution", params)))
+        self.runner.submit(f"{self._title(params['method'])} for sample {index}", work,
+                           ("attribution", spec, Request("attribution", params)))
         return True
 
     def run_importance(self) -> bool:
@@ -740,13 +755,16 @@ class ExplainPanel(QWidget):
         if not self.runner.busy:
             self.job_bar.done("Cancelled; nothing changed.")
 
-    def _clear_results(self, reason: str) -> None:
+    def _clear_results(self, reason: str = "", rerunning: bool = False) -> None:
+        """Every page back to its hint; ``reason`` says why what was there went."""
         self.outcome = self.importance = self.sanity = self.actmax = None
-        self.view.clear(reason)
-        self.importance_caption.setText(reason)
+        lead = f"{reason} " if reason else ""
+        again = "Explaining the same sample again for this model…"
+        self.view.clear(lead + (again if rerunning else HINTS["attribution"]))
+        self.importance_caption.setText(lead + HINTS["importance"])
         self.importance_bars.clear()
-        self.sanity_grid.clear(reason)
-        self.actmax_caption.setText(reason)
+        self.sanity_grid.clear(lead + HINTS["sanity"])
+        self.actmax_caption.setText(lead + HINTS["actmax"])
         self.actmax_img.clear()
         self.actmax_bars.clear()
 
@@ -758,7 +776,7 @@ class ExplainPanel(QWidget):
         split, index = p["split"], p["index"]
         x = ds.split(split)[0][index]
         target = int(a.target)
-        title = next((m["title"] for m in self.info.methods if m["name"] == a.method), a.method) if self.info else a.method
+        title = self._title(a.method)
         name = self.target_name(target)
         bits = [f"<b>{title}</b> of sample {index} ({SPLIT_TITLES[split]} split) for <b>{name}</b>"]
         y = ds.split(split)[1][index]
@@ -769,7 +787,8 @@ class ExplainPanel(QWidget):
             if p.get("target") is None:
                 bits[0] += " (the predicted class)"
         else:
-            bits.append(f"output {float(outcome.output[target]):.4g}, actual {float(np.atleast_1d(y.numpy())[target]):.4g}")
+            actual = float(np.atleast_1d(y.numpy())[target])
+            bits.append(f"output {float(outcome.output[target]):.4g}, actual {actual:.4g}")
         if a.layer:
             bits.append(f"layer {a.layer}")
         caption = " · ".join(bits) + "."
@@ -793,8 +812,8 @@ class ExplainPanel(QWidget):
             names = list(a.feature_names) or [f"x{j}" for j in range(int(np.prod(shape)))]
             raw = display_array(ds, x).reshape(-1)
             values = np.asarray(a.values, dtype=np.float64).reshape(-1)
-            if outcome.field is not None:
-                self.view.show_field(outcome.field, x.numpy(), names, values, raw, name, caption,
+            if outcome.gradient_field is not None:
+                self.view.show_field(outcome.gradient_field, x.numpy(), names, values, raw, name, caption,
                                      outcome.points, outcome.labels)
             else:
                 self.view.show_bars(names, values, raw, name, caption)
@@ -824,7 +843,7 @@ class ExplainPanel(QWidget):
 
     def _show_sanity(self, request: Request, result) -> None:
         self.sanity = result
-        titles = {m["name"]: m["title"] for m in self.info.methods} if self.info else {}
+        titles = {name: self._title(name) for name in result.methods}
         self.sanity_grid.set_result(result, titles, self.target_name(int(result.target)))
         self.sanityCheckRun.emit(list(result.methods))
 

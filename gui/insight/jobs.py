@@ -6,6 +6,11 @@ is a ``threading.Event`` (the engine's explain functions take it as their ``canc
 one update per event-loop turn).  The outcome comes back on the GUI thread as a signal:
 ``finished(tag, result)``, ``failed(tag, sentence)`` or ``cancelled(tag)``.
 
+While any job runs, numpy's and SciPy's BLAS use one thread (``single_threaded_blas``): some of
+their calls hold the GIL - SciPy's least squares, which fits KernelSHAP's and LIME's surrogate -
+and with two BLAS threads contending for cores with the GUI and other processes, one such call
+froze the window for up to a second (bench/explain.py); with one thread, for none we could measure.
+
 A runner never has two threads at work: a job submitted while another runs cancels it and
 waits its turn (the newest one replaces any job already waiting).  So a panel's jobs may share
 one model without locks - hooks that Grad-CAM puts on a layer never see another job's forward
@@ -22,6 +27,38 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from engine.errors import LayerLabError
+
+
+class _BlasLimit:
+    """One BLAS thread while any job of any runner runs; the library's own setting otherwise."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active = 0
+        self._limiter = None
+
+    def __enter__(self):
+        with self._lock:
+            self._active += 1
+            if self._active == 1:
+                try:
+                    from threadpoolctl import threadpool_limits
+
+                    self._limiter = threadpool_limits(limits=1, user_api="blas")
+                except Exception:  # noqa: BLE001 - no threadpoolctl, or no BLAS it knows: run as is
+                    self._limiter = None
+        return self
+
+    def __exit__(self, *_exc):
+        with self._lock:
+            self._active -= 1
+            if self._active == 0 and self._limiter is not None:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+        return False
+
+
+single_threaded_blas = _BlasLimit()
 
 
 @dataclass
@@ -116,7 +153,8 @@ class JobRunner(QObject):
                 pass
 
         try:
-            result = job.fn(job.cancel, report)
+            with single_threaded_blas:
+                result = job.fn(job.cancel, report)
             outcome, payload = ("cancelled", None) if job.cancel.is_set() else ("finished", result)
         except Cancelled:
             outcome, payload = "cancelled", None

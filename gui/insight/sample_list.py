@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QIcon, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QSizePolicy, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+                               QListWidgetItem, QPushButton, QSizePolicy, QStackedWidget, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.insight.widgets import display_array, image_rgb8, natural_range, pixmap
 
@@ -144,7 +145,6 @@ class SampleList(QWidget):
         self.thumbs.setUpdatesEnabled(False)
         for k, i in enumerate(shown):
             p = int(evaluation.y_pred[i])
-            t = int(evaluation.y_true[i])
             lines = [f"#{i}  p {probs[i, p]:.2f}"] + ([] if same_cell else [f"→ {names[p]}"])
             item = QListWidgetItem(QIcon(captioned(pixmap(image_rgb8(pics[k], rng), THUMB), lines)), "")
             item.setData(Qt.UserRole, int(i))

@@ -14,8 +14,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWi
 from gui.insight.widgets import heat_rgb8, map_plane, pixmap
 
 CELL_PX = 56
-EXPLAIN = ("Each column re-initialises one more layer, from the output side. ρ: rank correlation with the trained "
-           "model's map. A map that stays the same (ρ near 1) once the weights are gone shows the input, not the model.")
+EXPLAIN = ("Each column re-initialises one more layer, from the output side. ρ: rank correlation with the "
+           "trained model's map. A map that stays the same (ρ near 1) once the weights are gone shows the input, "
+           "not the model.")
 CONSTANT = " ρ = –: the map is constant (all zero), there is nothing to rank."
 
 

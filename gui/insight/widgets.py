@@ -183,6 +183,19 @@ class NamesAxis(pg.AxisItem):
                 p.drawText(QRectF(right - w, centre.y() - h / 2.0, w, h), int(Qt.AlignRight | Qt.AlignVCenter), name)
 
 
+def follow_theme(panel: QWidget) -> None:
+    """Restyle every plot under ``panel`` when the theme switches (pyqtgraph reads its colours only
+    when an item is made).  The panel needs an ``_on_theme`` method; it is held weakly."""
+    theme.add_listener(panel._on_theme)
+
+
+def restyle_plots(panel: QWidget, t) -> None:
+    from gui.views import restyle_plot
+
+    for plot in panel.findChildren(pg.PlotWidget):
+        restyle_plot(plot, t)
+
+
 def format_fraction(v) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{v:.3f}"
 

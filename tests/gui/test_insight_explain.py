@@ -147,7 +147,7 @@ def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win)
     assert panel.view.mode == "field"
     k = int(outcome.attribution.target)
     ref = gradient_field(model_of(win), target=k)
-    np.testing.assert_allclose(outcome.field.value, ref.value, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(outcome.gradient_field.value, ref.value, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(panel.view.field.img.image, ref.value, rtol=1e-5, atol=1e-7)
     xs, ys = panel.view.field.arrows.getData()
     assert xs is not None and len(xs) > 100  # arrows across the grid
