@@ -26,7 +26,8 @@ NEGATIVE = (30, 90, 230)
 # the map's colours: transparent where it is zero, so the image shows through
 SIGNED_MAP = pg.ColorMap([0.0, 0.5, 1.0], [(*NEGATIVE, 255), (255, 255, 255, 0), (*POSITIVE, 255)])
 UNSIGNED_MAP = pg.ColorMap([0.0, 0.35, 1.0], [(255, 40, 0, 0), (255, 60, 0, 170), (255, 255, 40, 255)])
-FIELD_MAP = pg.colormap.get("CET-D1")  # the target's probability: blue (low) - white (0.5) - red (high)
+# the target's probability, pale so the arrows and points read over it: blue (low) - white (0.5) - red (high)
+FIELD_MAP = pg.ColorMap([0.0, 0.5, 1.0], [(120, 155, 230), (255, 255, 255), (235, 125, 110)])
 
 
 def signed_plane(values: np.ndarray) -> np.ndarray:
@@ -182,12 +183,15 @@ class GradientFieldPlot(QWidget):
         self.plot = make_plot(bottom="x₁", left="x₂")
         pi = self.plot.getPlotItem()
         pi.setMouseEnabled(False, False)
+        pi.disableAutoRange()  # the grid's extent, not the arrows', sets the view
         self.img = pg.ImageItem(axisOrder="row-major")
         self.img.setLookupTable(FIELD_MAP.getLookupTable(0.0, 1.0, 256))
         pi.addItem(self.img)
-        self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen((20, 20, 20), width=2))
+        # row-major like the image (rows follow y): pyqtgraph's default would draw the contour transposed
+        # row-major like the image (rows follow y): pyqtgraph's default would draw the contour transposed
+        self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen((20, 20, 20), width=2), axisOrder="row-major")
         self.contour.setParentItem(self.img)
-        self.arrows = pg.PlotDataItem(pen=pg.mkPen((30, 30, 30, 200), width=1), connect="pairs")
+        self.arrows = pg.PlotDataItem(pen=pg.mkPen((25, 25, 25, 230), width=1.3), connect="pairs")
         pi.addItem(self.arrows)
         self.points = pg.ScatterPlotItem(size=5, pen=None)
         pi.addItem(self.points)
@@ -207,7 +211,7 @@ class GradientFieldPlot(QWidget):
         self.img.setImage(value, autoLevels=False, levels=(0.0, 1.0))
         self.img.setRect(QRectF(x0 - dx / 2, y0 - dy / 2, x1 - x0 + dx, y1 - y0 + dy))
         self.contour.setData(value)  # in the image's pixel coordinates, drawn through its transform
-        self.arrows.setData(*self._arrows(field, dx, dy))
+        self.arrows.setData(*self._arrows(field, dx, dy, every=max(1, n // 16)))
         if points is not None and len(points):
             colours = [pg.mkBrush(*CLASS_COLORS[int(c) % len(CLASS_COLORS)].astype(int), 180) for c in labels]
             self.points.setData(x=points[:, 0], y=points[:, 1], brush=colours)
@@ -315,8 +319,7 @@ class AttributionView(QWidget):
                    target_name: str, caption: str, points=None, labels=None) -> None:
         self.mode = "field"
         self.caption.setText(caption)
-        self.field.set_field(field, sample_xy, points, labels,
-                             f"p({target_name}): arrows point where it rises; black line: p = 0.5")
+        self.field.set_field(field, sample_xy, points, labels, f"p({target_name})")
         self.field.plot.getPlotItem().setLabel("bottom", names[0] if names else "x₁")
         self.field.plot.getPlotItem().setLabel("left", names[1] if len(names) > 1 else "x₂")
         labels_ = [f"{n} = {v:.3g}" for n, v in zip(names, feature_values)]

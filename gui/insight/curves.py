@@ -13,6 +13,14 @@ GUIDE = pg.mkPen((150, 150, 150), width=1, style=Qt.DashLine)
 MAX_POINTS = 5000  # a scatter of more points says nothing more and draws slowly
 
 
+def _unit_square(plot: pg.PlotWidget) -> None:
+    """Axes fixed to [0, 1] x [0, 1]: rates and probabilities (auto-range would zoom on the data)."""
+    pi = plot.getPlotItem()
+    pi.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+    pi.disableAutoRange()
+    pi.setMouseEnabled(False, False)
+
+
 def _title(plot: pg.PlotWidget, text: str) -> None:
     plot.getPlotItem().setTitle(text, size="9pt")
 
@@ -25,7 +33,7 @@ class ClassificationCurves(QWidget):
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.roc_plot = make_plot("ROC", left="true positive rate", bottom="false positive rate")
-        self.roc_plot.getPlotItem().setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        _unit_square(self.roc_plot)
         self.roc_plot.plot([0, 1], [0, 1], pen=GUIDE)
         self.roc_curve = self.roc_plot.plot(pen=series_pen(0, 2.0))
         self.roc_text = pg.TextItem("", anchor=(1, 1), color=(80, 80, 80))
@@ -33,7 +41,10 @@ class ClassificationCurves(QWidget):
         self.roc_plot.addItem(self.roc_text)
         row.addWidget(self.roc_plot, 1)
         self.rel_plot = make_plot("Reliability", left="accuracy", bottom="confidence (top class)")
-        self.rel_plot.getPlotItem().setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        _unit_square(self.rel_plot)
+        self.rel_note = pg.TextItem("under the line: over-confident", anchor=(0, 0), color=(110, 110, 110))
+        self.rel_note.setPos(0.02, 0.98)
+        self.rel_plot.addItem(self.rel_note)
         self.rel_plot.plot([0, 1], [0, 1], pen=GUIDE)
         self.rel_bars = pg.BarGraphItem(x=[], height=[], width=0.1, brush=pg.mkBrush(31, 119, 180, 150),
                                         pen=pg.mkPen(31, 119, 180))
@@ -71,8 +82,7 @@ class ClassificationCurves(QWidget):
             acc = np.asarray(rel["accuracy"], dtype=np.float64)
             self.rel_bars.setOpts(x=centres, height=acc, width=width * 0.9)
             self.rel_points.setData(np.asarray(rel["mean_confidence"]), acc)
-            _title(self.rel_plot, f"Reliability (ECE {rel.get('ece', float('nan')):.3f}; "
-                                  "bars under the diagonal: over-confident)")
+            _title(self.rel_plot, f"Reliability · ECE {rel.get('ece', float('nan')):.3f}")
         else:
             self.rel_bars.setOpts(x=[], height=[])
             self.rel_points.setData([], [])

@@ -47,6 +47,7 @@ SANITY_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoot
 SANITY_DEFAULT = ("saliency", "integrated_gradients", "gradcam")
 DEBOUNCE_MS = 250
 CONTROLS_WIDTH = 250
+FIELD_GRID = 49  # points per side of the 2-D gradient field (an arrow on every third)
 HINTS = {  # what each page says before it has something to show
     "attribution": "Choose a method and press Explain: the map is drawn over the sample.",
     "importance": "Press Compute importance: how much each column matters to the model, over the test split.",
@@ -84,6 +85,24 @@ class Request:
 
     kind: str  # "attribution" | "importance" | "sanity" | "actmax"
     params: dict = field(default_factory=dict)
+
+
+IMAGE_ONLY_OPTIONS = {"patch", "blur_sigma"}  # options that mean something for images only
+
+
+def fitting_options(schema: list[dict], input_shape: tuple) -> list[dict]:
+    """A method's options without those that do not apply to this data (KernelSHAP's patch size and
+    IG's blurred baseline on tabular rows): a field that can only be refused is noise in a form."""
+    if len(input_shape) == 3:
+        return schema
+    out = []
+    for opt in schema:
+        if opt["name"] in IMAGE_ONLY_OPTIONS:
+            continue
+        if opt["kind"] == "choice" and "blurred" in opt.get("choices", ()):
+            opt = {**opt, "choices": [c for c in opt["choices"] if c != "blurred"]}
+        out.append(opt)
+    return out
 
 
 def _controls(parent_layout: QHBoxLayout, width: int = CONTROLS_WIDTH) -> tuple[QWidget, QVBoxLayout]:
@@ -196,7 +215,7 @@ class ExplainPanel(QWidget):
         row = QHBoxLayout(page)
         row.setContentsMargins(0, 2, 0, 0)
         _box, c = _controls(row)
-        form = QFormLayout()
+        form = self.method_form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         self.method_box = QComboBox()
         self.method_box.setToolTip("How the map is computed; methods that do not fit this model are greyed out "
@@ -582,9 +601,10 @@ class ExplainPanel(QWidget):
             self.options.set_schema([])
             self.method_help.setText("")
             return
-        self.options.set_schema(m["options"])
+        self.options.set_schema(fitting_options(m["options"], self.info.input_shape))
         self.method_help.setText(m["description"] if m["supported"] else m["reason"])
         self.layer_box.setEnabled(bool(m["needs_layer"]))
+        self.method_form.setRowVisible(self.layer_box, bool(m["needs_layer"]))  # only Grad-CAM's have one
         self._update_buttons()
 
     def _update_buttons(self, *_args) -> None:
@@ -651,7 +671,7 @@ class ExplainPanel(QWidget):
             outcome = AttributionOutcome(a, probs, out[0].numpy())
             if two_d:
                 k = int(a.target) if out.shape[1] > 1 else 1
-                outcome.gradient_field = gradient_field(ready, target=k, cancel=cancel)
+                outcome.gradient_field = gradient_field(ready, n=FIELD_GRID, target=k, cancel=cancel)
                 pts, labels = spec.dataset.x_test, spec.dataset.y_test
                 if pts.shape[0] == 0:
                     pts, labels = spec.dataset.x_val, spec.dataset.y_val
@@ -813,6 +833,8 @@ class ExplainPanel(QWidget):
             raw = display_array(ds, x).reshape(-1)
             values = np.asarray(a.values, dtype=np.float64).reshape(-1)
             if outcome.gradient_field is not None:
+                caption += (f"<br>Left: p({name}) over the input plane (red high, blue low); the arrows point "
+                            "where it rises fastest, the black line is p = 0.5; the star is this sample.")
                 self.view.show_field(outcome.gradient_field, x.numpy(), names, values, raw, name, caption,
                                      outcome.points, outcome.labels)
             else:

@@ -12,12 +12,13 @@ import torch
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QPointF, Qt, QTimer  # noqa: E402
 
 from engine.explain import (METHODS, activation_maximization, attribute, gradient_field,  # noqa: E402
                             permutation_importance)
 from engine.model_at import ready_model  # noqa: E402
 from gui.insight.attribution_view import SIGNED_MAP, UNSIGNED_MAP, signed_plane  # noqa: E402
+from gui.insight.explain_panel import FIELD_GRID  # noqa: E402
 from gui.insight.model_source import UNTRAINED  # noqa: E402
 from tests.gui.insight_support import close, fresh_weights, make_window, quiet_dialogs, raise_dock, train  # noqa: E402
 
@@ -32,9 +33,10 @@ def win(qapp):
     mp.undo()
 
 
-def open_explain(qtbot, w, starter: str, trained: bool = False):
-    assert w.open_starter(starter)
-    if not trained:
+def open_explain(qtbot, w, starter: str, reopen: bool = True):
+    """The Explain panel in front, on ``starter`` with seeded weights (``reopen`` False: as it is)."""
+    if reopen:
+        assert w.open_starter(starter)
         fresh_weights(w)
     panel = w.insight.explain
     raise_dock(qtbot, w.insight.explain_dock)
@@ -76,7 +78,11 @@ def test_methods_that_do_not_fit_are_greyed_with_their_reason_and_options_come_f
     steps = panel.options.fields["n_steps"]
     assert (steps.minimum(), steps.maximum(), steps.value()) == (2, 2000, 50)
     baseline = panel.options.fields["baseline"]
-    assert [baseline.itemText(i) for i in range(baseline.count())] == ["zeros", "mean", "blurred"]
+    # tabular rows: no blurred baseline and no blur sigma to offer (they only fit images)
+    assert [baseline.itemText(i) for i in range(baseline.count())] == ["zeros", "mean"]
+    assert "blur_sigma" not in panel.options.fields
+    assert [o["name"] for o in panel.options.schema] == [o.name for o in METHODS["integrated_gradients"].options
+                                                          if o.name != "blur_sigma"]
     assert not panel.layer_box.isEnabled()  # no layer to choose for IG
     panel.options.set_value("n_steps", 80)
     assert panel.options.values() == {"n_steps": 80}
@@ -140,17 +146,29 @@ def test_an_image_map_is_drawn_over_its_input_with_a_colour_bar(qtbot, win):
 
 
 def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win):
-    panel = open_explain(qtbot, win, "moons-mlp")
+    assert win.open_starter("moons-mlp")
+    train(qtbot, win, epochs=10, batch_size=32)  # a trained boundary: untrained, p is near 0.5 everywhere
+    panel = open_explain(qtbot, win, "moons-mlp", reopen=False)
     panel.set_sample("val", 7)
     choose(panel, "saliency")
     outcome = run_and_wait(qtbot, panel)
     assert panel.view.mode == "field"
     k = int(outcome.attribution.target)
-    ref = gradient_field(model_of(win), target=k)
+    ref = gradient_field(model_of(win), n=FIELD_GRID, target=k)
     np.testing.assert_allclose(outcome.gradient_field.value, ref.value, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(panel.view.field.img.image, ref.value, rtol=1e-5, atol=1e-7)
     xs, ys = panel.view.field.arrows.getData()
     assert xs is not None and len(xs) > 100  # arrows across the grid
+    # the black line is drawn where the model's p = 0.5: its path, taken to the plot's (x1, x2) through
+    # the items' transforms, and the model asked there (a transposed contour would be far from 0.5)
+    plot = panel.view.field
+    path = plot.contour.path
+    pts = [plot.contour.mapToItem(plot.img.parentItem(), QPointF(path.elementAt(i).x, path.elementAt(i).y))
+           for i in range(0, path.elementCount(), 3)]
+    assert len(pts) > 10
+    with torch.no_grad():
+        p = torch.softmax(model_of(win).module(torch.tensor([[q.x(), q.y()] for q in pts])), 1)[:, k].numpy()
+    assert np.median(np.abs(p - 0.5)) < 0.1 and np.mean(np.abs(p - 0.5) < 0.25) > 0.8, np.round(p, 2)
     sx, sy = panel.view.field.sample.getData()
     assert (sx[0], sy[0]) == pytest.approx(tuple(win.document.dataset.x_val[7].tolist()))
 
