@@ -40,7 +40,6 @@ class EvaluationPanel(QWidget):
         self.evaluation = None  # engine.explain.Evaluation shown now
         self.spec: ModelSpec | None = None  # the model it describes
         self._pending = True  # something new to show once the panel is in sight
-        self._in_sight = lambda: self.isVisible() and not self.visibleRegion().isEmpty()
 
         col = QVBoxLayout(self)
         col.setContentsMargins(4, 4, 4, 4)
@@ -149,7 +148,7 @@ class EvaluationPanel(QWidget):
         spec = self.source.spec()
         if isinstance(spec, str):
             return spec
-        return f"Press Evaluate to see how {spec.label} do on held-out data."
+        return f"Press Evaluate to evaluate {spec.label} on held-out data."
 
     @Slot(str, bool)
     def _on_model_changed(self, reason: str, auto: bool) -> None:
@@ -175,6 +174,10 @@ class EvaluationPanel(QWidget):
         """The dock was raised or shown: evaluate what changed while it was hidden."""
         if self._pending and not self.runner.busy:
             self._debounce.start()
+
+    def _in_sight(self) -> bool:
+        """Visible on screen (a background dock tab is "visible" to Qt, with an empty region)."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
 
     def _auto_evaluate(self) -> None:
         if self._pending and self._in_sight():
@@ -209,15 +212,15 @@ class EvaluationPanel(QWidget):
     # ------------------------------------------------------------------ outcomes
     def _on_finished(self, tag, result) -> None:
         spec, _split = tag
-        if not self.source.is_current(spec):  # the model changed while it ran: already cleared, and said why
+        if not self.runner.busy:  # (a job waiting to start keeps its progress bar)
             self.job_bar.done("")
-            return
-        self.job_bar.done("")
-        self.show_evaluation(spec, result)
+        if self.source.is_current(spec):  # else the model changed while it ran: already cleared, and said why
+            self.show_evaluation(spec, result)
 
     def _on_failed(self, tag, sentence: str) -> None:
         spec, _split = tag
-        self.job_bar.done("")
+        if not self.runner.busy:
+            self.job_bar.done("")
         if self.source.is_current(spec):
             self._show_nothing(sentence, error=True)
 

@@ -64,9 +64,6 @@ class ModelInfo:
     layers: list[str]  # Grad-CAM's candidates, the default last
     units: dict[str, int]  # layer -> its number of units (channels), for activation maximisation
     input_shape: tuple
-    task: str
-    class_names: list[str]
-    n_outputs: int
 
 
 @dataclass
@@ -526,9 +523,7 @@ class ExplainPanel(QWidget):
             subj = subject(ready)
             probe = torch.zeros((1, *subj.input_shape))
             units = {n: int(s[0]) for n, s in output_shapes(subj, probe).items() if s}
-            ds = spec.dataset
-            return ModelInfo(methods_for(ready), layer_choices(ready), units, tuple(ds.input_shape), ds.task,
-                             [str(c) for c in ds.class_names], int(ds.n_outputs))
+            return ModelInfo(methods_for(ready), layer_choices(ready), units, tuple(spec.dataset.input_shape))
 
         self.runner.submit("Looking at the model", work, ("prepare", spec))
         return True
@@ -751,7 +746,8 @@ class ExplainPanel(QWidget):
     # ------------------------------------------------------------------ outcomes
     def _on_finished(self, tag, result) -> None:
         kind, spec = tag[0], tag[1]
-        self.job_bar.done("")
+        if not self.runner.busy:  # (a job waiting to start keeps its progress bar)
+            self.job_bar.done("")
         if not self.source.is_current(spec):  # an older model's: the change already cleared and said why
             return
         if kind == "prepare":
@@ -769,7 +765,8 @@ class ExplainPanel(QWidget):
             self._show_actmax(result)
 
     def _on_failed(self, tag, sentence: str) -> None:
-        self.job_bar.done(sentence if self.source.is_current(tag[1]) else "", error=True)
+        if not self.runner.busy:
+            self.job_bar.done(sentence if self.source.is_current(tag[1]) else "", error=True)
 
     def _on_cancelled(self, _tag) -> None:
         if not self.runner.busy:

@@ -22,7 +22,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.errors import LayerLabError
 
 # Graph events that change what the model computes (moving a node does not).
 _MODEL_EVENTS = {"node_added", "node_removed", "edge_added", "edge_removed", "param_changed", "node_renamed"}
@@ -70,10 +69,6 @@ class ModelCache:
                 self._ready = spec.build()
                 self._key = spec.generation
             return self._ready
-
-    def clear(self) -> None:
-        with self._lock:
-            self._key = self._ready = None
 
 
 class _Same:
@@ -160,8 +155,6 @@ class ModelSource(QObject):
                     "again.")
         epoch = (doc.project.run or {}).get("weights_epoch")
         label = "the current weights" + (f" (epoch {epoch})" if isinstance(epoch, int) and epoch > 0 else "")
-        if not doc.project.history and not doc.project.checkpoints and epoch is None:
-            label = "the current weights"
         return ModelSpec(self.generation, doc.graph.copy(), doc.context, weights, doc.dataset, None, label, name)
 
     def is_current(self, spec: ModelSpec | None) -> bool:
@@ -214,9 +207,3 @@ class ModelSource(QObject):
         else:
             self._check("The timeline is back to the current weights.", True)
 
-
-def describe_failure(exc: BaseException) -> str:
-    """A model that cannot be built, in one sentence."""
-    if isinstance(exc, LayerLabError):
-        return str(exc)
-    return f"The model cannot be built: {type(exc).__name__}: {str(exc)[:160]}."
