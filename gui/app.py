@@ -2,8 +2,8 @@
 
 Creates the QApplication, applies the saved theme, opens the given project (or
 the default starter lab), offers to recover an autosave left by a crash, installs
-optional extensions (the training UI, if ``gui.training`` provides
-``install_training_ui``) and runs the event loop.
+the parts beyond the editor (training, evaluation/explain, export, labs; see
+``default_extensions``) and runs the event loop.
 """
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ def install_export(window) -> None:
     install_export_ui(window)
 
 
+def install_insight(window) -> None:
+    """The Evaluation and Explain panels (gui/insight); they use the training controller, so they come after it."""
+    from gui.insight import install_insight_ui
+
+    install_insight_ui(window)
+
+
 def install_lab(window) -> None:
     """The Lab panel, File > Labs / Open lab / Submit lab, and instructor mode (gui/lab_panel.py)."""
     from gui.lab_panel import install_lab_ui
@@ -45,7 +52,7 @@ def install_lab(window) -> None:
 
 def default_extensions() -> list[Callable]:
     """The parts of the window beyond the editor; each imports its modules when it is installed."""
-    return [install_training, install_export, install_lab]
+    return [install_training, install_insight, install_export, install_lab]
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
