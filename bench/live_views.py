@@ -258,7 +258,7 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
     frames0 = mark.get("frames", 0)
     cpu0, cpu1 = mark.get("cpu", (math.nan, math.nan)), mark["cpu_end"]
     if ctl.last_failure is not None:
-        raise SystemExit(f"the GUI run failed: {ctl.last_failure.get('message')}")
+        raise SystemExit(f"the GUI run failed: {ctl.last_failure.message}")
     duration = t_end - (started or t_start)
     last = ctl.history.epochs[-1]
     # the boundary and fitted-curve views only draw for data they fit (2-D classification, 1-D regression)
@@ -272,7 +272,7 @@ def gui_run(app, window, ctl, project, epochs: int) -> dict:
             # cores busy during the run: the GUI process (views, this harness) and the training process
             "gui_cores": (cpu1[0] - cpu0[0]) / duration,
             "trainer_cores": (cpu1[1] - cpu0[1]) / duration,
-            "views_cost": ctl.last_finish.get("views_cost_s", 0.0) / max(ctl.last_finish.get("run_s", 1.0), 1e-9)}
+            "views_cost": ctl.last_finish.views_cost_s / max(ctl.last_finish.run_s, 1e-9)}
 
 
 # ----------------------------------------------------------------------------- screenshots
@@ -374,7 +374,7 @@ def main() -> int:
     for mode in modes:
         app, window, ctl = build_window(mode)
         print(f"\n[{mode}] window up, training {'subprocess' if mode == 'process' else 'thread'} ready "
-              f"({ctl.worker.child_info.get('startup_s', 0):.1f} s to start)", flush=True)
+              f"({ctl.worker.child_info.startup_s:.1f} s to start)", flush=True)
         for r in range(args.repeats):
             for m in models:
                 # alternate which of the pair runs first: a machine whose speed drifts (a shared

@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox
 
-from gui.views import SEQUENTIAL, DIVERGING, LiveView, make_image_plot, tile_images
+from gui.views import DIVERGING, SEQUENTIAL, LiveView, make_image_plot, set_scale, tile_images
 
 
 def activation_image(a: np.ndarray, sample: int = 0) -> tuple[np.ndarray, str]:
@@ -109,7 +109,6 @@ class ActivationsView(LiveView):
             self._levels[name] = levels
         if levels is None:
             return
-        self.colorbar.setColorMap(SEQUENTIAL if levels[0] >= 0 else DIVERGING)  # the image follows its bar
-        self.colorbar.setLevels(levels)
+        set_scale(self.colorbar, levels, SEQUENTIAL if levels[0] >= 0 else DIVERGING)  # the image follows its bar
         self.img.setImage(img, autoLevels=False, levels=levels)
         self.frames_drawn += 1

@@ -5,7 +5,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
-from gui.views import DIVERGING, SEQUENTIAL, LiveView, make_image_plot, place_cursor, tile_images, cursor_line
+from gui.views import (DIVERGING, SEQUENTIAL, LiveView, cursor_line, half_step_ceiling, make_image_plot, place_cursor,
+                       set_scale, tile_images)
 
 
 def weight_image(w: np.ndarray, kind: str, image_shape: tuple | None = None) -> np.ndarray:
@@ -133,7 +134,7 @@ class WeightsView(LiveView):
         r = self._levels.get(name)
         if r is None:  # fixed for the run so colours mean the same value over time
             r = self._levels[name] = max(float(np.nanmax(np.abs(img))) if np.isfinite(img).any() else 1.0, 1e-6) * 1.2
-        self.matrix_bar.setLevels((-r, r))
+        set_scale(self.matrix_bar, (-r, r))
         self.matrix_img.setImage(img, autoLevels=False, levels=(-r, r))
         shape = "×".join(map(str, layer.weight_shape))
         self.stats.setText(f"{shape}{shown_note(layer, w)}   mean |w| {snap.weight_mag.get(name, 0.0):.3g}")
@@ -144,8 +145,8 @@ class WeightsView(LiveView):
         if buf is not None and len(buf) + (buf.last is not None) > 0:
             xs, rows = buf.arrays()
             dens = np.log1p(rows).T  # bins x time
-            top = max(float(dens.max()), 1e-6)
-            self.hist_bar.setLevels((0.0, top))
+            top = half_step_ceiling(float(dens.max()))
+            set_scale(self.hist_bar, (0.0, top))
             self.hist_img.setImage(dens, autoLevels=False, levels=(0.0, top))
             lo, hi = layer.hist_range
             if self._hist_y != (lo, hi):
