@@ -64,6 +64,7 @@ from engine.events import EpochEnd, EventSink, Progress, RunFailed, RunFinished,
 from engine.policies import EarlyStopping
 from engine.state_io import join_state, split_state
 from engine.losses import LossSpec, make_loss
+from engine.pool_order import relu_after_max_pool
 from engine.optim import OptimizerStep, make_optimizer, make_scheduler, make_step
 from engine.train_config import TrainConfig
 
@@ -233,6 +234,9 @@ class Trainer:
         self.memory_format = choose_memory_format(self.model, self.device)
         if self.memory_format is torch.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        # the step and evaluation run a twin with each ReLU -> MaxPool2d swapped (same numbers, less
+        # work: engine/pool_order.py); everything else sees the model as written
+        self._step_model = relu_after_max_pool(self.model)
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         # inputs take the dtype of the model's weights (float32 unless the model says otherwise)
         self._input_dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
@@ -574,7 +578,7 @@ class Trainer:
         self._epoch_perm = perm
         self._epoch_batches = (xs, ys)
 
-        model, params, loss_fn = self.model, self._params, prep["spec"].fn
+        model, params, loss_fn = self._step_model, self._params, prep["spec"].fn
         flag, opt_step, scaler = self._flag, self._opt_step, self.scaler
         clip = cfg.grad_clip
         clip_fn = torch.nn.utils.clip_grad_norm_
@@ -788,10 +792,10 @@ class Trainer:
                 for s in range(0, len(x), chunk):
                     xc = x[s:s + chunk]
                     if autocast is None:
-                        out = self.model(xc)
+                        out = self._step_model(xc)
                     else:
                         with autocast():
-                            out = self.model(xc)
+                            out = self._step_model(xc)
                     out = out.float()
                     total, n = spec.sum_and_count(out, y_t[s:s + chunk])
                     loss_sum += total
