@@ -182,11 +182,12 @@ class Graph:
 
     # ----------------------------------------------------------------- nodes
     def add_node(self, type_name: str, params: dict | None = None, pos=(0.0, 0.0),
-                 name: str | None = None, node_id: str | None = None) -> Node:
+                 name: str | None = None, node_id: str | None = None, *, check_name: bool = True) -> Node:
+        """``check_name`` False: the caller has checked that ``name`` is new (a whole document at once)."""
         spec = REGISTRY.get(type_name)
         if node_id is not None and node_id in self._nodes:
             raise GraphError(f"A node with id {node_id} already exists.")
-        if name is not None and self.node_by_name(to_identifier(name)):
+        if check_name and name is not None and self.node_by_name(to_identifier(name)):
             raise GraphError(f"A node named '{name}' already exists; names must be unique.")
         nid = node_id or uuid.uuid4().hex
         x, y = float(pos[0]), float(pos[1])
@@ -361,13 +362,22 @@ class Graph:
         """Build a graph from a document, migrating old versions; bad documents raise ProjectFileError."""
         doc = migrate_graph_doc(doc)
         g = cls()
+        names: set[str] = set()  # one set for the document instead of a scan of the nodes per node
         try:
             for nd in doc["nodes"]:
                 if nd["type"] not in REGISTRY:
                     raise ProjectFileError(
                         f"The graph uses an unknown layer type {quote(nd['type'])} (node {quote(nd.get('name', nd['id']))}); "
                         "it may come from a newer LayerLab.")
-                g.add_node(nd["type"], nd.get("params") or {}, tuple(nd.get("pos", (0, 0))), nd.get("name"), nd["id"])
+                name = nd.get("name")
+                if name is not None:
+                    ident = to_identifier(name)
+                    if ident in names:
+                        raise GraphError(f"A node named '{name}' already exists; names must be unique.")
+                    names.add(ident)
+                node = g.add_node(nd["type"], nd.get("params") or {}, tuple(nd.get("pos", (0, 0))), name, nd["id"],
+                                  check_name=False)
+                names.add(node.name)
             for ed in doc["edges"]:  # one cycle check for the whole document instead of one walk per edge
                 g.connect(ed["src"], ed["dst"], ed.get("src_port", "out"), ed.get("dst_port", "in"), ed["id"],
                           check_cycle=False)
@@ -385,10 +395,14 @@ class Graph:
             raise ProjectFileError(f"The graph document is invalid: {detail}") from None
         return g
 
-    def replace_with(self, other: "Graph") -> None:
-        """Take over another graph's content (open / revert) and tell observers to rebuild."""
-        self._nodes = copy.deepcopy(other._nodes)
+    def replace_with(self, other: "Graph", take: bool = False) -> None:
+        """Take over another graph's content (open / revert) and tell observers to rebuild.
+        ``take``: ``other`` is thrown away after this (a graph just read from a file), so its nodes
+        move here instead of being copied."""
+        self._nodes = other._nodes if take else copy.deepcopy(other._nodes)
         self._edges = dict(other._edges)
+        if take:
+            other._nodes, other._edges = {}, {}
         self.structure_version += 1
         self._emit(GraphEvent("reset"))
 

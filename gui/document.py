@@ -347,11 +347,13 @@ class Document(QObject):
         return self.project.name or "Untitled"
 
     # ------------------------------------------------------------------ projects
-    def _install(self, project: Project, path: str | None, dataset, dataset_error: str) -> None:
+    def _install(self, project: Project, path: str | None, dataset, dataset_error: str,
+                 fresh_graph: bool = False) -> None:
+        """``fresh_graph``: ``project`` was just read from a file, and nobody else holds its graph."""
         self.undo_stack.clear()
         self.set_selected_node("")
         self._set_dataset(dataset, dataset_error)
-        self.graph.replace_with(project.graph)
+        self.graph.replace_with(project.graph, take=fresh_graph)
         project.graph = self.graph
         self.project = project
         self.path = path
@@ -387,7 +389,7 @@ class Document(QObject):
         from gui.locate_data import offer_to_locate
         relocated = offer_to_locate(project)  # a data file that moved: say so, offer to find it
         dataset, error = self._prepare(project, path)
-        self._install(project, os.path.abspath(path), dataset, error)
+        self._install(project, os.path.abspath(path), dataset, error, fresh_graph=True)
         if project.weights is not None:
             self._weights_signature = self._param_signature()
         if relocated:

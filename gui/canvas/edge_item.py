@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from engine.spec import fmt_shape
 from gui import theme
-from gui.canvas.node_item import LOW_DETAIL, HoverHighlight, font
+from gui.canvas.node_item import LOW_DETAIL, HoverHighlight, LazyToolTip, font
 
 
 def pipe_path(a: QPointF, b: QPointF) -> QPainterPath:
@@ -45,7 +45,7 @@ def _color(name: str) -> QColor:
     return c
 
 
-class EdgeItem(HoverHighlight, QGraphicsItem):
+class EdgeItem(LazyToolTip, HoverHighlight, QGraphicsItem):
     def __init__(self, edge_id: str, src_item, dst_item, src_port: str, dst_port: str):
         super().__init__()
         self.edge_id = edge_id
@@ -75,9 +75,14 @@ class EdgeItem(HoverHighlight, QGraphicsItem):
         text = fmt_shape(shape) if shape is not None else "?"
         if text != self.shape_text:
             self.shape_text = text
-            self.setToolTip(f"Tensor per sample: {text}" if shape is not None else
-                            "Shape unknown: a layer upstream has a problem.")
+            self.invalidate_tooltip()
             self.update()
+
+    def _tooltip_text(self) -> str:
+        if not self.shape_text:  # not analysed yet
+            return ""
+        return (f"Tensor per sample: {self.shape_text}" if self.shape_text != "?" else
+                "Shape unknown: a layer upstream has a problem.")
 
     def set_overlay_color(self, color: QColor | None) -> None:
         if color != self.overlay_color:
