@@ -30,8 +30,9 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 #: model and starter (the other starters repeat these architectures).
 TORCHRUN_KEYS = ALL if os.environ.get("LAYERLAB_TEST_EVERY_TORCHRUN") else \
     [k for k in ALL if k.startswith("model:")] + ["starter:sine-regression"]
-#: plain `python train.py`: a classification and a regression starter (and the LayerLab reproduction)
-PLAIN = ["starter:moons-mlp", "starter:sine-regression"]
+#: plain `python train.py`: a classification and a regression starter (and the LayerLab reproduction);
+#: every model and starter with LAYERLAB_TEST_EVERY_TORCHRUN=1
+PLAIN = ALL if os.environ.get("LAYERLAB_TEST_EVERY_TORCHRUN") else ["starter:moons-mlp", "starter:sine-regression"]
 
 
 def _env():

@@ -255,6 +255,7 @@ def test_cycle_is_refused_at_connect_with_a_sentence():
     with pytest.raises(GraphError) as info:
         g.connect(fc4.id, add.id)
     assert str(info.value) == problem and str(info.value).endswith(".")
+    assert g.to_dict() == before  # a refused edit changes nothing
     with pytest.raises(GraphError, match="itself"):
         g.connect(add.id, add.id)
     # A single-input node that already has an input is refused for that reason first; free it and the

@@ -21,7 +21,6 @@ from engine.probes.activations import tap_module
 from engine.smoothing import smooth_ema
 from engine.snapshots import HIST_BINS, RawSnapshot, SnapshotCollector, state_dict_cpu
 from engine.spec import InferContext
-from engine.train_config import TrainConfig
 
 
 def compiled(starter: str, seed: int = 0):

@@ -9,8 +9,6 @@ the edge legend; Help > Quick Start.
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
