@@ -27,11 +27,13 @@ def quiet_dialogs(mp) -> None:
     mp.setattr(dialogs, "ask_stop_run", lambda *a, **k: True)
 
 
-def make_window(qapp, starter: str = "iris-mlp"):
+def make_window(qapp, starter: str = "iris-mlp", extensions=None):
+    """The window on ``starter`` with the training and insight UIs (or ``extensions``), its training
+    process ready."""
     torch.set_num_threads(1)
     theme.apply_theme("light", persist=False)
-    w = MainWindow(Document(load_starter(starter)), extensions=[install_training_ui, install_insight_ui],
-                   autosave=False)
+    w = MainWindow(Document(load_starter(starter)), autosave=False,
+                   extensions=extensions if extensions is not None else [install_training_ui, install_insight_ui])
     w.resize(1280, 800)
     w.show()
     deadline = time.monotonic() + 60
@@ -47,6 +49,8 @@ def close(w) -> None:
     for panel in (w.insight.evaluation, w.insight.explain):
         panel.runner.wait(10)
     w._close_confirmed = True
+    if getattr(w, "lab", None) is not None:
+        w.lab.shutdown()
     w.training.shutdown()
     w.close()
     w.deleteLater()

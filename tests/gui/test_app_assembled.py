@@ -4,23 +4,16 @@ goal, and the Evaluation tab brought to the front counts as a view the student o
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytest.importorskip("pytestqt")
 
-import torch  # noqa: E402
-from PySide6.QtCore import QEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.labs.progress import events  # noqa: E402
-from gui import dialogs, theme  # noqa: E402
 from gui.app import default_extensions  # noqa: E402
-from gui.document import Document  # noqa: E402
 from gui.lab_panel import MARK_MET, MARK_OPEN  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
-from tests.gui.insight_support import raise_dock  # noqa: E402
+from tests.gui.insight_support import close, make_window, quiet_dialogs, raise_dock  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,28 +22,10 @@ def win(qapp, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("assembled")
     mp.setenv("LAYERLAB_CONFIG_DIR", str(tmp / "config"))
     mp.setenv("LAYERLAB_RECOVERY_DIR", str(tmp / "recovery"))
-    for name in ("show_error", "show_info"):
-        mp.setattr(dialogs, name, lambda *a, **k: None)
-    mp.setattr(dialogs, "ask_yes_no", lambda *a, **k: True)
-    mp.setattr(dialogs, "ask_save_changes", lambda *a, **k: "discard")
-    torch.set_num_threads(1)
-    theme.apply_theme("light", persist=False)
-    w = MainWindow(Document(), extensions=default_extensions(), autosave=False)
-    w.resize(1280, 800)
-    w.show()
-    deadline = time.monotonic() + 60
-    while not w.training.worker.is_ready and time.monotonic() < deadline:
-        qapp.processEvents()
-        time.sleep(0.01)
-    assert w.training.worker.is_ready
+    quiet_dialogs(mp)
+    w = make_window(qapp, "moons-mlp", extensions=default_extensions())
     yield w
-    w._close_confirmed = True
-    w.insight.shutdown()
-    w.lab.shutdown()
-    w.training.shutdown()
-    w.close()
-    w.deleteLater()
-    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    close(w)
     mp.undo()
 
 
