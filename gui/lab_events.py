@@ -17,6 +17,7 @@ turn, so the order of the extensions does not matter):
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QScrollArea
 
 #: gui/training's dock keys -> the view names lab files use (engine/labs/vocabulary.py)
 TRAINING_VIEWS = {"loss": "loss", "boundary": "decision_boundary", "activations": "activations",
@@ -25,6 +26,8 @@ TRAINING_VIEWS = {"loss": "loss", "boundary": "decision_boundary", "activations"
 
 
 def _on_screen(widget) -> bool:
+    if isinstance(widget, QScrollArea) and widget.widget() is not None:
+        widget = widget.widget()  # the scroll area's own region is only its frame: its viewport covers the rest
     return widget is not None and widget.isVisible() and not widget.visibleRegion().isEmpty()
 
 

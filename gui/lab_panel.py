@@ -529,6 +529,9 @@ def install_lab_ui(window):
     window.lab_layout = _LabLayout(window, dock)
     session.labChanged.connect(window.lab_layout.apply)
     window.lab_layout.apply(session.lab)
+    # installed on a window already shown, Qt's pending dock layout shows the new dock once more as
+    # it settles: apply again after that (with no lab open, the panel stays hidden)
+    QTimer.singleShot(0, window, lambda: window.lab_layout.apply(session.lab))
     return session
 
 

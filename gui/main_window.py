@@ -152,6 +152,21 @@ class MainWindow(QMainWindow):
     def may_leave_project(self) -> bool:
         return all(guard() for guard in self._leave_guards)
 
+    def childEvent(self, event) -> None:
+        super().childEvent(event)
+        # a new dock tab bar is a QTabBar only once built (ChildPolished, not ChildAdded), and Qt
+        # sets its elide mode after that: ours goes on in the next turn of the event loop
+        if event.polished() and isinstance(event.child(), QTabBar):
+            QTimer.singleShot(0, self, self.whole_tab_titles)
+
+    def whole_tab_titles(self) -> None:
+        """Dock tabs show their whole titles ("Dead ReLUs", not "Dead R…"); a row too narrow for
+        them scrolls, with arrows at its end, as in an IDE."""
+        for bar in self.findChildren(QTabBar, options=Qt.FindDirectChildrenOnly):
+            if bar.elideMode() != Qt.ElideNone:
+                bar.setElideMode(Qt.ElideNone)
+                bar.setUsesScrollButtons(True)
+
     def hide_stale_tab_bars(self) -> None:
         """Hide the dock tab bars Qt left behind, drawn over the real ones with their old tabs.
 
@@ -408,7 +423,7 @@ class MainWindow(QMainWindow):
             steps += [
                 "Train: in the Training panel set the learning rate and epochs, then press Train "
                 "(Pause, Step and Stop work during the run; Reset weights starts again from the seed).",
-                "Watch the live views at the bottom: Loss and metrics, Decision boundary (Fitted curve for "
+                "Watch the live views at the bottom: Loss, Decision boundary (Fitted curve for "
                 "regression), Activations, "
                 "Weights, Gradient norms, Dead ReLUs, Learning rate. The canvas tints edges by gradient "
                 "size (legend at the top right).",

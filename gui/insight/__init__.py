@@ -52,6 +52,19 @@ class Insight:
             self.explain_dock.raise_()
 
 
+def _scrolling(panel):
+    """``panel`` in a scroll area: the Explain panel's controls need 500 px, and as the dock's own
+    minimum they squeezed the bottom row's other columns; a raised panel gets its room anyway."""
+    from PySide6.QtWidgets import QFrame, QScrollArea
+
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setMinimumWidth(200)
+    return area
+
+
 def install_insight_ui(window) -> Insight:
     """Add the Evaluation and Explain docks to ``window`` (which needs ``document``, ``add_dock``
     and, for the timeline, ``training``); returns what it built (also ``window.insight``)."""
@@ -68,8 +81,8 @@ def install_insight_ui(window) -> Insight:
     explain = ExplainPanel(source)
     bottom = Qt.BottomDockWidgetArea
     anchor = (getattr(training, "docks", {}) or {}).get("loss")
-    evaluation_dock = window.add_dock(evaluation, "Evaluation", bottom, tabify=anchor is None)
-    explain_dock = window.add_dock(explain, "Explain", bottom, tabify=anchor is None)
+    evaluation_dock = window.add_dock(_scrolling(evaluation), "Evaluation", bottom, tabify=anchor is None)
+    explain_dock = window.add_dock(_scrolling(explain), "Explain", bottom, tabify=anchor is None)
     if anchor is not None:
         window.tabifyDockWidget(anchor, evaluation_dock)
         window.tabifyDockWidget(anchor, explain_dock)

@@ -16,7 +16,7 @@ def install_training_ui(window, mode: str | None = None):
     ``window`` needs ``document`` and ``add_dock(widget, title, area, tabify=True)`` (a QMainWindow).
     The training subprocess starts now, so it is warm by the time someone presses Train.
     """
-    from PySide6.QtCore import QEvent, QObject, Qt
+    from PySide6.QtCore import QEvent, QObject, Qt, QTimer
     from PySide6.QtWidgets import QApplication, QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
     from gui.training.controller import TrainingController
@@ -77,7 +77,11 @@ def install_training_ui(window, mode: str | None = None):
         if key in v:
             controller.scheduler.watch_dock(d, v[key])
     window.resizeDocks([loss_dock], [310], Qt.Vertical)
-    window.resizeDocks([loss_dock, boundary_dock, act_dock], [380, 330, 330], Qt.Horizontal)
+    window.resizeDocks([loss_dock, boundary_dock, act_dock], [420, 280, 285], Qt.Horizontal)
+    # again once the parts installed after this one have joined the columns as tabs (their minimum
+    # sizes, while they joined, pushed the loss column wide on a window already shown)
+    QTimer.singleShot(0, window, lambda: window.resizeDocks([loss_dock, boundary_dock, act_dock], [420, 280, 285],
+                                                            Qt.Horizontal))
     inspector = window.inspector_dock
     if window.dockWidgetArea(inspector) == right:
         window.resizeDocks([inspector, panel_dock], [170, 560], Qt.Vertical)

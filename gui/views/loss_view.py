@@ -21,7 +21,7 @@ _SKIP = {"epoch", "lr", "time_s", "elapsed_s", "samples_per_s", "step", "steps",
 
 
 class LossView(LiveView):
-    title = "Loss and metrics"
+    title = "Loss"
 
     def __init__(self, parent=None):
         super().__init__(parent)

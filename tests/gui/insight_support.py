@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QScrollArea
 
 from engine.project import load_starter
 from gui import dialogs, theme
@@ -27,15 +27,19 @@ def quiet_dialogs(mp) -> None:
     mp.setattr(dialogs, "ask_stop_run", lambda *a, **k: True)
 
 
-def make_window(qapp, starter: str = "iris-mlp", extensions=None):
-    """The window on ``starter`` with the training and insight UIs (or ``extensions``), its training
-    process ready."""
+def make_window(qapp, starter: str = "iris-mlp", extensions=None, install_later=()):
+    """The window on ``starter`` with the training and insight UIs (or ``extensions``; and
+    ``install_later`` once it is shown, as the app installs what needs torch), its training process
+    ready."""
     torch.set_num_threads(1)
     theme.apply_theme("light", persist=False)
     w = MainWindow(Document(load_starter(starter)), autosave=False,
                    extensions=extensions if extensions is not None else [install_training_ui, install_insight_ui])
     w.resize(1280, 800)
     w.show()
+    if install_later:
+        QApplication.processEvents()
+        w.install_extensions(install_later)
     deadline = time.monotonic() + 60
     while not w.training.worker.is_ready and time.monotonic() < deadline:
         qapp.processEvents()
@@ -79,7 +83,8 @@ def fresh_weights(w) -> None:
 def raise_dock(qtbot, dock) -> None:
     dock.raise_()
     QApplication.processEvents()
-    qtbot.waitUntil(lambda: dock.widget().isVisible() and not dock.widget().visibleRegion().isEmpty(),
+    panel = dock.widget().widget() if isinstance(dock.widget(), QScrollArea) else dock.widget()
+    qtbot.waitUntil(lambda: panel.isVisible() and not panel.visibleRegion().isEmpty(),
                     timeout=5000)
 
 

@@ -69,8 +69,12 @@ SCRIPT = textwrap.dedent("""
     while not loader.is_loaded() and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.01)
-    for _ in range(20):
+    # the tensors are built once the loader reports (queued to the GUI thread): wait for them,
+    # within a deadline, rather than a fixed number of event-loop turns (a loaded machine needs more)
+    deadline = time.monotonic() + 60
+    while doc.dataset is None and time.monotonic() < deadline:
         app.processEvents()
+        time.sleep(0.01)
     out["dataset_after"] = type(doc.dataset).__name__
     w.code_view.refresh()
     out["code_after"] = w.code_view.text()
