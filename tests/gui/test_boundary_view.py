@@ -1,0 +1,41 @@
+"""The decision-boundary view keeps its styled points across runs on the same data and redraws them
+for other data (or none)."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from gui.views.boundary_view import BoundaryView  # noqa: E402
+
+
+def info(seed: int, n: int = 50):
+    rng = np.random.default_rng(seed)
+    xy = lambda: (rng.normal(size=(n, 2)).astype(np.float32), rng.integers(0, 2, n))  # noqa: E731
+    return types.SimpleNamespace(grid_extent=(-3.0, 3.0, -3.0, 3.0), train_xy=xy(), val_xy=xy(),
+                                 class_names=("a", "b"), n_outputs=2)
+
+
+def points(view):
+    x, y = view.train_pts.getData()
+    return np.column_stack([x, y])
+
+
+def test_points_are_kept_for_the_same_data_and_redrawn_for_other_data(qapp):
+    view = BoundaryView()
+    first = info(0)
+    view.reset(first)
+    spots = view.train_pts.points()
+    np.testing.assert_array_equal(points(view), first.train_xy[0])
+    view.reset(info(0))  # a new run's ProbeInfo, the same arrays' values
+    assert view.train_pts.points() is not None and list(view.train_pts.points()) == list(spots)
+    other = info(1)
+    view.reset(other)
+    np.testing.assert_array_equal(points(view), other.train_xy[0])
+    view.reset(None)
+    assert len(points(view)) == 0
+    view.reset(info(1))  # after nothing, the same data is drawn again
+    np.testing.assert_array_equal(points(view), other.train_xy[0])
