@@ -16,7 +16,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStackedWidget, QVBoxLayout, QWidget
 
-from gui.insight.widgets import image_rgb8, natural_range
+from gui.insight.widgets import image_rgb8, natural_range, picture_plot
 from gui.views import CLASS_COLORS, make_plot
 
 MAX_BARS = 15  # more names than this do not fit a dock's height; the caption says how many are left out
@@ -45,13 +45,8 @@ class ImageAttribution(QWidget):
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.setSpacing(2)
-        self.plot = make_plot(bottom=None)
+        self.plot = picture_plot()
         pi = self.plot.getPlotItem()
-        pi.hideAxis("left")
-        pi.hideAxis("bottom")
-        pi.invertY(True)
-        pi.setAspectLocked(True)
-        pi.setMouseEnabled(False, False)
         self.base = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.overlay.setZValue(5)

@@ -37,9 +37,8 @@ from gui.insight.jobs import JobRunner
 from gui.insight.model_source import ModelCache, ModelSource, ModelSpec
 from gui.insight.options_form import OptionsForm
 from gui.insight.sanity_view import SanityGrid
-from gui.insight.widgets import (JobBar, display_array, follow_theme, image_rgb8, natural_range, pixmap,
+from gui.insight.widgets import (JobBar, display_array, follow_theme, image_rgb8, natural_range, picture_plot, pixmap,
                                  restyle_plots)
-from gui.views import make_plot
 from gui.wheel_guard import guard_wheel
 
 SPLIT_TITLES = {"test": "test", "val": "validation", "train": "training"}
@@ -339,13 +338,8 @@ class ExplainPanel(QWidget):
         self.actmax_caption = QLabel("")
         self.actmax_caption.setWordWrap(True)
         rc.addWidget(self.actmax_caption)
-        self.actmax_plot = make_plot(bottom=None)
+        self.actmax_plot = picture_plot()
         pi = self.actmax_plot.getPlotItem()
-        pi.hideAxis("left")
-        pi.hideAxis("bottom")
-        pi.invertY(True)
-        pi.setAspectLocked(True)
-        pi.setMouseEnabled(False, False)
         self.actmax_img = pg.ImageItem(axisOrder="row-major")
         pi.addItem(self.actmax_img)
         self.actmax_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("CET-L1"), width=12,

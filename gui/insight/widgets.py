@@ -8,6 +8,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from gui import theme
+from gui.views import make_plot
 
 HEAT = pg.colormap.get("inferno")  # |map| thumbnails: dark = nothing, bright = strong
 
@@ -59,6 +60,18 @@ class JobBar(QWidget):
 
 
 # ----------------------------------------------------------------------------- images
+def picture_plot() -> pg.PlotWidget:
+    """A plot that shows one still picture: no axes, square pixels, row 0 at the top, no panning."""
+    plot = make_plot(bottom=None)
+    pi = plot.getPlotItem()
+    pi.hideAxis("left")
+    pi.hideAxis("bottom")
+    pi.invertY(True)
+    pi.setAspectLocked(True)
+    pi.setMouseEnabled(False, False)
+    return plot
+
+
 def display_array(dataset, x, batch: bool = False) -> np.ndarray:
     """A sample (or a ``batch`` of them) as it was before standardisation, in the units a person
     knows (a centimetre, a pixel in 0..1), as numpy."""
