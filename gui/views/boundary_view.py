@@ -72,7 +72,7 @@ class BoundaryView(LiveView):
         self._layout.addWidget(self.plot, 1)
         self.info = None
         self._legend_done = False
-        self._shown = None  # the points and class names drawn now (a new run on the same data keeps them)
+        self._shown = None  # (points, class names) drawn now: a new run on the same data keeps them
 
     def reset(self, info) -> None:
         self.info = info
@@ -88,15 +88,15 @@ class BoundaryView(LiveView):
         self.show_message(None)
         x0, x1, y0, y1 = info.grid_extent
         (xt, yt), (xv, yv) = info.train_xy, info.val_xy
-        names = info.class_names or tuple(str(i) for i in range(info.n_outputs))
-        shown = (xt, yt, xv, yv, tuple(names))
-        if self._shown is not None and names == self._shown[4] and all(
-                np.array_equal(a, b) for a, b in zip(shown[:4], self._shown[:4])):
+        names = tuple(info.class_names or (str(i) for i in range(info.n_outputs)))
+        points = (xt, yt, xv, yv)
+        if self._shown is not None and self._shown[1] == names and all(
+                np.array_equal(a, b) for a, b in zip(points, self._shown[0])):
             # the same data as the last run: styling a thousand points again took 0.3 s of the
             # GUI thread at every start of a run
             pi.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
             return
-        self._shown = shown
+        self._shown = (points, names)
         self.train_pts.setData(xt[:, 0], xt[:, 1], brush=[pg.mkBrush(*class_color(int(c))) for c in yt])
         self.val_pts.setData(xv[:, 0], xv[:, 1], pen=[pg.mkPen(*class_color(int(c)), width=1.6) for c in yv])
         legend = pi.legend

@@ -16,7 +16,7 @@ def info(seed: int, n: int = 50):
     rng = np.random.default_rng(seed)
     xy = lambda: (rng.normal(size=(n, 2)).astype(np.float32), rng.integers(0, 2, n))  # noqa: E731
     return types.SimpleNamespace(grid_extent=(-3.0, 3.0, -3.0, 3.0), train_xy=xy(), val_xy=xy(),
-                                 class_names=("a", "b"), n_outputs=2)
+                                 class_names=["a", "b"], n_outputs=2)  # a list, as a caller may pass
 
 
 def points(view):
