@@ -7,6 +7,7 @@ zoomed far out, so a 500-node graph repaints quickly.
 """
 from __future__ import annotations
 
+import functools
 import html
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -140,15 +141,10 @@ class HoverHighlight:
 _POSITION_CHANGE = QGraphicsItem.GraphicsItemChange.ItemPositionChange
 _POSITION_HAS_CHANGED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
 
-_CURSORS: dict = {}
-
-
+@functools.cache
 def _cross_cursor() -> QCursor:
     """One shared QCursor for every port (a new one per port cost 1,000 allocations on open)."""
-    c = _CURSORS.get("cross")
-    if c is None:
-        c = _CURSORS["cross"] = QCursor(Qt.CrossCursor)
-    return c
+    return QCursor(Qt.CrossCursor)
 
 
 class PortItem(LazyToolTip, HoverHighlight, QGraphicsItem):
@@ -309,7 +305,7 @@ class NodeItem(LazyToolTip, QGraphicsItem):
     def set_text(self, name: str, summary: str) -> None:
         if (name, summary) != (self.name, self.summary):
             self.name, self.summary = name, summary
-            self._refresh_tooltip()
+            self.invalidate_tooltip()
             self.update()
 
     def set_state(self, info: NodeInfo | None, issues: list[Issue]) -> None:
@@ -326,14 +322,14 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         if fix is not None or self._fix_chip is not None:
             self.fix_chip.set_fix(fix)
         self._layout_children()
-        self._refresh_tooltip()
+        self.invalidate_tooltip()
         self.update()
 
     def set_lock(self, text: str | None) -> None:
         """Draw the layer locked (a padlock and a dashed double border) and say why in its tooltip."""
         if text != self.lock_text:
             self.lock_text = text
-            self._refresh_tooltip()
+            self.invalidate_tooltip()
             self.update()
 
     def set_image(self, image: QImage | None) -> None:
@@ -378,9 +374,6 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         y = NODE_H + 6 + (IMAGE_SIZE + 6 if self.image is not None else 0)
         if self._fix_chip is not None:
             self._fix_chip.setPos(0, y)
-
-    def _refresh_tooltip(self) -> None:
-        self.invalidate_tooltip()
 
     def _tooltip_text(self) -> str:
         lines = [f"<b>{self.spec.type}</b> &nbsp;<i>{self.name}</i>", self.spec.description]
