@@ -104,6 +104,10 @@ def to_identifier(name: str) -> str:
     return s
 
 
+def _name_taken(name: str) -> GraphError:
+    return GraphError(f"A node named '{name}' already exists; names must be unique.")
+
+
 @dataclass
 class Graph:
     _nodes: dict[str, Node] = field(default_factory=dict)
@@ -188,7 +192,7 @@ class Graph:
         if node_id is not None and node_id in self._nodes:
             raise GraphError(f"A node with id {node_id} already exists.")
         if check_name and name is not None and self.node_by_name(to_identifier(name)):
-            raise GraphError(f"A node named '{name}' already exists; names must be unique.")
+            raise _name_taken(name)
         nid = node_id or uuid.uuid4().hex
         x, y = float(pos[0]), float(pos[1])
         if not (math.isfinite(x) and math.isfinite(y)):
@@ -249,7 +253,7 @@ class Graph:
         new = to_identifier(name)
         clash = self.node_by_name(new)
         if clash is not None and clash.id != node_id:
-            raise GraphError(f"A node named '{new}' already exists; names must be unique.")
+            raise _name_taken(new)
         old = node.name
         node.name = new
         self._emit(GraphEvent("node_renamed", node_id=node_id, old=old, new=new))
@@ -370,11 +374,8 @@ class Graph:
                         f"The graph uses an unknown layer type {quote(nd['type'])} (node {quote(nd.get('name', nd['id']))}); "
                         "it may come from a newer LayerLab.")
                 name = nd.get("name")
-                if name is not None:
-                    ident = to_identifier(name)
-                    if ident in names:
-                        raise GraphError(f"A node named '{name}' already exists; names must be unique.")
-                    names.add(ident)
+                if name is not None and to_identifier(name) in names:
+                    raise _name_taken(name)
                 node = g.add_node(nd["type"], nd.get("params") or {}, tuple(nd.get("pos", (0, 0))), name, nd["id"],
                                   check_name=False)
                 names.add(node.name)
