@@ -112,6 +112,37 @@ class LiveView(QWidget):
         """Update the plot items in place from ``frame``."""
 
 
+class LiveCurve(pg.PlotDataItem):
+    """A curve that ignores ``setData(x, y)`` when it already shows exactly these values.
+
+    Views redraw every frame, but epoch series (validation loss, metrics) change only when an
+    epoch ends: an unchanged curve then costs two array comparisons instead of a rebuild and a
+    repaint.  Any other call (style keywords, clearing with no data) always goes through."""
+
+    def __init__(self, *args, **kwargs):
+        self._shown: tuple[np.ndarray, np.ndarray] | None = None  # before PlotDataItem calls setData
+        super().__init__(*args, **kwargs)
+
+    def setData(self, *args, **kwargs) -> None:
+        if len(args) == 2 and not kwargs:
+            x, y = np.asarray(args[0]), np.asarray(args[1])
+            shown = self._shown
+            if shown is not None and shown[0].shape == x.shape and shown[1].shape == y.shape \
+                    and np.array_equal(shown[0], x) and np.array_equal(shown[1], y):
+                return
+            self._shown = (x.copy(), y.copy())
+        else:
+            self._shown = None
+        super().setData(*args, **kwargs)
+
+
+def add_curve(plot: pg.PlotWidget, **opts) -> LiveCurve:
+    """A ``LiveCurve`` in ``plot`` (``opts`` as for ``PlotWidget.plot``; a name adds a legend entry)."""
+    curve = LiveCurve(**opts)
+    plot.getPlotItem().addItem(curve)
+    return curve
+
+
 class PerSeriesView(LiveView):
     """One curve per named series (a layer, a ReLU node) over epochs, with a legend and the timeline cursor."""
 
@@ -121,7 +152,7 @@ class PerSeriesView(LiveView):
         self.legend = plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
         self.cursor = cursor_line()
         plot.addItem(self.cursor)
-        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._curves: dict[str, LiveCurve] = {}
 
     def time_plots(self) -> list:
         return [self.plot]
@@ -131,7 +162,7 @@ class PerSeriesView(LiveView):
         for c in self._curves.values():
             self.plot.removeItem(c)
         self.legend.clear()
-        self._curves = {name: self.plot.plot(pen=series_pen(i), name=name, antialias=False)
+        self._curves = {name: add_curve(self.plot, pen=series_pen(i), name=name, antialias=False)
                         for i, name in enumerate(names)}
 
 

@@ -13,10 +13,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider
 
 from engine.smoothing import smooth_ema
-from gui.views import LiveView, StickyRange, cursor_line, make_plot, place_cursor, series_pen
+from gui.views import LiveCurve, LiveView, StickyRange, add_curve, cursor_line, make_plot, place_cursor, series_pen
 
 # Epoch metrics drawn in the lower plot, in this order when present; any other numeric key too.
 MAX_SYMBOLS = 60
+# Markers drawn with the same pen and brush objects every frame: pyqtgraph keys its cache of
+# rendered symbols by object identity, so a pen or brush made anew (what None or a colour tuple
+# becomes) re-renders every marker at every frame.
+_NO_PEN = pg.mkPen(None)
 _SKIP = {"epoch", "lr", "time_s", "elapsed_s", "samples_per_s", "step", "steps", "samples"}
 
 
@@ -47,11 +51,11 @@ class LossView(LiveView):
 
         self.loss_plot = make_plot(left="loss", log_axis=True)
         self.loss_plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 70), width=1), name="train (live)",
-                                             antialias=False)
-        self.train_curve = self.loss_plot.plot(pen=series_pen(0), name="train", antialias=False)
-        self.val_curve = self.loss_plot.plot(pen=series_pen(1), name="validation", symbol="o", symbolSize=5,
-                                             symbolBrush=pg.mkBrush("#ff7f0e"), symbolPen=None, antialias=False)
+        self.raw_curve = add_curve(self.loss_plot, pen=pg.mkPen((31, 119, 180, 70), width=1),
+                                   name="train (live)", antialias=False)
+        self.train_curve = add_curve(self.loss_plot, pen=series_pen(0), name="train", antialias=False)
+        self.val_curve = add_curve(self.loss_plot, pen=series_pen(1), name="validation", symbol="o", symbolSize=5,
+                                   symbolBrush=pg.mkBrush("#ff7f0e"), symbolPen=_NO_PEN, antialias=False)
         self.loss_cursor = cursor_line()
         self.loss_plot.addItem(self.loss_cursor)
         self._layout.addWidget(self.loss_plot, 3)
@@ -62,7 +66,7 @@ class LossView(LiveView):
         self.metric_cursor = cursor_line()
         self.metric_plot.addItem(self.metric_cursor)
         self._layout.addWidget(self.metric_plot, 2)
-        self._metric_curves: dict[str, pg.PlotDataItem] = {}
+        self._metric_curves: dict[str, LiveCurve] = {}
         self._last_frame = None
         self._symbols = True
         for plot in (self.loss_plot, self.metric_plot):
@@ -91,13 +95,15 @@ class LossView(LiveView):
             c.setData([], [])
         self.value_label.setText("")
 
-    def _metric_curve(self, key: str) -> pg.PlotDataItem:
+    def _metric_curve(self, key: str) -> LiveCurve:
         c = self._metric_curves.get(key)
         if c is None:
             i = len(self._metric_curves)
             style = Qt.DashLine if key.startswith("train") else None
-            c = self.metric_plot.plot(pen=series_pen(i + 2, style=style), name=key.replace("_", " "),
-                                      symbol="o" if self._symbols else None, symbolSize=4, antialias=False)
+            pen = series_pen(i + 2, style=style)
+            c = add_curve(self.metric_plot, pen=pen, name=key.replace("_", " "),
+                          symbol="o" if self._symbols else None, symbolSize=4, symbolPen=_NO_PEN,
+                          symbolBrush=pg.mkBrush(pen.color()), antialias=False)
             self._metric_curves[key] = c
         return c
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel
 
-from gui.views import LiveView, StickyRange, cursor_line, make_plot, place_cursor, series_pen
+from gui.views import LiveView, StickyRange, add_curve, cursor_line, make_plot, place_cursor, series_pen
 
 
 class LRView(LiveView):
@@ -14,7 +14,7 @@ class LRView(LiveView):
         self.value_label = QLabel("")
         self._layout.addWidget(self.value_label)
         self.plot = make_plot(left="learning rate")
-        self.curve = self.plot.plot(pen=series_pen(4), antialias=False)
+        self.curve = add_curve(self.plot, pen=series_pen(4), antialias=False)
         self.plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.cursor = cursor_line()
         self.plot.addItem(self.cursor)
