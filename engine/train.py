@@ -655,7 +655,14 @@ class Trainer:
                     t_progress = perf() + cfg.progress_interval_s
                 if snapshot is not None and now >= t_snapshot:
                     snapshot(model)
-                    t_snapshot = self._next_snapshot = perf() + cfg.snapshot_interval_s
+                    # On a fixed grid, so the views get snapshot_interval_s's rate and not a little
+                    # less; far behind it (a long step, a pause, a slow snapshot) the grid restarts.
+                    interval = cfg.snapshot_interval_s
+                    t_snapshot += interval
+                    done_at = perf()
+                    if t_snapshot < done_at + interval / 2:
+                        t_snapshot = done_at + interval
+                    self._next_snapshot = t_snapshot
                 next_check = min(t_progress, t_snapshot)
         self.global_step = step0 + done
         return True

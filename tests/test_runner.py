@@ -213,3 +213,37 @@ def test_a_stop_sent_before_the_trainer_exists_stops_the_run():
     out: list = []
     run_job(job, out.append, control)
     assert isinstance(out[-1], RunFinished) and out[-1].reason == "stopped" and not out[-1].history
+
+
+def _pacer_rate(cost_s: float, step_s: float, interval_s: float = 0.04, seconds: float = 30.0) -> float:
+    """Snapshots per second that a SnapshotPacer lets through for a trainer with steps of
+    ``step_s`` that asks at the first step end past each point of its own ``interval_s`` grid."""
+    from engine.runner import SnapshotPacer
+
+    pacer = SnapshotPacer(interval_s)
+    t, due_at, taken = 0.0, interval_s, 0
+    while t < seconds:
+        t += step_s
+        if t >= due_at:
+            if pacer.due(t):
+                pacer.record(t, t + cost_s)
+                t += cost_s
+                taken += 1
+            due_at += interval_s
+    return taken / t
+
+
+@pytest.mark.parametrize("step_ms", [0.7, 2.5, 4.0, 7.0])
+def test_cheap_snapshots_come_at_the_trainers_rate(step_ms):
+    """A floor a little under the trainer's interval beat against its grid: with 4 ms steps one
+    snapshot in eight was refused, and the views drew 22 frames a second instead of 25."""
+    assert _pacer_rate(0.0003, step_ms / 1e3) >= 24.5
+
+
+def test_costly_snapshots_are_spread_out_to_their_budget():
+    from engine.runner import MAX_SNAPSHOT_BUDGET
+
+    cost = 0.005  # 5 ms a snapshot: 25 a second would take 12.5 % of the training time
+    rate = _pacer_rate(cost, 0.004)
+    assert rate * cost <= MAX_SNAPSHOT_BUDGET * 1.02
+    assert rate >= 10  # the views still move (the trainer's grid rounds the gap up to 80 ms)

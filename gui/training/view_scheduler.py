@@ -21,8 +21,8 @@ from PySide6.QtCore import QEvent, QObject
 
 from gui.views import Frame
 
-TICK_S = 0.008  # the GUI timer's period
-TICK_BUDGET_S = 0.006  # drawing per tick, at most (then Qt paints and handles input)
+TICK_S = 0.005  # the GUI timer's period
+TICK_BUDGET_S = 0.003  # drawing per tick, about one view (then Qt paints it and handles input)
 
 
 def is_shown(widget) -> bool:
@@ -39,8 +39,8 @@ class ViewScheduler(QObject):
         self.frames = 0
         self._pending: Frame | None = None  # a live frame waiting for its slot
         self._queue: list[Callable[[], None]] = []
-        self._frame_start = 0.0
-        self._frame_interval = 1.0 / fps - TICK_S / 2
+        self._period = 1.0 / fps
+        self._next_frame = 0.0  # when the next live frame is due
         self._frame_times: collections.deque = collections.deque(maxlen=240)
         for view in views.values():
             view.installEventFilter(self)
@@ -82,9 +82,13 @@ class ViewScheduler(QObject):
         """Start a frame if one is due, then draw for about TICK_BUDGET_S.  True when a new frame started."""
         now = time.perf_counter()
         started = False
-        if not self._queue and self._pending is not None and now - self._frame_start >= self._frame_interval:
+        if not self._queue and self._pending is not None and now >= self._next_frame:
             frame, self._pending = self._pending, None
-            self._frame_start = now
+            # Frames on a fixed grid: a frame drawn a tick late does not push the next one later,
+            # so the rate is ``fps`` whatever the timer's phase (timing each frame from the last
+            # gave 23 of 25).  After a pause or a stall the grid starts again from now.
+            late = now - self._next_frame
+            self._next_frame = self._next_frame + self._period if late < self._period else now + self._period
             self._queue = [lambda v=view, f=frame: v.render(f) for view in self.views.values()
                            if self.render_hidden or is_shown(view)]
             self._frame_times.append(now)
@@ -103,7 +107,7 @@ class ViewScheduler(QObject):
 
     def flush(self) -> None:
         """Draw everything pending now (tests, the end of a run)."""
-        self._frame_start = 0.0
+        self._next_frame = 0.0
         self.tick()
         while self._queue:
             self.tick()
