@@ -26,6 +26,7 @@ import os
 import queue as queue_mod
 import sys
 import time
+import threading
 import types
 from typing import Any
 
@@ -81,6 +82,20 @@ class ViewsFailed:
 
     def __init__(self, reason: str):
         self.reason = reason
+
+
+def yield_to_training(niceness: int = 10) -> None:
+    """Lower the calling thread's scheduling priority (Linux; elsewhere nothing happens).
+
+    The bridge rebuilds snapshots while the GUI thread draws, so the GUI process can want more
+    than one core; a trainer on a machine with two is then the one that waits.  At niceness 10
+    the trainer wins such a contest and the snapshot is rebuilt a little later."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except OSError:  # not permitted in this sandbox: no harm done
+        pass
 
 
 class _Bridge(QThread):
@@ -143,6 +158,7 @@ class _Bridge(QThread):
         import torch
 
         torch.set_num_threads(1)  # the replica's forward passes: the training process has the other core(s)
+        yield_to_training()
         while not self.isInterruptionRequested():
             try:
                 msg = self.out_queue.get(timeout=0.1)
