@@ -93,8 +93,9 @@ def yield_to_training(niceness: int = 10) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except OSError:  # not permitted in this sandbox: no harm done
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(niceness, os.getpriority(os.PRIO_PROCESS, tid)))  # never up
+    except OSError:  # not permitted (a restricted container): the views just share the core
         pass
 
 
