@@ -271,8 +271,8 @@ class SnapshotPacer:
     """When to take the next live snapshot: whenever the trainer asks (every ``interval_s``), but
     less often when snapshots are costly - SNAPSHOT_BUDGET of the training time, or up to
     MAX_SNAPSHOT_BUDGET to keep the views at MIN_SNAPSHOT_HZ (a model whose snapshot costs more
-    than that gets fewer, never slower training).  The median of recent costs decides: one snapshot descheduled mid-way
-    (a busy machine) must not throttle the views for seconds."""
+    than that gets fewer, never slower training).  The median of recent costs decides: one
+    snapshot descheduled mid-way (a busy machine) must not throttle the views for seconds."""
 
     def __init__(self, interval_s: float):
         # The trainer already asks on its own grid of interval_s; this floor only stops bursts.

@@ -25,8 +25,8 @@ import logging
 import os
 import queue as queue_mod
 import sys
-import time
 import threading
+import time
 import types
 from typing import Any
 
