@@ -122,6 +122,12 @@ class LiveCurve(pg.PlotDataItem):
     def __init__(self, *args, **kwargs):
         self._shown: tuple[np.ndarray, np.ndarray] | None = None  # before PlotDataItem calls setData
         super().__init__(*args, **kwargs)
+        # The legend draws a curve's marker from its scatter item, which pyqtgraph styles only when
+        # the first points arrive: until then (an empty or a failed run) the marker came out in
+        # pyqtgraph's default navy and grey.
+        self.scatter.setPen(self.opts["symbolPen"], update=False)
+        self.scatter.setBrush(self.opts["symbolBrush"], update=False)
+        self.scatter.setSize(self.opts["symbolSize"], update=False)
 
     def setData(self, *args, **kwargs) -> None:
         if len(args) == 2 and not kwargs:

@@ -91,3 +91,12 @@ def test_loss_view_markers_are_rendered_once_not_every_frame(qapp, monkeypatch):
         view.val_curve.setData(x, 1.0 / x)
         view._metric_curve("val_accuracy").setData(x, 1.0 - 1.0 / (x + 1))
     assert renders["n"] <= 4
+
+
+def test_the_legend_shows_a_curves_marker_before_any_data(qapp):
+    """pyqtgraph's legend draws the marker from the curve's scatter item, which got its style only
+    with the first points: the loss view's legend showed navy validation markers after a failed run."""
+    plot = make_plot()
+    curve = add_curve(plot, pen="b", symbol="o", symbolSize=5, symbolBrush=pg.mkBrush("#ff7f0e"), symbolPen=None)
+    assert curve.scatter.opts["brush"].color().getRgb()[:3] == (255, 127, 14)
+    assert curve.scatter.opts["size"] == 5
