@@ -162,7 +162,9 @@ def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win)
     # the black line is drawn where the model's p = 0.5: its path, taken to the plot's (x1, x2) through
     # the items' transforms, and the model asked there (a transposed contour would be far from 0.5)
     plot = panel.view.field
+    plot.contour.boundingRect()  # pyqtgraph builds the path when the scene first measures or paints the item
     path = plot.contour.path
+    assert path is not None, "no contour data"
     pts = [plot.contour.mapToItem(plot.img.parentItem(), QPointF(path.elementAt(i).x, path.elementAt(i).y))
            for i in range(0, path.elementCount(), 3)]
     assert len(pts) > 10
