@@ -193,8 +193,8 @@ class Trainer:
 
     ``data`` has ``task`` ("classification" | "regression"), ``x_train, y_train, x_val, y_val``
     tensors (validation may be None/empty).  ``on_snapshot_due(model)``, if given, is called from
-    the training thread at most every ``config.snapshot_interval_s`` seconds - the hook for live
-    views, which copy what they need.
+    the training thread every ``config.snapshot_interval_s`` seconds on average (never within half
+    of it) with the model as written - the hook for live views, which copy what they need.
     """
 
     def __init__(self, model: nn.Module, data: Any, config: TrainConfig | None = None,
@@ -654,7 +654,7 @@ class Trainer:
                     self._report(done)
                     t_progress = perf() + cfg.progress_interval_s
                 if snapshot is not None and now >= t_snapshot:
-                    snapshot(model)
+                    snapshot(self.model)  # as written, not the step's pool-order twin
                     # On a fixed grid, so the views get snapshot_interval_s's rate and not a little
                     # less; far behind it (a long step, a pause, a slow snapshot) the grid restarts.
                     interval = cfg.snapshot_interval_s

@@ -114,3 +114,16 @@ def test_a_trainer_run_with_the_twin_ends_with_the_weights_of_one_without():
         assert torch.equal(a, b), name
     assert [h["train_loss"] for h in fast.history] == [h["train_loss"] for h in plain.history]
     assert [h["val_loss"] for h in fast.history] == [h["val_loss"] for h in plain.history]
+
+
+def test_the_live_views_hook_gets_the_model_as_written():
+    g = torch.Generator().manual_seed(0)
+    data = types.SimpleNamespace(task="classification", x_train=torch.randn(64, 1, 12, 12, generator=g),
+                                 y_train=torch.randint(0, 3, (64,), generator=g), x_val=None, y_val=None)
+    config = TrainConfig(epochs=1, batch_size=16, device="cpu", num_threads=1, seed=0,
+                         progress_interval_s=1e9, snapshot_interval_s=1e-9)
+    seen = []
+    t = Trainer(sequential_cnn(), data, config, on_snapshot_due=seen.append)
+    assert t._step_model is not t.model
+    t.run()
+    assert seen and all(m is t.model for m in seen)
