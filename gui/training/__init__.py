@@ -77,11 +77,13 @@ def install_training_ui(window, mode: str | None = None):
         if key in v:
             controller.scheduler.watch_dock(d, v[key])
     window.resizeDocks([loss_dock], [310], Qt.Vertical)
-    window.resizeDocks([loss_dock, boundary_dock, act_dock], [420, 280, 285], Qt.Horizontal)
+    def size_columns() -> None:
+        window.resizeDocks([loss_dock, boundary_dock, act_dock], [420, 280, 285], Qt.Horizontal)
+
+    size_columns()
     # again once the parts installed after this one have joined the columns as tabs (their minimum
     # sizes, while they joined, pushed the loss column wide on a window already shown)
-    QTimer.singleShot(0, window, lambda: window.resizeDocks([loss_dock, boundary_dock, act_dock], [420, 280, 285],
-                                                            Qt.Horizontal))
+    QTimer.singleShot(0, window, size_columns)
     inspector = window.inspector_dock
     if window.dockWidgetArea(inspector) == right:
         window.resizeDocks([inspector, panel_dock], [170, 560], Qt.Vertical)
