@@ -24,14 +24,20 @@ class CountingView(QWidget):
         self.drawn += 1
 
 
+def scheduler_on_a_fake_clock(monkeypatch, views: dict, fps: int = 25):
+    """A scheduler drawing ``views`` (hidden or not) whose clock is ``clock.t``, set by the test."""
+    clock = types.SimpleNamespace(t=10.0)
+    monkeypatch.setattr(view_scheduler, "time", types.SimpleNamespace(perf_counter=lambda: clock.t))
+    scheduler = ViewScheduler(views, fps)
+    scheduler.render_hidden = True
+    return scheduler, clock
+
+
 def run_ticks(monkeypatch, seconds: float, lateness_s: float, fps: int = 25, seed: int = 0):
     """Tick a scheduler on a fake clock: the GUI timer fires every TICK_S, each tick up to
     ``lateness_s`` late (a busy event loop), and a new live frame is offered before every tick."""
-    clock = types.SimpleNamespace(t=0.0)
-    monkeypatch.setattr(view_scheduler, "time", types.SimpleNamespace(perf_counter=lambda: clock.t))
     views = {"a": CountingView(), "b": CountingView()}
-    scheduler = ViewScheduler(views, fps)
-    scheduler.render_hidden = True
+    scheduler, clock = scheduler_on_a_fake_clock(monkeypatch, views, fps)
     rng = random.Random(seed)
     started = 0
     for k in range(int(seconds / TICK_S)):
@@ -51,10 +57,7 @@ def test_live_frames_come_at_the_frame_rate_whatever_the_timer_phase(qapp, monke
 
 
 def test_a_stall_does_not_bring_a_burst_of_frames(qapp, monkeypatch):
-    clock = types.SimpleNamespace(t=10.0)
-    monkeypatch.setattr(view_scheduler, "time", types.SimpleNamespace(perf_counter=lambda: clock.t))
-    scheduler = ViewScheduler({"a": CountingView()}, 25)
-    scheduler.render_hidden = True
+    scheduler, clock = scheduler_on_a_fake_clock(monkeypatch, {"a": CountingView()})
     scheduler.offer(object())
     assert scheduler.tick()
     starts = []
