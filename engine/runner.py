@@ -278,7 +278,7 @@ class SnapshotPacer:
         # The trainer already asks on its own grid of interval_s; this floor only stops bursts.
         # A strict one (interval_s less 2 ms) beat against that grid: for models whose steps
         # last a few milliseconds it refused one snapshot in eight, and the views drew 22 fps.
-        self.interval_s = max(0.0, float(interval_s) / 2)
+        self.min_gap_s = max(0.0, float(interval_s) / 2)
         self._next = 0.0
         self._costs: list[float] = []
         self.taken = 0
@@ -295,7 +295,7 @@ class SnapshotPacer:
         costs = sorted(self._costs)
         c = costs[(len(costs) - 1) // 2] if costs else 0.0
         gap = min(c / SNAPSHOT_BUDGET, max(1.0 / MIN_SNAPSHOT_HZ, c / MAX_SNAPSHOT_BUDGET))
-        self._next = started + max(self.interval_s, gap)
+        self._next = started + max(self.min_gap_s, gap)
 
 
 # ----------------------------------------------------------------------------- running one job
