@@ -60,6 +60,8 @@ class ActivationsView(LiveView):
 
     def reset(self, info) -> None:
         self.info = info
+        self._last_frame = None  # a node or image choice redraws the last frame: never another run's
+        self.caption.setText("")
         current = self.node_box.currentText()
         self.node_box.blockSignals(True)
         self.node_box.clear()

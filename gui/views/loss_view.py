@@ -85,6 +85,7 @@ class LossView(LiveView):
         return [self.loss_plot, self.metric_plot]
 
     def reset(self, info) -> None:
+        self._last_frame = None  # the Log box redraws the last frame: never another run's
         for c in (self.raw_curve, self.train_curve, self.val_curve):
             c.setData([], [])
         self._symbols = True

@@ -98,6 +98,8 @@ class WeightsView(LiveView):
 
     def reset(self, info) -> None:
         self.info = info
+        self._last_frame = None  # a layer choice redraws the last frame: never another run's
+        self.stats.setText("")
         current = self.layer_box.currentText()
         self.layer_box.blockSignals(True)
         self.layer_box.clear()

@@ -144,6 +144,27 @@ def test_opening_another_project_shows_its_state_in_every_view(qtbot, win):
     assert win.open_starter("moons-mlp")
 
 
+def test_after_opening_another_project_no_caption_or_redraw_brings_the_last_run_back(qtbot, win):
+    """The captions (a layer's shape and mean |w|, the probe's size) went with the curves, and the
+    Log box, a layer or a node chosen after Open redrew the last run's frame."""
+    ctl = win.training
+    train(qtbot, ctl, epochs=5)
+    weights, acts, loss = ctl.views["weights"], ctl.views["activations"], ctl.views["loss"]
+    ctl.flush_frame()
+    for view in (weights, acts, loss):  # as a person who had each of them in front saw it
+        view.render(ctl.scheduler.frame)
+    assert weights.stats.text() and acts.caption.text()
+    assert win.open_starter("iris-mlp")
+    assert weights.stats.text() == "" and acts.caption.text() == ""
+    loss.log_box.toggle()
+    loss.log_box.toggle()
+    weights._layer_changed(0)
+    acts._redraw()
+    for key in ("loss", "weights", "activations"):
+        assert shows_nothing(ctl.views[key]), key
+    assert win.open_starter("moons-mlp")
+
+
 def test_views_hidden_during_a_run_show_its_end_when_raised(qtbot, win):
     ctl = win.training
     weights_dock, dead_dock = dock_of(win, ctl.views["weights"]), dock_of(win, ctl.views["dead_relu"])
