@@ -211,3 +211,112 @@ def test_plain_train_py_reproduces_the_layerlab_run(plain_runs):
         assert float(theirs["train_loss"]) == pytest.approx(ours["train_loss"], rel=1e-5)
         assert float(theirs["val_loss"]) == pytest.approx(ours["val_loss"], rel=1e-5)
         assert float(theirs["val_accuracy"]) == pytest.approx(ours["val_accuracy"], abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- train.py's update step
+PACKAGE_MODULES = ("data", "model", "pool_order")  # what train.py imports from its own folder
+
+
+def _train_script(folder: Path, tag: str):
+    """train.py of a package, imported in this process; its own path and imports undone afterwards."""
+    saved = {k: sys.modules.pop(k) for k in PACKAGE_MODULES if k in sys.modules}
+    try:
+        return _load(folder / "train.py", f"pkg_train_{tag}")
+    finally:
+        while str(folder) in sys.path:
+            sys.path.remove(str(folder))
+        for k in PACKAGE_MODULES:
+            sys.modules.pop(k, None)
+        sys.modules.update(saved)
+
+
+class _WithUnusedBranch(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+UPDATE_CASES = {  # name: (optimizer, lean path expected, model with an unused parameter)
+    "adam": (lambda p: torch.optim.Adam(p, lr=0.01, fused=True), True, False),
+    "adam+l2": (lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3, fused=True), True, False),
+    "adamw": (lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05, fused=True), True, False),
+    "adam, unused branch": (lambda p: torch.optim.Adam(p, lr=0.01, fused=True), True, True),
+    "adam amsgrad": (lambda p: torch.optim.Adam(p, lr=0.01, amsgrad=True, fused=True), False, False),
+    "adam, not fused": (lambda p: torch.optim.Adam(p, lr=0.01), False, False),
+    "sgd": (lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, fused=True), False, False),
+}
+
+
+@pytest.mark.parametrize("case", list(UPDATE_CASES))
+def test_train_py_update_is_optimizer_step_bit_for_bit(exports, tmp_path, case):
+    """make_update() skips Optimizer.step()'s bookkeeping (the plain loop's main cost on small models)
+    but must change nothing: the same weights and optimizer state as step(), under a one-cycle
+    schedule that moves lr and betas every step, and step() itself wherever it is not plain Adam."""
+    script = _train_script(_fresh_copy(exports, "starter:moons-mlp", tmp_path),
+                           "update_" + re.sub(r"\W", "_", case))
+    make_opt, lean, unused = UPDATE_CASES[case]
+    torch.manual_seed(0)
+    net = _WithUnusedBranch() if unused else torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+                                                                  torch.nn.Linear(8, 2))
+    twin = type(net)() if unused else torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+                                                          torch.nn.Linear(8, 2))
+    twin.load_state_dict(net.state_dict())
+    runs = []
+    for model, use_update in ((net, True), (twin, False)):
+        opt = make_opt(list(model.parameters()))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=12)
+        update = script.make_update(opt)
+        if use_update:
+            assert (update != opt.step) == lean
+        step = update if use_update else opt.step
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(12):
+            x, y = torch.randn(16, 3, generator=gen), torch.randn(16, 2 if not unused else 4, generator=gen)
+            for p in model.parameters():
+                p.grad = None
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            step()
+            sched.step()
+        runs.append((model, opt))
+    (a, opt_a), (b, opt_b) = runs
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    state_a, state_b = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
+    assert state_a.keys() == state_b.keys() and state_a
+    for k in state_a:
+        for name, value in state_a[k].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(state_b[k][name])), (k, name)
+
+
+def test_train_py_trains_a_cnn_through_its_pool_order_twin(exports, tmp_path):
+    """For a CNN, train.py's step runs pool_order.py's twin (shipped in the package): the same outputs
+    and gradients bit for bit, on the model's own parameters; an MLP trains as written."""
+    folder = _fresh_copy(exports, "starter:fashion-cnn", tmp_path)
+    assert (folder / "pool_order.py").read_text().count("def relu_after_max_pool") == 1
+    script = _train_script(folder, "pool_twin")
+    cls, data = _package(folder, "pool_twin")
+    torch.manual_seed(0)
+    model = cls()
+    twin = script.training_module(model)
+    assert twin is not model and isinstance(twin, torch.fx.GraphModule)
+    assert {id(p) for p in twin.parameters()} == {id(p) for p in model.parameters()}
+    ops = [n.target for n in twin.graph.nodes if n.op == "call_module"]
+    assert [type(twin.get_submodule(t)).__name__ for t in ops].index("ReLU") > \
+        [type(twin.get_submodule(t)).__name__ for t in ops].index("MaxPool2d")
+    x = data.load_splits()["train"][0][:16]
+    grads = []
+    for m in (model, twin):
+        for p in model.parameters():
+            p.grad = None
+        out = m(x)
+        (out ** 2).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))
+    mlp_script = _train_script(_fresh_copy(exports, "starter:moons-mlp", tmp_path), "pool_twin_mlp")
+    mlp_cls, _ = _package(tmp_path / "starter_moons-mlp", "pool_twin_mlp")
+    mlp = mlp_cls()
+    assert mlp_script.training_module(mlp) is mlp

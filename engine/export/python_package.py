@@ -4,6 +4,7 @@
     weights.safetensors   its weights (current, or those of timeline epoch K)
     data.py, data.npz     the data, split and standardised exactly as LayerLab did it
     train.py              plain PyTorch training, standalone or under torchrun (DDP)
+    pool_order.py         LayerLab's engine/pool_order.py, which train.py uses (ReLU after max pooling)
     predict.py            predictions for the splits, an .npz or (CSV projects) a CSV file
     README.md             the exact commands
     requirements.txt      torch, numpy, safetensors
@@ -109,6 +110,7 @@ def package_files(source: ExportSource, base_dir: str | None = None) -> tuple[di
     files["data.py"] = data_py(source, config, csv_encoding).encode()
     import_line = f"from model import {model.class_name} as Model  # noqa: E402"
     files["train.py"] = train_py(config, meta, import_line).encode()
+    files["pool_order.py"] = pool_order_py().encode()
     files["predict.py"] = predict_py(import_line, csv_encoding is not None).encode()
     files["README.md"] = readme(source, model.class_name, config, "data.npz" in files, csv_encoding is not None).encode()
     files["requirements.txt"] = requirements().encode()
@@ -133,6 +135,15 @@ def _fill(template: str, **parts: str) -> str:
             raise KeyError(f"{template} has no {marker}")
         text = text.replace(marker, value)
     return text
+
+
+def pool_order_py() -> str:
+    """The engine's own module, shipped as is: train.py trains CNNs with LayerLab's exact ReLU/max-pool
+    swap instead of a second copy of it (the module imports only torch)."""
+    import engine.pool_order
+
+    text = inspect.getsource(engine.pool_order)
+    return "# Copied from LayerLab (engine/pool_order.py) by its Python package export.\n" + text
 
 
 def data_py(source: ExportSource, config, csv_encoding: dict | None) -> str:
@@ -269,6 +280,7 @@ def readme(source: ExportSource, class_name: str, config, has_data: bool, has_cs
         "| `data.py` | the data, split and standardised exactly as in LayerLab"
         + (" (raw arrays in `data.npz`)" if has_data else " (put the raw arrays in `data.npz`)") + " |",
         "| `train.py` | training: standalone or under `torchrun` (DDP) |",
+        "| `pool_order.py` | a training-step speed-up train.py uses (the same numbers, see its docstring) |",
         "| `predict.py` | predictions |",
         "| `layerlab.json` | where it came from, to open it again in LayerLab |",
         "",
