@@ -9,8 +9,8 @@ scrubbed back, the snapshot of that epoch), the run's history, and a cursor.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -78,6 +78,7 @@ class LiveView(QWidget):
         self._message.hide()
         self._layout.addWidget(self._message)
         self.frames_drawn = 0
+        self._colour_bars: list[tuple[pg.ColorBarItem, tuple[float, float], Any]] = []
         self.show_message(IDLE_MESSAGE)
         theme.add_listener(self._on_theme)  # held weakly: a closed view does not linger
 
@@ -103,9 +104,28 @@ class LiveView(QWidget):
     def reset(self, info: ProbeInfo | None) -> None:  # pragma: no cover - interface
         """A new run: rebuild what depends on the model (layers, nodes, data)."""
 
+    def colour_bar(self, values: tuple[float, float], cmap, label: str) -> pg.ColorBarItem:
+        """A colour scale for an image of this view, which ``clear`` puts back to ``values``."""
+        bar = pg.ColorBarItem(values=values, colorMap=cmap, label=label, width=12, interactive=False,
+                              colorMapMenu=False)
+        self._colour_bars.append((bar, values, cmap))
+        return bar
+
     def clear(self) -> None:
-        """Nothing to show: no run, or one that no longer belongs to the open project."""
+        """Nothing to show: no run, or one that no longer belongs to the open project.
+
+        Axes and colour scales go back to a fresh view's too: emptied plots had kept the last
+        run's epoch count, loss range and colour scales."""
         self.reset(None)
+        boxes = [plot.getPlotItem().getViewBox() for plot in self.findChildren(pg.PlotWidget)]
+        for box in boxes:  # linked axes would follow one another by pixel, not to (0, 1)
+            box.blockLink(True)
+        for box in boxes:  # autorange stays as it was (images use it)
+            box.setRange(xRange=(0, 1), yRange=(0, 1), padding=0, disableAutoRange=False)
+        for box in boxes:
+            box.blockLink(False)
+        for bar, values, cmap in self._colour_bars:
+            set_scale(bar, values, cmap)
         self.show_message(IDLE_MESSAGE)
 
     def render(self, frame: Frame) -> None:  # pragma: no cover - interface

@@ -6,7 +6,6 @@ grid (one tile per channel, for the first probe image).  The node follows clicks
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox
 
 from gui.views import DIVERGING, SEQUENTIAL, LiveView, make_image_plot, set_scale, tile_images
@@ -48,8 +47,7 @@ class ActivationsView(LiveView):
         self._layout.addWidget(self.caption)
         self.plot, self.img = make_image_plot(axes=False)
         # the colour scale: which value a colour stands for (levels are fixed per node for the run)
-        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SEQUENTIAL, label="activation", width=12,
-                                        interactive=False, colorMapMenu=False)
+        self.colorbar = self.colour_bar((0.0, 1.0), SEQUENTIAL, "activation")
         self.colorbar.setImageItem(self.img, insert_in=self.plot.getPlotItem())
         self._layout.addWidget(self.plot, 1)
         self.info = None

@@ -71,7 +71,6 @@ class BoundaryView(LiveView):
         pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self._layout.addWidget(self.plot, 1)
         self.info = None
-        self._legend_done = False
         self._shown = None  # (points, class names) drawn now: a new run on the same data keeps them
 
     def reset(self, info) -> None:
@@ -81,6 +80,8 @@ class BoundaryView(LiveView):
         if info is None or info.grid_extent is None:
             self.train_pts.setData([])
             self.val_pts.setData([])
+            if pi.legend is not None:  # the last run's class names go with its points
+                pi.legend.clear()
             self._shown = None
             self.show_message(None if info is None else
                               "The decision boundary is drawn for classification data with two input features.")

@@ -24,6 +24,9 @@ _NO_PEN = pg.mkPen(None)
 _SKIP = {"epoch", "lr", "time_s", "elapsed_s", "samples_per_s", "step", "steps", "samples"}
 
 
+LEFT_AXIS_WIDTH = 52  # px: room for the label and ticks such as 0.005 or 1e-05
+
+
 class LossView(LiveView):
     title = "Loss"
 
@@ -70,7 +73,11 @@ class LossView(LiveView):
         self._last_frame = None
         self._symbols = True
         for plot in (self.loss_plot, self.metric_plot):
-            plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+            left = plot.getPlotItem().getAxis("left")
+            left.enableAutoSIPrefix(False)
+            # One fixed width for both: the stacked epoch axes line up, and the x link (which
+            # aligns by pixel) gives both plots the same epochs whatever their tick labels are.
+            left.setWidth(LEFT_AXIS_WIDTH)
         self.loss_range = StickyRange(self.loss_plot, log=True)
         self.metric_range = StickyRange(self.metric_plot)
         self._set_log(True)
@@ -92,8 +99,9 @@ class LossView(LiveView):
         self.val_curve.setSymbol("o")
         self.loss_range.reset()
         self.metric_range.reset()
-        for name, c in self._metric_curves.items():
-            c.setData([], [])
+        for c in self._metric_curves.values():  # and their legend entries: the next run's metrics
+            self.metric_plot.removeItem(c)      # may be others (mse after accuracy)
+        self._metric_curves.clear()
         self.value_label.setText("")
 
     def _metric_curve(self, key: str) -> LiveCurve:

@@ -69,15 +69,13 @@ class WeightsView(LiveView):
         self.matrix_img.setColorMap(DIVERGING)
         # colour scales: which weight a colour stands for (blue negative, red positive), and how many
         # weights a histogram cell counts
-        self.matrix_bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=DIVERGING, label="weight", width=12,
-                                          interactive=False, colorMapMenu=False)
+        self.matrix_bar = self.colour_bar((-1.0, 1.0), DIVERGING, "weight")
         self.matrix_bar.setImageItem(self.matrix_img, insert_in=self.matrix_plot.getPlotItem())
         self._layout.addWidget(self.matrix_plot, 3)
 
         self.hist_plot, self.hist_img = make_image_plot("histogram over time")
         self.hist_img.setColorMap(SEQUENTIAL)
-        self.hist_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=SEQUENTIAL, label="log(1 + count)", width=12,
-                                        interactive=False, colorMapMenu=False)
+        self.hist_bar = self.colour_bar((0.0, 1.0), SEQUENTIAL, "log(1 + count)")
         self.hist_bar.setImageItem(self.hist_img, insert_in=self.hist_plot.getPlotItem())
         hp = self.hist_plot.getPlotItem()
         hp.invertY(False)

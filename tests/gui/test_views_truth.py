@@ -165,6 +165,41 @@ def test_after_opening_another_project_no_caption_or_redraw_brings_the_last_run_
     assert win.open_starter("moons-mlp")
 
 
+def looks(view) -> list:
+    """What a person sees of a view's frame: each plot's axis ranges and legend, each colour scale."""
+    import pyqtgraph as pg
+
+    out = []
+    for plot in view.findChildren(pg.PlotWidget):
+        pi = plot.getPlotItem()
+        out.append(np.round(np.asarray(pi.getViewBox().targetRange(), float), 4).tolist())
+        if pi.legend is not None:
+            out.append([label.text for _, label in pi.legend.items])
+    out.extend(tuple(round(float(v), 4) for v in bar.levels()) for bar, _, _ in view._colour_bars)
+    return out
+
+
+def test_after_opening_another_project_its_plots_look_as_in_a_fresh_window(qtbot, qapp, win):
+    """Emptied plots had kept the last run's axes (its epochs, its loss range), colour scales and the
+    metric legend (accuracy, in a regression project)."""
+    ctl = win.training
+    train(qtbot, ctl, epochs=8)
+    for view in ctl.views.values():  # every view drawn, as if each had been in front
+        view.render(ctl.scheduler.frame)
+    trained = {key: looks(view) for key, view in ctl.views.items()}
+    assert win.open_starter("sine-regression")
+    fresh = make_window(qapp, "sine-regression")
+    try:
+        changed = 0
+        for key, view in ctl.views.items():
+            assert looks(view) == looks(fresh.training.views[key]), key
+            changed += looks(view) != trained[key]
+        assert changed >= 5  # the run had moved what this compares (ranges, scales, legends)
+    finally:
+        close(fresh)
+    assert win.open_starter("moons-mlp")
+
+
 def test_views_hidden_during_a_run_show_its_end_when_raised(qtbot, win):
     ctl = win.training
     weights_dock, dead_dock = dock_of(win, ctl.views["weights"]), dock_of(win, ctl.views["dead_relu"])
