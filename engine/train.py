@@ -568,6 +568,8 @@ class Trainer:
         """One pass over the training set.  False if a stop was requested."""
         cfg, dev = self.config, self.device
         bs = cfg.batch_size
+        # the epoch's clock counts its shuffle and gather too, as the exported train.py's does
+        self._epoch_t0 = time.perf_counter()
         perm = torch.randperm(self.n_train, generator=self._generator(epoch)).to(dev)
         if prep["pregather"]:
             xs = _in_format(prep["x"].index_select(0, perm), self.memory_format).split(bs)
@@ -594,7 +596,6 @@ class Trainer:
         self._fold_from = 0
         self._epoch_sum = torch.zeros((), device=dev)
         self._epoch_score = torch.zeros((), device=dev)
-        self._epoch_t0 = perf()
         self._epoch_paused0 = self._paused_s
         self._epoch_index = epoch
         self._last_train_loss = math.nan
