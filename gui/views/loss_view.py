@@ -99,8 +99,10 @@ class LossView(LiveView):
         self.val_curve.setSymbol("o")
         self.loss_range.reset()
         self.metric_range.reset()
-        for c in self._metric_curves.values():  # and their legend entries: the next run's metrics
-            self.metric_plot.removeItem(c)      # may be others (mse after accuracy)
+        # the metric curves go with their legend entries: the next run may have other metrics
+        # (mse after accuracy), made when its first epoch ends
+        for c in self._metric_curves.values():
+            self.metric_plot.removeItem(c)
         self._metric_curves.clear()
         self.value_label.setText("")
 
