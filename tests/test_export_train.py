@@ -316,7 +316,8 @@ def test_train_py_trains_a_cnn_through_its_pool_order_twin(exports, tmp_path):
         grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
     assert torch.equal(grads[0][0], grads[1][0])
     assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))
-    mlp_script = _train_script(_fresh_copy(exports, "starter:moons-mlp", tmp_path), "pool_twin_mlp")
-    mlp_cls, _ = _package(tmp_path / "starter_moons-mlp", "pool_twin_mlp")
+    mlp_folder = _fresh_copy(exports, "starter:moons-mlp", tmp_path)
+    mlp_script = _train_script(mlp_folder, "pool_twin_mlp")
+    mlp_cls, _ = _package(mlp_folder, "pool_twin_mlp")
     mlp = mlp_cls()
     assert mlp_script.training_module(mlp) is mlp
