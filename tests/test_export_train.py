@@ -321,3 +321,14 @@ def test_train_py_trains_a_cnn_through_its_pool_order_twin(exports, tmp_path):
     mlp_cls, _ = _package(mlp_folder, "pool_twin_mlp")
     mlp = mlp_cls()
     assert mlp_script.training_module(mlp) is mlp
+
+
+def test_train_py_without_pool_order_py_trains_the_cnn_as_written(exports, tmp_path, capsys):
+    """A package folder copied without pool_order.py still runs: the step uses the model itself."""
+    folder = _fresh_copy(exports, "starter:fashion-cnn", tmp_path)
+    (folder / "pool_order.py").unlink()
+    script = _train_script(folder, "no_pool_order")
+    cls, _ = _package(folder, "no_pool_order")
+    model = cls()
+    assert script.training_module(model) is model
+    assert "pool_order.py is not beside train.py" in capsys.readouterr().out
