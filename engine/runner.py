@@ -372,7 +372,8 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
             return
         snap = snapshot_now(pinned)
         pacer.record(now, time.perf_counter())
-        collector.arm_grad_tap()  # the next backward pass records gradient norms for the next snapshot
+        if not collector.saw_live_grads:  # a pause or a Step: the gradients were freed already, so
+            collector.arm_grad_tap()  # the next backward pass records their norms for the next snapshot
         sink(snap)
 
     # The state_dict's tensors, looked up once (after the trainer placed the model): the optimiser

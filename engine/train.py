@@ -194,7 +194,8 @@ class Trainer:
     ``data`` has ``task`` ("classification" | "regression"), ``x_train, y_train, x_val, y_val``
     tensors (validation may be None/empty).  ``on_snapshot_due(model)``, if given, is called from
     the training thread every ``config.snapshot_interval_s`` seconds on average (never within half
-    of it) with the model as written - the hook for live views, which copy what they need.
+    of it) with the model as written - the hook for live views, which copy what they need.  It
+    runs right after an optimiser step, while that step's gradients are still in ``p.grad``.
     """
 
     def __init__(self, model: nn.Module, data: Any, config: TrainConfig | None = None,
@@ -641,8 +642,6 @@ class Trainer:
                 flag.logical_or_(lossd * 0)
                 scaler.step(self.optimizer)
                 scaler.update()
-            for p in params:
-                p.grad = None
             append(lossd)
             append_out(out.detach())
             if sched_step is not None:
@@ -665,6 +664,10 @@ class Trainer:
                         t_snapshot = done_at + interval
                     self._next_snapshot = t_snapshot
                 next_check = min(t_progress, t_snapshot)
+            # Freed only now: a snapshot taken above reads this step's gradients as they are,
+            # with no hooks in the backward pass to keep copies of them.
+            for p in params:
+                p.grad = None
         self.global_step = step0 + done
         return True
 

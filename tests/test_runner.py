@@ -247,3 +247,65 @@ def test_costly_snapshots_are_spread_out_to_their_budget():
     rate = _pacer_rate(cost, 0.004)
     assert rate * cost <= MAX_SNAPSHOT_BUDGET * 1.02
     assert rate >= 10  # the views still move (the trainer's grid rounds the gap up to 80 ms)
+
+
+def _layer_grad_norms(model) -> dict[str, float]:
+    norms = {}
+    for name, mod in model.named_modules():
+        params = [p for p in mod.parameters(recurse=False) if p.grad is not None]
+        if params:
+            norms[name] = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+    return norms
+
+
+def test_live_snapshots_read_the_steps_own_gradients_with_no_hooks_in_backward(monkeypatch):
+    """A running trainer's snapshots take the gradient norms of the step just done from p.grad;
+    the gradient tap (hooks in a backward pass, ~2 % of a small MLP's speed) is armed only
+    where gradients were already freed: the start of a run."""
+    import engine.snapshots as snapshots
+
+    armed = []
+    original = snapshots.SnapshotCollector.arm_grad_tap
+    monkeypatch.setattr(snapshots.SnapshotCollector, "arm_grad_tap",
+                        lambda self: (armed.append(1), original(self))[1])
+    seen: list[dict] = []
+    real_raw = snapshots.SnapshotCollector.raw
+
+    def raw(self, **moment):  # what the gradients are as the runner reads them
+        seen.append(_layer_grad_norms(self.model))
+        return real_raw(self, **moment)
+
+    monkeypatch.setattr(snapshots.SnapshotCollector, "raw", raw)
+    job = _job(epochs=4, snapshot_interval_s=1e-9)
+    job.raw_snapshots = True
+    out = _run(job)
+    live = [m for m in out if isinstance(m, RawSnapshot) and not m.pinned]
+    assert len(live) >= 3 and len(armed) == 1  # one tap for the pinned start, none for the run
+    layers = {lay.name for lay in next(m for m in out if isinstance(m, RunBegan)).info.layers}
+    paired = [(s, g) for s, g in zip([m for m in out if isinstance(m, RawSnapshot)], seen) if not s.pinned]
+    for snap, grads in paired:
+        assert set(snap.grad_norms) == layers
+        assert snap.grad_norms == pytest.approx(grads, rel=1e-5)
+
+
+def test_a_step_while_paused_shows_the_gradients_of_that_step():
+    """Paused: the snapshot after a Step comes when the step's gradients are freed; the tap armed
+    at the previous snapshot has recorded them."""
+    job = _job(epochs=2)
+    job.raw_snapshots = True
+    job.start_paused, job.initial_steps = True, 1
+    control = RunControl()
+    control.begin(job.run_id)
+    out: list = []
+
+    def sink(msg):
+        out.append(msg)
+        if isinstance(msg, RawSnapshot) and msg.pinned and msg.step == 1:
+            control.command("stop", job.run_id)
+
+    run_job(job, sink, control)
+    after_step = [m for m in out if isinstance(m, RawSnapshot) and m.step == 1]
+    assert after_step, [type(m).__name__ for m in out]
+    layers = {lay.name for lay in next(m for m in out if isinstance(m, RunBegan)).info.layers}
+    norms = after_step[0].grad_norms
+    assert set(norms) == layers and all(v > 0 and np.isfinite(v) for v in norms.values())

@@ -104,7 +104,7 @@ def test_grad_tap_records_the_next_backward_then_removes_itself(moons):
     _backward(cm.module, d.x_train[:32], d.y_train[:32])
     ref = {lay.name: math.sqrt(sum(float(q.grad.norm()) ** 2 for q in cm.module.get_submodule(lay.name).parameters()))
            for lay in c.info.layers}
-    for q in cm.module.parameters():  # the trainer frees gradients before its snapshot hook runs
+    for q in cm.module.parameters():  # as at a pause: the gradients are freed before the snapshot
         q.grad = None
     snap = c.collect()
     for name, v in ref.items():
@@ -149,7 +149,7 @@ def test_a_frame_rebuilt_on_a_replica_is_the_snapshot_of_the_trained_model(which
     ref_norms = {lay.name: math.sqrt(sum(float(q.grad.norm()) ** 2
                                          for q in trained.get_submodule(lay.name).parameters()))
                  for lay in c.info.layers}
-    for q in trained.parameters():  # as in the trainer: gradients are gone when the hook runs
+    for q in trained.parameters():  # as at a pause: the gradients are gone when the snapshot comes
         q.grad = None
 
     frame = c.raw(step=9, epoch=1.5, samples=288, elapsed_s=0.5, train_loss=0.25, lr=0.01)

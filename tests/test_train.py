@@ -165,6 +165,16 @@ def test_run_reports_events_with_plain_values():
     assert snaps and snaps[0] is t.model
 
 
+def test_the_snapshot_hook_sees_the_gradients_of_the_step_just_taken():
+    seen = []
+    t = Trainer(graph_net(), moons(), cfg(snapshot_interval_s=1e-9),
+                on_snapshot_due=lambda m: seen.append([p.grad is not None and bool(p.grad.abs().sum() > 0)
+                                                       for p in m.parameters()]))
+    t.run()
+    assert len(seen) >= 3 and all(all(s) for s in seen)
+    assert all(p.grad is None for p in t.model.parameters())  # freed after the hook, as every step
+
+
 def test_recent_loss_is_the_mean_of_the_steps_since_the_last_call():
     readings: list[tuple[int, float | None]] = []
     box: dict = {}
