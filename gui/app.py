@@ -7,6 +7,7 @@ the parts beyond the editor (training, evaluation/explain, export, labs; see
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Callable
@@ -55,9 +56,22 @@ def default_extensions() -> list[Callable]:
     return [install_training, install_insight, install_export, install_lab]
 
 
+def paint_on_one_thread() -> None:
+    """Keep Qt's painting on the GUI thread: no helper threads for large fills and images.
+
+    Qt splits big fills and image draws over a thread pool of its own, one thread per core,
+    and the GUI thread waits for them.  On a machine with few cores, those threads run on the
+    core that trains: profiled during a live run on 2 cores, the GUI thread spent a quarter of
+    its busy time waiting for them, and the trainer lost 4-6 % to them (bench/live_views.py,
+    docs/BENCHMARKS.md).  The views are small enough to paint on one thread.  Qt reads the
+    variable once, when the pool is first wanted, so this runs before the application exists."""
+    os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance()
     if app is None:
+        paint_on_one_thread()
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication(list(argv or [APP_NAME]))
     app.setApplicationName(APP_NAME)
