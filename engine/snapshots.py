@@ -281,8 +281,8 @@ class SnapshotCollector:
         snapshots need no tap.  Snapshots taken at other moments (the start of a run, a pause,
         after a Step) find the gradients freed: there, this tap has the *next* backward pass leave
         one norm per parameter (hooks that remove themselves: no cost on the steps after), and
-        the next ``collect`` reads them.  Hooks are armed only then - in every backward pass of a
-        run they cost a moons MLP about 2 % of its speed.
+        the next ``collect`` reads them.  Hooks are armed only then: armed after every snapshot
+        of a run, they cost a moons MLP about 2 % of its speed.
         """
         if self._tap_handles:
             return
