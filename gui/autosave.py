@@ -63,9 +63,23 @@ class Recoverable:
                 pass
 
 
+def _remove_orphan_locks(folder: str) -> None:
+    """Delete the locks of sessions that ended without a clean exit and left nothing to recover
+    (killed before their first autosave): nothing else ever removes them, and a lab machine
+    collects one for every window closed that way.  A running session's lock is kept."""
+    for lock_path in glob.glob(os.path.join(folder, f"{PREFIX}*.lock")):
+        if os.path.exists(lock_path[: -len(".lock")] + ".layerlab"):
+            continue  # find_recoverable offers it; discard() removes the lock with it
+        lock = QLockFile(lock_path)
+        lock.setStaleLockTime(0)
+        if lock.tryLock(0):  # its owner is gone
+            lock.unlock()  # removes the file
+
+
 def find_recoverable(folder: str | None = None) -> list[Recoverable]:
     """Recovery files left by sessions that did not exit cleanly, newest first."""
     folder = folder or recovery_dir()
+    _remove_orphan_locks(folder)
     found = []
     for path in glob.glob(os.path.join(folder, f"{PREFIX}*.layerlab")):
         stem = path[: -len(".layerlab")]
