@@ -63,17 +63,24 @@ class Recoverable:
                 pass
 
 
+def _release_if_abandoned(lock_path: str) -> bool:
+    """Whether no running LayerLab holds ``lock_path``; if none does, the lock file is deleted
+    (taken and released) - a dead session's lock is never left behind."""
+    lock = QLockFile(lock_path)
+    lock.setStaleLockTime(0)
+    if not lock.tryLock(0):
+        return False
+    lock.unlock()  # removes the file
+    return True
+
+
 def _remove_orphan_locks(folder: str) -> None:
-    """Delete the locks of sessions that ended without a clean exit and left nothing to recover
-    (killed before their first autosave): nothing else ever removes them, and a lab machine
-    collects one for every window closed that way.  A running session's lock is kept."""
+    """Delete the locks of sessions that ended without a clean exit.  Those killed before their
+    first autosave have no recovery file, so nothing else ever removed them, and a lab machine
+    collected one for every window closed that way.  A running session's lock is kept; a
+    recovery file is still offered without its lock."""
     for lock_path in glob.glob(os.path.join(folder, f"{PREFIX}*.lock")):
-        if os.path.exists(lock_path[: -len(".lock")] + ".layerlab"):
-            continue  # find_recoverable offers it; discard() removes the lock with it
-        lock = QLockFile(lock_path)
-        lock.setStaleLockTime(0)
-        if lock.tryLock(0):  # its owner is gone
-            lock.unlock()  # removes the file
+        _release_if_abandoned(lock_path)
 
 
 def find_recoverable(folder: str | None = None) -> list[Recoverable]:
@@ -83,11 +90,8 @@ def find_recoverable(folder: str | None = None) -> list[Recoverable]:
     found = []
     for path in glob.glob(os.path.join(folder, f"{PREFIX}*.layerlab")):
         stem = path[: -len(".layerlab")]
-        lock = QLockFile(stem + ".lock")
-        lock.setStaleLockTime(0)
-        if not lock.tryLock(0):
+        if not _release_if_abandoned(stem + ".lock"):
             continue  # a running LayerLab owns it
-        lock.unlock()
         meta = {}
         try:
             with open(stem + ".json", encoding="utf-8") as f:
