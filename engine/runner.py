@@ -197,6 +197,10 @@ class RunControl(Callback):
     Commands may arrive before the trainer exists (the subprocess is still compiling the model):
     they are remembered and applied when it attaches.  Commands carry the run id they were meant
     for, so a Stop that arrives just after a run ended cannot stop the next one.
+
+    How a run starts (paused, with Steps to take) is part of its ``begin``, which whoever sees the
+    job first calls, in order with the commands: a Resume sent right after a Step-started run
+    must not be undone by the training loop pausing the run once its trainer exists.
     """
 
     def __init__(self):
@@ -206,6 +210,7 @@ class RunControl(Callback):
         self.stop_requested = False
         self.paused = False
         self.pending_steps = 0
+        self._begun: int | None = None  # the run whose start state is set
 
     def _retarget(self, run_id: int) -> bool:
         """False for a command meant for an older run."""
@@ -218,9 +223,15 @@ class RunControl(Callback):
             self.pending_steps = 0
         return True
 
-    def begin(self, run_id: int) -> None:
+    def begin(self, run_id: int, paused: bool = False, steps: int = 0) -> None:
+        """Run ``run_id`` starts, ``paused`` with ``steps`` batches to take.  Only the first call for
+        a run counts (the command listener's, then the training loop's): commands in between stay."""
         with self._lock:
-            self._retarget(run_id)
+            if run_id == self._begun or not self._retarget(run_id):
+                return
+            self._begun = run_id
+            self.paused = paused
+            self.pending_steps = steps
 
     def setup(self, trainer) -> None:
         """Attach to the run's trainer and apply what was asked before it existed."""
@@ -323,7 +334,7 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
     from engine.train_config import TrainConfig
 
     control = control or RunControl()
-    control.begin(job.run_id)
+    control.begin(job.run_id, job.start_paused, job.initial_steps)  # applied when the trainer attaches
     batch_size = int(job.config.get("batch_size", 32))
     t0 = time.perf_counter()
     spent = {"s": 0.0}  # time the live views cost the training thread
@@ -404,10 +415,6 @@ def run_job(job: RunJob, sink: Sink, control: RunControl | None = None) -> None:
             sink(ev)
             checkpoint(ev.epoch, dict(ev.metrics))
 
-    if job.start_paused:
-        trainer.pause()
-        for _ in range(job.initial_steps):
-            trainer.step()
     try:
         finished = trainer.run()
         sink(snapshot_now(pinned=True))  # the views end on the final weights
@@ -518,6 +525,7 @@ def child_main(cmd_queue, out_queue, max_threads: int = 1, backlog=None) -> None
             except (EOFError, OSError):
                 msg = Quit()
             if isinstance(msg, StartRun):
+                control.begin(msg.job.run_id, msg.job.start_paused, msg.job.initial_steps)
                 jobs.put(msg.job)
             elif isinstance(msg, Steer):
                 control.command(msg.action, msg.run_id)

@@ -215,6 +215,28 @@ def test_a_stop_sent_before_the_trainer_exists_stops_the_run():
     assert isinstance(out[-1], RunFinished) and out[-1].reason == "stopped" and not out[-1].history
 
 
+def test_a_resume_sent_right_after_a_step_started_run_is_kept():
+    """Step on an idle project starts a paused run; a Resume clicked before the trainer exists
+    must run it to the end, not leave it paused (the training loop used to pause it itself)."""
+    import threading
+
+    job = _job(epochs=2)
+    job.start_paused, job.initial_steps = True, 1
+    control = RunControl()
+    control.begin(job.run_id, job.start_paused, job.initial_steps)  # the command listener saw StartRun
+    control.command("resume", job.run_id)  # ... then the Resume, still before the trainer exists
+    out: list = []
+    t = threading.Thread(target=run_job, args=(job, out.append, control), daemon=True)
+    t.start()
+    t.join(120)
+    stuck = t.is_alive()
+    if stuck:
+        control.command("stop", job.run_id)
+        t.join(60)
+    assert not stuck, "the run stayed paused after the Resume"
+    assert isinstance(out[-1], RunFinished) and out[-1].reason == "completed" and len(out[-1].history) == 2
+
+
 def _pacer_rate(cost_s: float, step_s: float, interval_s: float = 0.04, seconds: float = 30.0) -> float:
     """Snapshots per second that a SnapshotPacer lets through for a trainer with steps of
     ``step_s`` that asks at the first step end past each point of its own ``interval_s`` grid."""
@@ -295,7 +317,7 @@ def test_a_step_while_paused_shows_the_gradients_of_that_step():
     job.raw_snapshots = True
     job.start_paused, job.initial_steps = True, 1
     control = RunControl()
-    control.begin(job.run_id)
+    control.begin(job.run_id, job.start_paused, job.initial_steps)
     out: list = []
 
     def sink(msg):

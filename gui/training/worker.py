@@ -330,6 +330,7 @@ class TrainingWorker(QObject):
             if not self._warmed:
                 self.warm()
             self._control = RunControl()
+            self._control.begin(job.run_id, job.start_paused, job.initial_steps)  # before any command
             self._thread = _ThreadRun(job, self.inbox, self._control)
             self._thread.message.connect(self._on_message)
             self._pending_job = job

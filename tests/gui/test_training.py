@@ -180,6 +180,19 @@ def test_step_when_idle_starts_a_paused_run_of_one_batch(qtbot, win):
     wait_idle(qtbot, ctl)
 
 
+def test_resume_clicked_at_once_after_step_runs_the_run_on(qtbot, win):
+    """Step on an idle project, then Resume before the subprocess has built the trainer: the run
+    goes on (it used to stay paused while the buttons said it was running)."""
+    ctl = win.training
+    settings(ctl, epochs=LONG)
+    ctl.panel.step_button.click()
+    ctl.panel.resume_button.click()
+    assert ctl.worker.state == "running"
+    qtbot.waitUntil(lambda: latest_step(ctl) > 20, timeout=20_000)
+    ctl.worker.stop()
+    wait_idle(qtbot, ctl)
+
+
 def test_a_diverging_run_stops_with_the_sentence_and_the_window_stays_usable(qtbot, win):
     ctl, doc = win.training, win.document
     n_nodes = len(doc.graph.nodes)
