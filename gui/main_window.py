@@ -37,6 +37,8 @@ from gui.recent import add_recent_file, app_settings, recent_files
 FILE_FILTERS = "LayerLab projects (*.layerlab);;JSON graph or project (*.json);;All files (*)"
 OPEN_FILTERS = "LayerLab files (*.layerlab *.json);;All files (*)"
 STATUS_MS = 6000
+#: what the status bar says for each training-worker state while a run is on (others: the graph's state)
+_RUN_STATE_TEXT = {"running": "● training", "paused": "‖ paused", "stopping": "■ stopping…"}
 
 
 def human_bytes(n: int) -> str:
@@ -92,6 +94,8 @@ class MainWindow(QMainWindow):
         # --- status bar: transient messages left, totals right
         self.totals_label = QLabel()
         self.state_label = QLabel()
+        self._graph_state = (0, 0)  # errors, warnings of the graph
+        self._run_state = "idle"  # the training worker's, when a training UI is installed
         self.zoom_label = QLabel("100%")
         for w in (self.state_label, self.totals_label, self.zoom_label):
             self.statusBar().addPermanentWidget(w)
@@ -344,15 +348,28 @@ class MainWindow(QMainWindow):
                                   f"   ·   Activations/sample: {human_bytes(analysis.activation_bytes)}")
         self.totals_label.setToolTip("Trainable parameters; multiply-adds ×2 for one forward pass of one sample; "
                                      "memory for the activations of one sample (float32).")
-        n_err, n_warn = len(analysis.errors), len(analysis.warnings)
+        self._graph_state = (len(analysis.errors), len(analysis.warnings))
+        self._show_state()
+
+    def set_run_state(self, state: str) -> None:
+        """The training worker's state ("idle", "running", "paused", "stopping"...): while a run is
+        on, the status bar says so instead of "ready to train"."""
+        self._run_state = state
+        self._show_state()
+
+    def _show_state(self) -> None:
+        n_err, n_warn = self._graph_state
         t = theme.current()
+        graph = ""
         if n_err:
-            self.state_label.setText(f"<span style='color:{t.error}'>✖ {n_err} error{'s' if n_err != 1 else ''}</span>")
+            graph = f"<span style='color:{t.error}'>✖ {n_err} error{'s' if n_err != 1 else ''}</span>"
         elif n_warn:
-            self.state_label.setText(f"<span style='color:{t.warning}'>⚠ {n_warn} warning"
-                                     f"{'s' if n_warn != 1 else ''}</span>")
+            graph = f"<span style='color:{t.warning}'>⚠ {n_warn} warning{'s' if n_warn != 1 else ''}</span>"
+        run = _RUN_STATE_TEXT.get(self._run_state)
+        if run:  # the graph's state still shows: an edit during a run can break it
+            self.state_label.setText(f"<span style='color:{t.highlight}'>{run}</span>" + (f"  ·  {graph}" if graph else ""))
         else:
-            self.state_label.setText(f"<span style='color:{t.ok}'>✓ ready to train</span>")
+            self.state_label.setText(graph or f"<span style='color:{t.ok}'>✓ ready to train</span>")
 
     def _on_project_replaced(self) -> None:
         self._update_title()

@@ -26,6 +26,8 @@ def install_training_ui(window, mode: str | None = None):
     controller = TrainingController(window.document, worker=worker, parent=window)
     worker.setParent(controller)
     window.training = controller
+    if hasattr(window, "set_run_state"):  # the status bar says "training", not "ready to train", during a run
+        worker.stateChanged.connect(window.set_run_state)
 
     def dock(widget, title, area, tabify=True):
         return window.add_dock(widget, title, area, tabify=tabify)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QScrollArea, QTabBar  #
 
 from engine.project import load_starter  # noqa: E402
 from gui import dialogs, theme  # noqa: E402
+from gui.commands import DisconnectCommand  # noqa: E402
 from gui.document import Document  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.training import install_training_ui  # noqa: E402
@@ -563,3 +564,36 @@ def test_the_palette_search_highlights_and_adds_the_best_match_too(editor):
     rect = palette.tree.visualItemRect(item)
     assert rect.right() <= palette.tree.viewport().width()
     assert palette.tree.sizeHintForColumn(0) <= palette.tree.viewport().width()
+
+
+# ----------------------------------------------------------------------------- the status bar during a run
+def test_the_status_bar_says_training_or_paused_during_a_run_not_ready_to_train(trainer, qtbot):
+    ctl, label = trainer.training, trainer.state_label
+    shown: list[str] = []
+    set_text = label.setText
+    label.setText = lambda text: (shown.append(text), set_text(text))  # every text the bar showed
+    try:
+        ctl.panel.set_settings({"device": "cpu", "loss": "auto", "optimizer": "adam", "lr": 0.01, "batch_size": 32,
+                                "epochs": 3, "schedule": "none", "seed": 0})
+        assert ctl.train(start_paused=True)
+        qtbot.waitUntil(lambda: ctl.worker.state == "paused", timeout=60_000)
+        assert "paused" in label.text() and "ready" not in label.text()
+        ctl.worker.resume()
+        qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=60_000)
+        settle()
+    finally:
+        del label.setText
+    assert any("training" in t and "ready" not in t for t in shown)
+    assert "ready to train" in label.text()  # the run is over: the graph's state again
+
+
+def test_an_edit_that_breaks_the_graph_during_a_run_shows_beside_the_run_state(editor):
+    editor.set_run_state("running")
+    assert "training" in editor.state_label.text() and "error" not in editor.state_label.text()
+    doc = editor.document
+    doc.push(DisconnectCommand(doc, next(e.id for e in doc.graph.edges if doc.graph.node(e.src).name == "fc1")))
+    doc.flush()
+    text = editor.state_label.text()
+    assert "training" in text and "error" in text, text
+    editor.set_run_state("idle")
+    assert "training" not in editor.state_label.text() and "error" in editor.state_label.text()
