@@ -224,6 +224,10 @@ def restyle_plot(w: pg.PlotWidget, t) -> None:
         pi.legend.setLabelTextColor(t.subtext)
 
 
+#: pixels kept free at a plot's top (and an axis-less image plot's bottom) for half a tick label
+LABEL_ROOM = 7
+
+
 def make_plot(title: str | None = None, left: str | None = None, bottom: str | None = "epoch",
               log_axis: bool = False) -> pg.PlotWidget:
     w = pg.PlotWidget(axisItems={"left": SparseLogAxis("left")} if log_axis else None)
@@ -240,6 +244,9 @@ def make_plot(title: str | None = None, left: str | None = None, bottom: str | N
         pi.setLabel("bottom", bottom)
     for side in ("left", "bottom"):
         pi.getAxis(side).enableAutoSIPrefix(False)
+    # room above the top tick: a label at the very top of the range (an empty plot's 1.0, a colour
+    # bar's maximum) is centred on its tick, and half of it was cut by the widget's edge
+    pi.layout.setContentsMargins(1, LABEL_ROOM, 1, 1)
     w.setMinimumSize(160, 120)
     return w
 
@@ -250,6 +257,7 @@ def make_image_plot(title: str | None = None, axes: bool = True) -> tuple[pg.Plo
     if not axes:  # pixel indices of a tiled image mean nothing to a reader
         pi.hideAxis("left")
         pi.hideAxis("bottom")
+        pi.layout.setContentsMargins(1, LABEL_ROOM, 1, LABEL_ROOM)  # a colour bar's minimum, at the bottom edge
     img = pg.ImageItem(axisOrder="row-major")
     pi.addItem(img)
     pi.setAspectLocked(False)

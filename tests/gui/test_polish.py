@@ -15,7 +15,7 @@ import torch
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QWheelEvent  # noqa: E402
+from PySide6.QtGui import QImage, QPainter, QWheelEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDockWidget, QScrollArea, QTabBar  # noqa: E402
 
@@ -597,3 +597,38 @@ def test_an_edit_that_breaks_the_graph_during_a_run_shows_beside_the_run_state(e
     assert "training" in text and "error" in text, text
     editor.set_run_state("idle")
     assert "training" not in editor.state_label.text() and "error" in editor.state_label.text()
+
+
+def _cut_tick_labels(plot_widget, axis) -> list[str]:
+    """The tick labels of ``axis`` that the plot widget's edge cuts (any part outside the view)."""
+    visible = plot_widget.mapToScene(plot_widget.viewport().rect()).boundingRect()
+    return [text for rect, text in _tick_labels(axis) if not visible.contains(rect)]
+
+
+def _tick_labels(axis) -> list:
+    """(scene rect, text) of each tick label ``axis`` draws (as its paint() lays them out)."""
+    image = QImage(8, 8, QImage.Format_ARGB32)
+    painter = QPainter(image)  # the layout needs an active painter for the font metrics
+    try:
+        texts = axis.generateDrawSpecs(painter)[2]
+    finally:
+        painter.end()
+    return [(axis.mapRectToScene(rect), text) for rect, _flags, text in texts if text]
+
+
+def test_no_tick_label_is_cut_by_the_plot_edge_in_an_empty_view(trainer):
+    """An empty plot's top label (1.0) and a colour bar's ends sit at the edge of the plot: half of
+    each was cut off before the plots kept room for them."""
+    ctl = trainer.training
+    trainer.document.new()  # every view empty, as in a fresh window (earlier tests trained)
+    ctl.docks["loss"].raise_()
+    ctl.docks["activations"].raise_()
+    settle()
+    loss = ctl.views["loss"]
+    for plot in (loss.loss_plot, loss.metric_plot):
+        axis = plot.getPlotItem().getAxis("left")
+        assert _tick_labels(axis) and not _cut_tick_labels(plot, axis)
+    act = ctl.views["activations"]
+    bar_axis = act.colorbar.axis
+    labels = [t for _r, t in _tick_labels(bar_axis)]
+    assert labels and not _cut_tick_labels(act.colorbar.getViewWidget(), bar_axis), labels
