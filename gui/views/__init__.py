@@ -194,17 +194,46 @@ class PerSeriesView(LiveView):
 
 class SparseLogAxis(pg.AxisItem):
     """A y axis whose log mode labels only 1, 2 and 5 times a power of ten: pyqtgraph labels every
-    minor tick (0.06, 0.07, 0.08 ...) when the range spans less than a decade, and they collide."""
+    minor tick (0.06, 0.07, 0.08 ...) when the range spans less than a decade, and they collide.
+
+    A range too narrow for two such labels (a loss that stays between 0.3 and 0.45) gets evenly
+    spaced values instead, so the axis never shows ticks without numbers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._linear_places: int | None = None  # decimals of the even ticks, when the range needs them
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
+        labelled = [v for _spacing, values in ticks for v in values if _is_one_two_five(v)]
+        self._linear_places = None
+        if len(labelled) >= 2 or not (math.isfinite(minVal) and math.isfinite(maxVal)) or maxVal <= minVal:
+            return ticks
+        lo, hi = 10.0 ** minVal, 10.0 ** maxVal
+        step = _nice_step((hi - lo) / 4)
+        values = np.arange(math.ceil(lo / step) * step, hi + step * 1e-6, step)
+        values = values[(values > 0) & (values >= lo * (1 - 1e-9)) & (values <= hi * (1 + 1e-9))]
+        self._linear_places = max(0, -math.floor(math.log10(step)))
+        return [(None, list(np.log10(values)))]
 
     def tickStrings(self, values, scale, spacing):
+        if self.logMode and self._linear_places is not None:
+            return [f"{10 ** v:.{self._linear_places}f}" for v in values]
         strings = super().tickStrings(values, scale, spacing)
         if not self.logMode:
             return strings
-        out = []
-        for v, s in zip(values, strings):
-            mant = 10 ** (v - np.floor(v + 1e-9))
-            out.append(s if min(abs(mant - m) for m in (1, 2, 5, 10)) < 0.05 else "")
-        return out
+        return [s if _is_one_two_five(v) else "" for v, s in zip(values, strings)]
+
+
+def _is_one_two_five(log_value: float) -> bool:
+    mant = 10 ** (log_value - np.floor(log_value + 1e-9))
+    return min(abs(mant - m) for m in (1, 2, 5, 10)) < 0.05
+
+
+def _nice_step(x: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is at least ``x``."""
+    base = 10.0 ** math.floor(math.log10(x))
+    return next(base * m for m in (1, 2, 5, 10) if base * m >= x * (1 - 1e-9))
 
 
 def restyle_plot(w: pg.PlotWidget, t) -> None:

@@ -632,3 +632,28 @@ def test_no_tick_label_is_cut_by_the_plot_edge_in_an_empty_view(trainer):
     bar_axis = act.colorbar.axis
     labels = [t for _r, t in _tick_labels(bar_axis)]
     assert labels and not _cut_tick_labels(act.colorbar.getViewWidget(), bar_axis), labels
+
+
+@pytest.mark.parametrize("lo, hi", [(0.30, 0.45), (0.041, 0.049), (0.6, 1.5), (0.02, 0.9)])
+def test_the_log_loss_axis_always_labels_two_ticks_and_they_read_true(qapp, lo, hi):
+    """Log axes label only 1-2-5 ticks (minor labels collide); a loss that stays between 0.3 and
+    0.45 then got ticks without a single number."""
+    import math
+
+    from gui.views import make_plot
+
+    w = make_plot(left="loss", log_axis=True)
+    w.resize(300, 200)
+    pi = w.getPlotItem()
+    pi.setLogMode(y=True)
+    pi.setYRange(math.log10(lo), math.log10(hi), padding=0)
+    w.show()
+    settle()
+    labels = _tick_labels(pi.getAxis("left"))
+    values = [float(t) for _r, t in labels]
+    assert len(values) >= 2, labels
+    assert all(lo * 0.999 <= v <= hi * 1.001 for v in values), values
+    # each label sits where its value is: higher values higher up (smaller scene y)
+    ys = [r.center().y() for r, _t in sorted(labels, key=lambda rt: float(rt[1]))]
+    assert ys == sorted(ys, reverse=True)
+    w.deleteLater()
