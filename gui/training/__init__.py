@@ -52,6 +52,10 @@ def install_training_ui(window, mode: str | None = None):
     scroll.setMinimumWidth(min(290, controller.panel.minimumSizeHint().width() + 20))
     panel_dock = dock(scroll, "Training", right)
     panel_dock.raise_()
+    # and once more when Qt has laid out the new tab: on a window already shown (the app installs
+    # this when torch has loaded) the first raise_() does not take, and the Dataset tab stayed in
+    # front, hiding the Train button
+    QTimer.singleShot(0, window, panel_dock.raise_)
     # the right column runs the full height, so the panel is not squeezed above the views
     window.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
 

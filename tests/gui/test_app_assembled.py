@@ -58,6 +58,16 @@ def test_at_1280x800_every_dock_tab_is_in_sight_with_its_whole_title_and_no_lab_
             assert rect.left() >= 0 and rect.right() <= bar.width(), f"tab {name!r} is out of sight in {names}"
 
 
+def test_the_train_button_is_in_front_when_the_app_has_loaded(win):
+    """Installed after the window was shown, the Training tab stayed behind the Dataset tab: a
+    student saw no Train button anywhere."""
+    from gui.training.view_scheduler import is_shown
+
+    QApplication.processEvents()
+    assert is_shown(win.training.panel.train_button)
+    assert not is_shown(win.dataset_panel)  # its tab is behind
+
+
 def test_a_saliency_map_in_the_explain_panel_ticks_the_labs_goal(qtbot, win):
     assert win.lab_actions.open_bundled("explaining-predictions")
     settle(qtbot, win)
