@@ -259,7 +259,6 @@ class TrainingPanel(QWidget):
                   self.weight_decay_box, self.patience_box):
             w.refused.connect(lambda text, w=w: self._refuse(w, text))
             w.valueChanged.connect(lambda _v, w=w: self._accepted(w))
-        outer.addWidget(box)
 
         grid = QGridLayout()
         self.train_button = QPushButton("Train")
@@ -294,12 +293,16 @@ class TrainingPanel(QWidget):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        # the run's sentence comes first: at 1280x800 the dock's lower half is below the fold
-        outer.insertWidget(0, self.status_label)
+        outer.addWidget(self.status_label)
         self.retry_button = QPushButton("")
         self.retry_button.setMinimumWidth(60)
         self.retry_button.hide()
-        outer.insertWidget(1, self.retry_button)
+        outer.addWidget(self.retry_button)
+        # The buttons come first, the run's progress and sentence under them, then the settings: at
+        # 1280x800 the dock's lower half is below the fold, and nothing above the buttons may change
+        # height (a sentence appearing when a run starts pushed them down, so a click meant for
+        # Pause landed on Stop).
+        outer.addWidget(box)
         self._retry_batch = 0
         self.retry_button.clicked.connect(lambda: self.retryClicked.emit(self._retry_batch))
 

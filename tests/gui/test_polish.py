@@ -657,3 +657,28 @@ def test_the_log_loss_axis_always_labels_two_ticks_and_they_read_true(qapp, lo, 
     ys = [r.center().y() for r, _t in sorted(labels, key=lambda rt: float(rt[1]))]
     assert ys == sorted(ys, reverse=True)
     w.deleteLater()
+
+
+def test_the_training_buttons_stay_where_they_are_when_a_run_starts_and_pauses(trainer, qtbot):
+    """A click aimed at Pause just after Train used to land on Stop: the run's status sentence
+    appeared above the buttons and pushed them down a line or two."""
+    ctl = trainer.training
+    trainer.document.open_project(load_starter())  # a graph that trains, whatever earlier tests left
+    ctl.docks["panel"].raise_()
+    settle()
+    ctl.panel.show_status("")  # idle, no sentence yet (as at start-up)
+    settle()
+
+    def where():
+        return {b.text(): b.mapTo(trainer, b.rect().topLeft()) for b in
+                (ctl.panel.train_button, ctl.panel.pause_button, ctl.panel.stop_button)}
+
+    idle = where()
+    ctl.panel.set_settings({"device": "cpu", "loss": "auto", "optimizer": "adam", "lr": 0.01, "batch_size": 32,
+                            "epochs": 3, "schedule": "none", "seed": 0})
+    assert ctl.train(start_paused=True)
+    qtbot.waitUntil(lambda: ctl.panel.status_label.text().startswith("Training"), timeout=60_000)
+    settle()
+    assert where() == idle, ctl.panel.status_label.text()
+    ctl.worker.stop()
+    qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=60_000)
