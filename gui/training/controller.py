@@ -511,7 +511,15 @@ class TrainingController(QObject):
             self._progress_pending = None
         if finished.reason == "completed":
             self.panel.set_progress(1.0, self.panel.progress_label.text())
+        self._settle_progress(head)
         self._end_run()
+
+    def _settle_progress(self, outcome: str) -> None:
+        """The progress line of a run that has ended: where it ended, with no rate and no ETA (a
+        stopped run's line had kept "ETA 0:11" as if it were still going)."""
+        parts = [p for p in self.panel.progress_label.text().split(" · ")
+                 if p and not p.startswith("ETA") and not p.endswith("samples/s")]
+        self.panel.set_progress(self.panel.progress_bar.value() / 1000, " · ".join([outcome, *parts]))
 
     @Slot(str)
     def _on_views_failed(self, reason: str) -> None:
@@ -549,6 +557,10 @@ class TrainingController(QObject):
             message += self._point_at_node(failure.node)
         status = message + kept
         self.panel.show_status(status, error=True)
+        if self._progress_pending is not None:
+            self.panel.set_progress(*self._progress_pending)
+            self._progress_pending = None
+        self._settle_progress("Interrupted" if failure.kind == "interrupted" else "Failed")
         self._store_run(status=status, outcome="interrupted" if failure.kind == "interrupted" else "failed",
                         failure={"kind": failure.kind, "node": failure.node, "epoch": failure.epoch,
                                  "step": failure.step})

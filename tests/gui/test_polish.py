@@ -675,10 +675,16 @@ def test_the_training_buttons_stay_where_they_are_when_a_run_starts_and_pauses(t
 
     idle = where()
     ctl.panel.set_settings({"device": "cpu", "loss": "auto", "optimizer": "adam", "lr": 0.01, "batch_size": 32,
-                            "epochs": 3, "schedule": "none", "seed": 0})
+                            "epochs": 300, "schedule": "none", "seed": 0})
     assert ctl.train(start_paused=True)
     qtbot.waitUntil(lambda: ctl.panel.status_label.text().startswith("Training"), timeout=60_000)
     settle()
     assert where() == idle, ctl.panel.status_label.text()
+    ctl.worker.resume()
+    qtbot.waitUntil(lambda: "ETA" in ctl.panel.progress_label.text(), timeout=60_000)
     ctl.worker.stop()
     qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=60_000)
+    settle()
+    # a stopped run's progress line says where it stopped, not when it will finish
+    line = ctl.panel.progress_label.text()
+    assert line.startswith("Stopped · epoch ") and "ETA" not in line and "samples/s" not in line, line
