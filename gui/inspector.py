@@ -386,6 +386,9 @@ class Inspector(QWidget):
         if ev.kind in ("node_removed", "reset") and not self.doc.graph.has_node(self.node_id):
             self.show_node("")
         elif ev.node_id == self.node_id:
+            # a refused entry's sentence is about that attempt: any change to the layer since (an
+            # accepted value, a Fix, an undo, an edit on the canvas) makes it stale
+            self.error_label.hide()
             node = self.doc.graph.node(self.node_id)
             if ev.kind == "param_changed" and ev.key in self.editors:
                 self.editors[ev.key].set_value(node.params[ev.key])

@@ -419,6 +419,15 @@ def test_inspector_refuses_out_of_range_value(window):
     doc.undo_stack.undo()
     settle(window)
     assert doc.graph.node(fc1.id).params["units"] == 64 and spin.value() == 64
+    # a refusal's sentence also goes when the layer changes some other way (here: a redo)
+    spin.selectAll()
+    QTest.keyClicks(spin, "0")
+    QTest.keyClick(spin, Qt.Key_Return)
+    settle(window)
+    assert insp.error_label.isVisibleTo(insp)
+    doc.undo_stack.redo()
+    settle(window)
+    assert doc.graph.node(fc1.id).params["units"] == 128 and not insp.error_label.isVisibleTo(insp)
 
 
 def test_inspector_widgets_follow_the_spec(window):
