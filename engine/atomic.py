@@ -3,8 +3,9 @@
 Every file LayerLab writes for a user (projects, run outputs, checkpoints, exports) goes
 through ``atomic_write``: write a temp file in the target's folder, flush and fsync it, give it
 the mode of the file it replaces, rename it over the target, fsync the folder (so the rename
-itself survives a power cut).  Temp files are named ``.<name>.<random>.tmp``; one a killed save
-left behind is removed by the next save of the same file (``remove_stale_temps``).
+itself survives a power cut).  Temp files are named ``.<name>.<random>.tmp`` (or ``...tmp<suffix>``
+for writers that insist on the target's suffix); one a killed save left behind is removed by the
+next save of the same file (``remove_stale_temps``).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
         return 0
     prefix = _temp_prefix(path)
     for entry in entries:
-        if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+        if entry.name.startswith(prefix) and entry.name.endswith((TEMP_SUFFIX, TEMP_SUFFIX + path.suffix)):
             try:
                 entry.unlink()
                 n += 1
@@ -53,12 +54,16 @@ def fsync_folder(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """``write(temp_path)`` fills a temp file that then replaces ``path`` atomically."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], keep_suffix: bool = False) -> Path:
+    """``write(temp_path)`` fills a temp file that then replaces ``path`` atomically.
+
+    ``keep_suffix``: the temp file's name ends in ``path``'s suffix too (``torch.export.save``
+    wants ``.pt2``, ``torch.onnx.export`` picks its format by the suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+    suffix = TEMP_SUFFIX + path.suffix if keep_suffix else TEMP_SUFFIX
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -54,6 +54,25 @@ def test_export_onnx_prints_the_verification(trained_bundle, tmp_path, capsys):
     assert (tmp_path / "m.onnx").exists() and not (tmp_path / "m.onnx.data").exists()
 
 
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.onnx"), ("pt2", "m.pt2"), ("safetensors", "m.safetensors")])
+def test_an_export_gets_the_mode_a_plain_write_gives_and_keeps_a_replaced_files_mode(trained_bundle, tmp_path,
+                                                                                    capsys, fmt, name):
+    """Exports came out readable by their owner only (mkstemp's 0600), unlike every other file."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert run_cli(["export", str(trained_bundle), "--format", fmt, "--out", str(tmp_path / name)]) == 0
+        assert (os.stat(tmp_path / name).st_mode & 0o777) == 0o644
+        os.chmod(tmp_path / name, 0o640)
+        assert run_cli(["export", str(trained_bundle), "--format", fmt, "--out", str(tmp_path / name)]) == 0
+        assert (os.stat(tmp_path / name).st_mode & 0o777) == 0o640
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp file left beside it
+
+
 def test_export_bad_input_is_one_sentence(trained_bundle, tmp_path, capsys):
     code = run_cli(["export", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path / "x.onnx"),
                     "--epoch", "7"])

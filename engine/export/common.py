@@ -10,14 +10,13 @@ import contextlib
 import io
 import json
 import logging
-import os
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.atomic import atomic_write
 from engine.errors import LayerLabError
 
 #: how many real samples each export is checked on
@@ -204,18 +203,10 @@ def captured_console():
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` into a temp file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the temp name keeps the suffix: some writers insist on it (torch.export.save wants .pt2)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+    """``write(tmp)`` into a temp file beside ``path`` (with ``path``'s suffix), then rename it over
+    ``path`` with the mode a plain write would give it (``engine.atomic``; mkstemp's own 0600 made
+    exports readable by their owner only)."""
+    atomic_write(path, write, keep_suffix=True)
 
 
 def max_abs_diff(a, b) -> float:
