@@ -126,7 +126,10 @@ class ModelSource(QObject):
             cp = cps[self.scrub_index]
             weights = ("epoch", cp.epoch, _Same(cp.weights))
         else:
-            weights = ("live", _Same(doc.project.weights), doc.weights_stale, self.training_busy)
+            # the run record's epoch names the weights ("the current weights (epoch 12)"): it is
+            # stored just after the weights arrive, and a message built between them named the old one
+            weights = ("live", _Same(doc.project.weights), doc.weights_stale, self.training_busy,
+                       (doc.project.run or {}).get("weights_epoch"))
         return _Same(doc.project), _Same(doc.dataset), self._graph_edits, weights
 
     def spec(self) -> ModelSpec | str:
