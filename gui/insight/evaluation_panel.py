@@ -126,7 +126,8 @@ class EvaluationPanel(QWidget):
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self._auto_evaluate)
         self.evaluate_button.clicked.connect(self.evaluate)
-        self.split_box.activated.connect(lambda _i: self.evaluate())
+        self._chosen_split = SPLITS[0][0]
+        self.split_box.activated.connect(self._split_chosen)
         self.job_bar.cancelClicked.connect(self.cancel)
         self.confusion.cellClicked.connect(self.show_cell)
         self.wrong_button.clicked.connect(self.show_confidently_wrong)
@@ -137,11 +138,33 @@ class EvaluationPanel(QWidget):
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
         source.changed.connect(self._on_model_changed)
+        source.document.datasetChanged.connect(lambda _ds: self._offer_splits())
+        self._offer_splits()
         follow_theme(self)
         self._show_nothing(self._idle_sentence())
 
     def _on_theme(self, t) -> None:
         restyle_plots(self, t)
+
+    def _split_chosen(self, _index: int) -> None:
+        self._chosen_split = self.split_box.currentData()
+        self.evaluate()
+
+    def _offer_splits(self) -> None:
+        """Only the splits the data has: with no test split, "test split" stayed selected while the
+        figures were the validation split's."""
+        ds = self.source.document.dataset
+        model = self.split_box.model()
+        for i, (key, text) in enumerate(SPLITS):
+            x = getattr(ds, f"x_{key}", None) if ds is not None else None
+            has = ds is None or (x is not None and len(x) > 0)
+            model.item(i).setEnabled(has)
+            model.item(i).setText(text if has else f"{text} (none in this data)")
+        chosen = next(i for i, (key, _t) in enumerate(SPLITS) if key == self._chosen_split)
+        if model.item(chosen).isEnabled():  # the person's choice, once the data has it again
+            self.split_box.setCurrentIndex(chosen)
+        elif not model.item(self.split_box.currentIndex()).isEnabled():
+            self.split_box.setCurrentIndex(next((i for i in range(len(SPLITS)) if model.item(i).isEnabled()), 0))
 
     # ------------------------------------------------------------------ when to evaluate
     def _idle_sentence(self) -> str:

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 from sklearn.metrics import classification_report, confusion_matrix  # noqa: E402
 
 from engine.explain import evaluate  # noqa: E402
@@ -53,7 +54,7 @@ def test_figures_and_matrix_match_scikit_learn(qtbot, win):
     ev = wait_evaluated(qtbot, panel)
     ds = win.document.dataset
     assert ev.split_used == "val" and "validation" in panel.model_label.text()  # iris has no test split
-    assert "no test split" in panel.model_label.text()
+    assert panel.split_box.currentData() == "val" and "none in this data" in panel.split_box.itemText(0)
     y = ds.y_val.numpy()
     pred = predictions(current_model(win), ds.x_val)
     np.testing.assert_array_equal(ev.confusion_matrix, confusion_matrix(y, pred, labels=[0, 1, 2]))
@@ -187,6 +188,9 @@ def test_each_run_is_evaluated_and_an_edit_that_breaks_the_weights_clears(qtbot,
     assert win.training.train()  # the next run continues the history; the panel, in front, follows it
     qtbot.waitUntil(lambda: panel.evaluation is None)  # the old figures go when the run starts
     qtbot.waitUntil(lambda: not win.training.worker.busy, timeout=60_000)
+    QApplication.processEvents()
+    # what the panel says meanwhile names the new weights, not the last run's (it said "epoch 2")
+    assert panel.evaluation is not None or "epoch 4" in panel.message.text(), panel.message.text()
     raise_dock(qtbot, win.insight.evaluation_dock)
     second = wait_evaluated(qtbot, panel, epoch=None)
     assert "epoch 4" in panel.model_label.text() and second is not first
@@ -210,3 +214,19 @@ def test_regression_shows_its_figures_and_plots(qtbot, win):
     np.testing.assert_allclose(ys, ev.predicted[:, 0])
     _, res = panel.regression.residuals.getData()
     np.testing.assert_allclose(res, ev.actual[:, 0] - ev.predicted[:, 0], rtol=1e-6)
+
+
+def test_the_split_box_offers_only_the_splits_the_data_has(qtbot, win):
+    """No starter has a test split: the box said "test split" while the figures were the
+    validation split's."""
+    assert win.open_starter("moons-mlp")
+    panel = win.insight.evaluation
+    box = panel.split_box
+    test_item = box.model().item(0)
+    assert box.currentData() == "val" and not test_item.isEnabled() and "none" in test_item.text()
+    spec = {**win.document.project.data, "test_fraction": 0.2}
+    assert win.document.set_data_spec(spec)
+    qtbot.waitUntil(lambda: win.document.dataset is not None and len(win.document.dataset.x_test) > 0,
+                    timeout=30_000)
+    QApplication.processEvents()
+    assert box.currentData() == "test" and test_item.isEnabled() and test_item.text() == "test split"
