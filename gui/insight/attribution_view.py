@@ -26,8 +26,23 @@ NEGATIVE = (30, 90, 230)
 # the map's colours: transparent where it is zero, so the image shows through
 SIGNED_MAP = pg.ColorMap([0.0, 0.5, 1.0], [(*NEGATIVE, 255), (255, 255, 255, 0), (*POSITIVE, 255)])
 UNSIGNED_MAP = pg.ColorMap([0.0, 0.35, 1.0], [(255, 40, 0, 0), (255, 60, 0, 170), (255, 255, 40, 255)])
-# the target's probability, pale so the arrows and points read over it: blue (low) - white (0.5) - red (high)
-FIELD_MAP = pg.ColorMap([0.0, 0.5, 1.0], [(120, 155, 230), (255, 255, 255), (235, 125, 110)])
+#: how far the plane's colour goes from white at p = 0 or 1, pale so the arrows and points read over it
+FIELD_TINT = 0.6
+NOT_TARGET = (150, 150, 150)  # p low, with more than two classes: "some other class"
+
+
+def field_lut(target: int, n_classes: int) -> np.ndarray:
+    """(256, 3) uint8 colours for p(target) from 0 to 1: white at 0.5, the target class's colour
+    (as in the Decision boundary view and on the points) towards 1, and towards 0 the other
+    class's colour (two classes) or grey.  A fixed red-blue map had painted the upper moon's
+    region red around its blue points."""
+    high = CLASS_COLORS[target % len(CLASS_COLORS)].astype(np.float64)
+    low = (CLASS_COLORS[(1 - target) % len(CLASS_COLORS)].astype(np.float64) if n_classes == 2
+           else np.asarray(NOT_TARGET, np.float64))
+    p = np.linspace(0.0, 1.0, 256)[:, None]
+    colour = np.where(p >= 0.5, high, low)
+    mix = FIELD_TINT * np.abs(2 * p - 1)
+    return np.round(colour * mix + 255.0 * (1 - mix)).astype(np.uint8)
 
 
 def signed_plane(values: np.ndarray) -> np.ndarray:
@@ -180,7 +195,6 @@ class GradientFieldPlot(QWidget):
         pi.setMouseEnabled(False, False)
         pi.disableAutoRange()  # the grid's extent, not the arrows', sets the view
         self.img = pg.ImageItem(axisOrder="row-major")
-        self.img.setLookupTable(FIELD_MAP.getLookupTable(0.0, 1.0, 256))
         pi.addItem(self.img)
         # row-major like the image (rows follow y): pyqtgraph's default would draw the contour transposed
         # row-major like the image (rows follow y): pyqtgraph's default would draw the contour transposed
@@ -188,7 +202,8 @@ class GradientFieldPlot(QWidget):
         self.contour.setParentItem(self.img)
         self.arrows = pg.PlotDataItem(pen=pg.mkPen((25, 25, 25, 230), width=1.3), connect="pairs")
         pi.addItem(self.arrows)
-        self.points = pg.ScatterPlotItem(size=5, pen=None)
+        # outlined like the Decision boundary view's, so a point stays visible on its own class's tint
+        self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen(255, 255, 255, 160, width=0.6))
         pi.addItem(self.points)
         self.sample = pg.ScatterPlotItem(size=16, symbol="star", pen=pg.mkPen("k", width=1.5),
                                          brush=pg.mkBrush(255, 230, 0))
@@ -197,8 +212,10 @@ class GradientFieldPlot(QWidget):
         col.addWidget(self.plot, 1)
         self.field = None
 
-    def set_field(self, field, sample_xy, points=None, labels=None, title: str = "") -> None:
+    def set_field(self, field, sample_xy, points=None, labels=None, title: str = "", target: int = 0,
+                  n_classes: int = 2) -> None:
         self.field = field
+        self.img.setLookupTable(field_lut(target, n_classes))
         xs, ys, value = np.asarray(field.xs), np.asarray(field.ys), np.asarray(field.value)
         x0, x1, y0, y1 = float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1])
         n = len(xs)
@@ -311,10 +328,11 @@ class AttributionView(QWidget):
         self.stack.setCurrentWidget(self.bars)
 
     def show_field(self, field, sample_xy, names: list[str], values: np.ndarray, feature_values: np.ndarray,
-                   target_name: str, caption: str, points=None, labels=None) -> None:
+                   target_name: str, caption: str, points=None, labels=None, target: int = 0,
+                   n_classes: int = 2) -> None:
         self.mode = "field"
         self.caption.setText(caption)
-        self.field.set_field(field, sample_xy, points, labels, f"p({target_name})")
+        self.field.set_field(field, sample_xy, points, labels, f"p({target_name})", target, n_classes)
         self.field.plot.getPlotItem().setLabel("bottom", names[0] if names else "x₁")
         self.field.plot.getPlotItem().setLabel("left", names[1] if len(names) > 1 else "x₂")
         labels_ = [f"{n} = {v:.3g}" for n, v in zip(names, feature_values)]

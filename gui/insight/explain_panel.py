@@ -824,10 +824,13 @@ class ExplainPanel(QWidget):
             raw = display_array(ds, x).reshape(-1)
             values = np.asarray(a.values, dtype=np.float64).reshape(-1)
             if outcome.gradient_field is not None:
-                caption += (f"<br>Left: p({name}) over the input plane (red high, blue low); the arrows point "
-                            "where it rises fastest, the black line is p = 0.5; the star is this sample.")
+                n_classes = int(ds.n_outputs)
+                low = (f"{self.target_name(1 - target)}'s colour" if n_classes == 2 else "grey")
+                caption += (f"<br>Left: p({name}) over the input plane (in {name}'s colour where high, {low} "
+                            "where low); the arrows point where it rises fastest, the black line is p = 0.5; the "
+                            "star is this sample.")
                 self.view.show_field(outcome.gradient_field, x.numpy(), names, values, raw, name, caption,
-                                     outcome.points, outcome.labels)
+                                     outcome.points, outcome.labels, target, n_classes)
             else:
                 self.view.show_bars(names, values, raw, name, caption)
         self.attributionRun.emit(a.method)

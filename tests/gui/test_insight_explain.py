@@ -173,6 +173,17 @@ def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win)
     assert np.median(np.abs(p - 0.5)) < 0.1 and np.mean(np.abs(p - 0.5) < 0.25) > 0.8, np.round(p, 2)
     sx, sy = panel.view.field.sample.getData()
     assert (sx[0], sy[0]) == pytest.approx(tuple(win.document.dataset.x_val[7].tolist()))
+    # the plane is tinted with the classes' own colours, as the points are (a red-blue map had painted
+    # the upper moon's region red around its blue points): where p(k) is high the tint leans to k's colour
+    from gui.views import CLASS_COLORS
+
+    lut = plot.img.lut.astype(float)
+    white = np.array([255.0, 255.0, 255.0])
+    for end, cls in ((lut[-1], k), (lut[0], 1 - k)):
+        towards = end - white
+        assert np.dot(towards, CLASS_COLORS[cls] - white) > 0.9 * np.linalg.norm(towards) * np.linalg.norm(
+            CLASS_COLORS[cls] - white), (end, cls)
+    assert np.allclose(lut[127], white, atol=3)  # p = 0.5: no class
 
 
 def test_an_attribution_job_can_be_cancelled(qtbot, win):
