@@ -830,7 +830,8 @@ class ExplainPanel(QWidget):
                             "where low); the arrows point where it rises fastest, the black line is p = 0.5; the "
                             "star is this sample.")
                 self.view.show_field(outcome.gradient_field, x.numpy(), names, values, raw, name, caption,
-                                     outcome.points, outcome.labels, target, n_classes)
+                                     outcome.points, outcome.labels, target, n_classes,
+                                     standardised=getattr(ds, "normalization", None) is not None)
             else:
                 self.view.show_bars(names, values, raw, name, caption)
         self.attributionRun.emit(a.method)

@@ -184,6 +184,8 @@ def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win)
         assert np.dot(towards, CLASS_COLORS[cls] - white) > 0.9 * np.linalg.norm(towards) * np.linalg.norm(
             CLASS_COLORS[cls] - white), (end, cls)
     assert np.allclose(lut[127], white, atol=3)  # p = 0.5: no class
+    # the plane is in the model's standardised inputs; the bars give the sample in the data's units
+    assert plot.plot.getPlotItem().getAxis("bottom").labelText.endswith("(standardised)")
 
 
 def test_an_attribution_job_can_be_cancelled(qtbot, win):
