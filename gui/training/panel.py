@@ -204,7 +204,8 @@ class TrainingPanel(QWidget):
         self.set_cuda(None)
         form.addRow("Device", self.device_box)
         self.loss_box = _combo()
-        self.loss_box.addItem("auto (from the Output)", "auto")
+        self.loss_box.addItem("auto (by Output)", "auto")
+        self.loss_box.setItemData(0, "The loss the Output node names (its loss setting), else the task's usual one", Qt.ToolTipRole)
         for name in LOSSES:
             self.loss_box.addItem(name, name)
         form.addRow("Loss", self.loss_box)
@@ -307,15 +308,15 @@ class TrainingPanel(QWidget):
         self.retry_button.clicked.connect(lambda: self.retryClicked.emit(self._retry_batch))
 
         canvas_box = QGroupBox("On the canvas")
-        cl = QHBoxLayout(canvas_box)
-        self.overlay_check = QCheckBox("Show")
+        cl = QVBoxLayout(canvas_box)  # one row each: side by side they squeezed the mode's name
+        self.overlay_check = QCheckBox("Show while training")
         self.overlay_check.setToolTip("Tint the edges and show activation thumbnails on the canvas while training")
         self.overlay_check.setChecked(True)
         cl.addWidget(self.overlay_check)
         self.overlay_mode = _combo()
         self.overlay_mode.addItem("edges: gradient norm", "grad")
         self.overlay_mode.addItem("edges: weight size", "weight")
-        cl.addWidget(self.overlay_mode, 1)
+        cl.addWidget(self.overlay_mode)
         outer.addWidget(canvas_box)
         self.overlay_check.toggled.connect(self.overlayToggled)
         self.overlay_mode.currentIndexChanged.connect(lambda _i: self.overlayModeChanged.emit(self.overlay_mode.currentData()))
