@@ -340,8 +340,10 @@ class TrainingPanel(QWidget):
         self.reset_button.clicked.connect(self.resetClicked)
         self.csv_button.clicked.connect(self.exportCsvClicked)
         self.tb_button.clicked.connect(self.exportTensorBoardClicked)
+        self.state = "idle"
         for w in (self.device_box, self.loss_box, self.optimizer_box, self.schedule_box):
             w.currentIndexChanged.connect(self._edited)
+        self.optimizer_box.currentIndexChanged.connect(lambda _i: self._enable_settings())
         for w in (self.lr_box, self.batch_box, self.epochs_box, self.seed_box, self.momentum_box,
                   self.weight_decay_box, self.patience_box):
             w.valueChanged.connect(self._edited)
@@ -435,9 +437,16 @@ class TrainingPanel(QWidget):
         self.stop_button.setEnabled(state in ("running", "paused"))
         self.step_button.setEnabled(state in ("paused", "idle", "starting"))
         self.reset_button.setEnabled(idle)
-        for key, w in self.setting_widgets().items():
-            w.setEnabled(idle and self._locks.get(key, ("",))[0] != "fixed")
         self.state = state
+        self._enable_settings()
+
+    def _enable_settings(self) -> None:
+        """Settings are editable when no run is on, the lab does not fix them, and they apply: momentum
+        is SGD's only (it stayed editable under Adam, where it changes nothing)."""
+        idle = self.state in ("idle", "starting")
+        sgd = self.optimizer_box.currentData() == "sgd"
+        for key, w in self.setting_widgets().items():
+            w.setEnabled(idle and self._locks.get(key, ("",))[0] != "fixed" and (key != "momentum" or sgd))
 
     def setting_widgets(self) -> dict:
         """Each setting's widget, by its TrainConfig name."""
@@ -465,7 +474,7 @@ class TrainingPanel(QWidget):
         self.lock_note.setText(f"<b>Locked:</b> the lab {' and '.join(parts)}, so every student's run is comparable."
                                if parts else "")
         self.lock_note.setVisible(bool(parts))
-        self.set_state(getattr(self, "state", "idle"))
+        self.set_state(self.state)
 
     def set_has_run(self, has: bool) -> None:
         self.csv_button.setEnabled(has)

@@ -688,3 +688,18 @@ def test_the_training_buttons_stay_where_they_are_when_a_run_starts_and_pauses(t
     # a stopped run's progress line says where it stopped, not when it will finish
     line = ctl.panel.progress_label.text()
     assert line.startswith("Stopped · epoch ") and "ETA" not in line and "samples/s" not in line, line
+
+
+def test_momentum_is_editable_only_for_sgd(trainer):
+    panel = trainer.training.panel
+    panel.set_settings({"optimizer": "adam"})
+    assert not panel.momentum_box.isEnabled()  # it changes nothing under Adam
+    panel.set_settings({"optimizer": "sgd"})
+    assert panel.momentum_box.isEnabled()
+    panel.set_state("running")
+    assert not panel.momentum_box.isEnabled()  # no setting changes during a run
+    panel.set_state("idle")
+    panel.set_locks({"momentum": ("fixed", "the lab compares momenta")})
+    assert not panel.momentum_box.isEnabled()
+    panel.set_locks({})
+    panel.set_settings({"optimizer": "adam"})
