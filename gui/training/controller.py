@@ -446,7 +446,10 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_progress(self, ev) -> None:
         frac = ev.step / max(1, ev.total_steps)
-        self._show_progress(frac, f"epoch {ev.epoch}/{self.epochs} · step {ev.step:,}/{ev.total_steps:,} · "
+        # a run that continues the last one: its own epochs, and where the curves are (their x axis)
+        offset = self.history.x_offset
+        in_all = f" ({offset + ev.epoch} in all)" if offset else ""
+        self._show_progress(frac, f"epoch {ev.epoch}/{self.epochs}{in_all} · step {ev.step:,}/{ev.total_steps:,} · "
                                   f"{ev.samples_per_s:,.0f} samples/s · ETA {format_duration(ev.eta_s)}")
 
     def _show_progress(self, fraction: float, text: str) -> None:

@@ -703,3 +703,22 @@ def test_momentum_is_editable_only_for_sgd(trainer):
     assert not panel.momentum_box.isEnabled()
     panel.set_locks({})
     panel.set_settings({"optimizer": "adam"})
+
+
+def test_a_run_that_continues_the_last_says_where_the_curves_are(trainer):
+    """Training again goes on from the last run's epochs: the progress read "epoch 2/400" while the
+    curves stood at 232."""
+    from engine.events import Progress
+
+    ctl = trainer.training
+    ctl.history.x_offset, ctl.epochs, ctl._last_progress = 230, 400, 0.0
+    try:
+        ctl._on_progress(Progress(epoch=2, step=60, total_steps=12_000, train_loss=0.1, samples_per_s=900.0,
+                                  eta_s=30.0))
+        assert ctl.panel.progress_label.text().startswith("epoch 2/400 (232 in all) · step 60/12,000")
+        ctl.history.x_offset, ctl._last_progress = 0, 0.0
+        ctl._on_progress(Progress(epoch=2, step=60, total_steps=12_000, train_loss=0.1, samples_per_s=900.0,
+                                  eta_s=30.0))
+        assert ctl.panel.progress_label.text().startswith("epoch 2/400 · step 60")  # a first run: no "in all"
+    finally:
+        ctl.history.x_offset = 0
