@@ -161,7 +161,13 @@ class ExportDialog(QDialog):
 
         fmt = FORMATS[self.format.currentData()]
         self.format_help.setText(fmt.description)
-        self.path.setText(str(default_path(self.document.project.name or "model", fmt.name, self._folder())))
+        # the folder the person chose stays (it went back to the project's folder on every switch),
+        # and the last export's result goes: it was about another format
+        current = self.path.text().strip()
+        folder = os.path.dirname(current) if current else self._folder()
+        self.path.setText(str(default_path(self.document.project.name or "model", fmt.name, folder or self._folder())))
+        if not self.busy:
+            self.status.setText("")
 
     def browse(self) -> None:
         from engine.export import FORMATS

@@ -1,6 +1,8 @@
 """File > Export… and File > Import model…, driven as a user would (offscreen, dialogs answered)."""
 from __future__ import annotations
 
+import os
+
 import textwrap
 
 import numpy as np
@@ -100,6 +102,9 @@ def test_export_onnx_shows_the_verification(trained_window, qtbot, tmp_path):
     with torch.no_grad():
         want = ready.module(torch.from_numpy(x)).numpy()
     assert np.abs(session.run(None, {"input": x})[0] - want).max() <= 1e-5
+    # another format: the chosen folder stays, and the ONNX result goes
+    dialog.format.setCurrentIndex(dialog.format.findData("python"))
+    assert os.path.dirname(dialog.path.text()) == str(tmp_path) and dialog.status.text() == ""
     dialog.close()
 
 
