@@ -495,9 +495,16 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> bool:
         if not (self.may_leave_project() and self.maybe_save()):
             return False
-        start = os.path.dirname(self.document.path) if self.document.path else ""
-        path = dialogs.get_open_path(self, "Open a LayerLab project", OPEN_FILTERS, start)
+        path = dialogs.get_open_path(self, "Open a LayerLab project", OPEN_FILTERS, self._start_folder())
         return self.open_path(path, ask=False) if path else False
+
+    def _start_folder(self) -> str:
+        """Where Open and Save As start: the project's folder, else the last file's (a student's lab
+        folder, not the home folder each time), else home."""
+        if self.document.path:
+            return os.path.dirname(self.document.path)
+        recent = recent_files()
+        return os.path.dirname(recent[0]) if recent else os.path.expanduser("~")
 
     def open_path(self, path: str, ask: bool = True) -> bool:
         """Open a file; a bad file shows one sentence and leaves the current document untouched."""
@@ -515,7 +522,7 @@ class MainWindow(QMainWindow):
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        start = self.document.path or os.path.join(os.path.expanduser("~"), f"{self.document.display_name}.layerlab")
+        start = self.document.path or os.path.join(self._start_folder(), f"{self.document.display_name}.layerlab")
         path = dialogs.get_save_path(self, "Save the project", FILE_FILTERS, start)
         if not path:
             return False

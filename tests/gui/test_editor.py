@@ -1062,3 +1062,18 @@ def test_context_menus_offer_fix_and_insert(window, monkeypatch):
     assert doc.graph.node(doc.graph.in_edges(doc.graph.node_by_name("output1").id)[0].src).type == "Dropout"
     bg_menu = actions(menu_at(QPointF(-5000, -5000)))
     assert "Add layer/Core/Linear" not in bg_menu and "Add layer" in bg_menu and "Paste" in bg_menu
+
+
+def test_open_and_save_as_start_in_the_last_files_folder_not_home(window, dlg, monkeypatch, tmp_path):
+    """After New (no path), Open started in the home folder although the student's files were elsewhere."""
+    folder = tmp_path / "lab_session"
+    folder.mkdir()
+    dlg.save_path = str(folder / "mine.layerlab")
+    assert window.save_as()
+    assert window.new_project()
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "get_open_path", lambda parent, title, filters, directory="": asked.append(directory) or "")
+    monkeypatch.setattr(dialogs, "get_save_path", lambda parent, title, filters, directory="": asked.append(directory) or "")
+    window.open_dialog()
+    window.save_as()
+    assert asked[0] == str(folder) and os.path.dirname(asked[1]) == str(folder), asked
