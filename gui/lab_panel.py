@@ -434,7 +434,11 @@ class LabPanel(QWidget):
 
     def _scroll_to(self, step_id: str) -> None:
         card = self.cards.get(step_id)
-        if card is not None:
+        if card is None:
+            return
+        if step_id == next(iter(self.cards)):  # the first step: the introduction above it comes first
+            self.scroll.verticalScrollBar().setValue(0)
+        else:
             self.scroll.ensureWidgetVisible(card.header, 0, 40)
 
     def toggle_step(self, step_id: str) -> None:

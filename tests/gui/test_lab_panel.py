@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QElapsedTimer, QPointF, QTimer  # noqa: E402
-from PySide6.QtWidgets import QMenu  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMenu  # noqa: E402
 
 import lab_support  # noqa: E402
 from engine.labs import load_bundled_lab, new_project_from_lab  # noqa: E402
@@ -54,6 +54,15 @@ def test_opening_a_bundled_lab_shows_its_steps_and_locks_in_force(qtbot, win):
     # the first step not done is open; its question is asked in the panel, not as a sentence
     assert panel.open_step == "single-neuron" and panel.cards["single-neuron"].is_open
     assert len(panel.cards["single-neuron"].questions) == 1
+    # the panel starts at the top (the introduction); it opened scrolled past it to the first step
+    QApplication.processEvents()
+    assert panel.scroll.verticalScrollBar().value() == 0
+    panel.open("keep-it-small")  # a later step is brought into view
+    QApplication.processEvents()
+    header = panel.cards["keep-it-small"].header
+    top = header.mapTo(panel.scroll.viewport(), header.rect().topLeft()).y()
+    assert 0 <= top and top + header.height() <= panel.scroll.viewport().height()
+    panel.open("single-neuron")
     # what the lab fixes is one folded line until opened
     assert panel.locks_label.isHidden() and not panel.locks_button.isHidden()
     panel.locks_button.click()
