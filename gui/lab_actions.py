@@ -98,8 +98,10 @@ class LabActions(QObject):
         if not self.window.open_project(project, "Cannot open the lab"):
             self.session.expect(None)
             return False
-        self.window.statusBar().showMessage(f"Lab “{lab.title}”: follow the steps in the Lab panel on the left. "
-                                            "Save the project to keep your progress.", STATUS_MS)
+        # short enough for the space the status bar's permanent labels leave at 1280 px (the lab's
+        # title, in the panel anyway, cut it to "Save the projec")
+        self.window.statusBar().showMessage("Lab opened: follow its steps on the left; save the project to keep "
+                                            "your progress.", STATUS_MS)
         return True
 
     def open_bundled(self, lab_id: str) -> bool:
