@@ -439,7 +439,8 @@ class MainWindow(QMainWindow):
         if getattr(self, "training", None) is not None:
             steps += [
                 "Train: in the Training panel set the learning rate and epochs, then press Train "
-                "(Pause, Step and Stop work during the run; Reset weights starts again from the seed).",
+                "(or ▶ Train in the toolbar, F5; Pause, Step and Stop work during the run; Reset weights "
+                "starts again from the seed).",
                 "Watch the live views at the bottom: Loss, Decision boundary (Fitted curve for "
                 "regression), Activations, "
                 "Weights, Gradient norms, Dead ReLUs, Learning rate. The canvas tints edges by gradient "

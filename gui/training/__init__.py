@@ -52,6 +52,7 @@ def install_training_ui(window, mode: str | None = None):
     scroll.setMinimumWidth(min(290, controller.panel.minimumSizeHint().width() + 20))
     panel_dock = dock(scroll, "Training", right)
     panel_dock.raise_()
+    _add_train_action(window, controller, panel_dock)
     # and once more when Qt has laid out the new tab: on a window already shown (the app installs
     # this when torch has loaded) the first raise_() does not take, and the Dataset tab stayed in
     # front, hiding the Train button
@@ -133,3 +134,34 @@ def install_training_ui(window, mode: str | None = None):
         app.aboutToQuit.connect(controller.shutdown)
     worker.warm()
     return controller
+
+
+def _add_train_action(window, controller, panel_dock) -> None:
+    """Train in the toolbar and on F5, as the Training panel's button (a first-time student looked
+    for it in the menus and the toolbar): it brings the panel to the front and is enabled when the
+    button is."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QAction, QKeySequence
+
+    button = controller.panel.train_button
+    act = QAction("▶ Train", window)
+    act.setShortcut(QKeySequence(Qt.Key_F5))
+    act.setToolTip("Train the network with the Training panel's settings (F5)")
+    act.setEnabled(button.isEnabled())
+
+    def train() -> None:
+        panel_dock.show()
+        panel_dock.raise_()
+        if button.isEnabled():
+            button.click()
+
+    act.triggered.connect(train)
+    controller.worker.stateChanged.connect(lambda _s: act.setEnabled(button.isEnabled()))
+    window.act_train = act
+    toolbar = getattr(window, "toolbar", None)
+    if toolbar is not None:
+        toolbar.addSeparator()
+        toolbar.addAction(act)
+    else:
+        window.addAction(act)
+

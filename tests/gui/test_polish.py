@@ -533,6 +533,7 @@ def test_quick_start_mentions_training_in_the_names_the_window_uses(trainer):
     text = trainer.quick_start_text()
     ctl = trainer.training
     assert "press Train" in text and ctl.panel.train_button.text() == "Train"
+    assert trainer.act_train.text() in text and trainer.act_train.shortcut().toString() in text
     for view in ctl.views.values():
         assert view.title in text, f"Quick Start does not name the {view.title} view"
     docks = {d.windowTitle() for d in trainer.findChildren(QDockWidget)}
@@ -722,3 +723,21 @@ def test_a_run_that_continues_the_last_says_where_the_curves_are(trainer):
         assert ctl.panel.progress_label.text().startswith("epoch 2/400 · step 60")  # a first run: no "in all"
     finally:
         ctl.history.x_offset = 0
+
+
+def test_train_in_the_toolbar_and_on_f5_starts_a_run_and_is_off_during_it(trainer, qtbot):
+    """A first-time student looked for Train in the menus and the toolbar; the panel's button was
+    behind the Dataset tab."""
+    ctl, act = trainer.training, trainer.act_train
+    trainer.document.open_project(load_starter())
+    assert act in trainer.toolbar.actions() and act.shortcut().toString() == "F5" and act.isEnabled()
+    trainer.dataset_dock.raise_()  # the Training panel behind the Dataset tab
+    ctl.panel.set_settings({"device": "cpu", "loss": "auto", "optimizer": "adam", "lr": 0.01, "batch_size": 32,
+                            "epochs": 300, "schedule": "none", "seed": 0})
+    settle()
+    act.trigger()  # (F5 goes to the same action; whether the window has the keyboard is Qt's affair)
+    assert ctl.worker.busy and not act.isEnabled()
+    assert not ctl.docks["panel"].widget().visibleRegion().isEmpty()  # the panel came to the front
+    ctl.worker.stop()
+    qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=60_000)
+    assert act.isEnabled()
