@@ -197,7 +197,6 @@ class GradientFieldPlot(QWidget):
         self.img = pg.ImageItem(axisOrder="row-major")
         pi.addItem(self.img)
         # row-major like the image (rows follow y): pyqtgraph's default would draw the contour transposed
-        # row-major like the image (rows follow y): pyqtgraph's default would draw the contour transposed
         self.contour = pg.IsocurveItem(level=0.5, pen=pg.mkPen((20, 20, 20), width=2), axisOrder="row-major")
         self.contour.setParentItem(self.img)
         self.arrows = pg.PlotDataItem(pen=pg.mkPen((25, 25, 25, 230), width=1.3), connect="pairs")

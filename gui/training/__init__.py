@@ -164,4 +164,3 @@ def _add_train_action(window, controller, panel_dock) -> None:
         toolbar.addAction(act)
     else:
         window.addAction(act)
-
