@@ -29,6 +29,7 @@ UNSIGNED_MAP = pg.ColorMap([0.0, 0.35, 1.0], [(255, 40, 0, 0), (255, 60, 0, 170)
 #: how far the plane's colour goes from white at p = 0 or 1, pale so the arrows and points read over it
 FIELD_TINT = 0.6
 NOT_TARGET = (150, 150, 150)  # p low, with more than two classes: "some other class"
+FIELD_BARS_HEIGHT = 110  # px: two bars and their axis under the input plane
 
 
 def field_lut(target: int, n_classes: int) -> np.ndarray:
@@ -287,12 +288,15 @@ class AttributionView(QWidget):
         self.image = ImageAttribution()
         self.bars = FeatureBars()
         field_page = QWidget()
-        fr = QHBoxLayout(field_page)
+        # the plane above its two bars: side by side in the Explain dock at 1280x800, the plane was a
+        # narrow strip and the bars' axis ran its ticks together ("0024") and cut its label
+        fr = QVBoxLayout(field_page)
         fr.setContentsMargins(0, 0, 0, 0)
         self.field = GradientFieldPlot()
         self.field_bars = FeatureBars()
-        fr.addWidget(self.field, 3)
-        fr.addWidget(self.field_bars, 2)
+        self.field_bars.setFixedHeight(FIELD_BARS_HEIGHT)
+        fr.addWidget(self.field, 1)
+        fr.addWidget(self.field_bars)
         self.field_page = field_page
         for w in (self.message, self.image, self.bars, field_page):
             self.stack.addWidget(w)
