@@ -159,21 +159,25 @@ class SampleList(QWidget):
         features = list(dataset.feature_names or [])
         if len(features) != rows.shape[1]:
             features = [f"x{j}" for j in range(rows.shape[1])]
-        headers = ["sample", "true", "predicted", "p(predicted)", "p(true)"] + features
+        # one confusion cell: every row has the same labels, which the title names; without those two
+        # columns the probabilities fit the panel's width at 1280x800 (they were scrolled out of sight)
+        same_cell = len({(int(evaluation.y_true[i]), int(evaluation.y_pred[i])) for i in shown}) == 1
+        labels = [] if same_cell else ["true", "predicted"]
+        headers = ["sample", *labels, "p(predicted)", "p(true)"] + features
         self.table.setUpdatesEnabled(False)
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
         self.table.setRowCount(len(shown))
         for r, i in enumerate(shown):
             t, p = int(evaluation.y_true[i]), int(evaluation.y_pred[i])
-            cells = [str(i), names[t], names[p], f"{probs[i, p]:.3f}", f"{probs[i, t]:.3f}"]
+            cells = [str(i), *([] if same_cell else [names[t], names[p]]), f"{probs[i, p]:.3f}", f"{probs[i, t]:.3f}"]
             cells += [_number(v) for v in rows[r]]
             tip = self._tooltip(i, evaluation, names, probs)
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, int(i))
                 item.setToolTip(tip)
-                if c >= 3:
+                if c >= 1 + len(labels):  # numbers
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(r, c, item)
         self.table.setUpdatesEnabled(True)

@@ -99,13 +99,22 @@ def test_clicking_a_confusion_cell_lists_exactly_its_samples(qtbot, win):
         assert table.rowCount() == len(expected)
         if expected:  # tabular rows: named columns, the data's own units, the predicted probabilities
             headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-            assert headers[5:] == list(ds.feature_names)
+            # one cell: its labels are in the title, not in two columns that pushed p out of sight
+            assert headers[:3] == ["sample", "p(predicted)", "p(true)"] and headers[3:] == list(ds.feature_names)
+            title = panel.samples.title.text()
+            assert ds.class_names[t] in title and ds.class_names[p] in title
             raw = ds.normalization.invert(ds.x_val[expected[:1]])[0].numpy()
-            assert [float(table.item(0, 5 + j).text()) for j in range(4)] == pytest.approx(raw, rel=1e-3)
-            assert table.item(0, 1).text() == ds.class_names[t] and table.item(0, 2).text() == ds.class_names[p]
-            assert float(table.item(0, 3).text()) == pytest.approx(ev.probabilities[expected[0], p], abs=1e-3)
+            assert [float(table.item(0, 3 + j).text()) for j in range(4)] == pytest.approx(raw, rel=1e-3)
+            assert float(table.item(0, 1).text()) == pytest.approx(ev.probabilities[expected[0], p], abs=1e-3)
         else:
             assert "No sample" in panel.samples.empty.text()
+    # the most confidently wrong samples come from several cells: there each row names its labels
+    panel.wrong_button.click()
+    listed = panel.samples.listed
+    cells = {(int(ev.y_true[i]), int(ev.y_pred[i])) for i in listed}
+    table = panel.samples.table
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert len(cells) > 1 and headers[:3] == ["sample", "true", "predicted"], (cells, headers)
 
 
 def test_thumbnails_list_the_cell_and_confidently_wrong_and_go_to_explain(qtbot, win):
