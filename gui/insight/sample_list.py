@@ -44,6 +44,11 @@ def _number(v: float) -> str:
     return f"{v:.4g}"
 
 
+def _one_cell(shown, evaluation) -> bool:
+    """Whether every listed sample has the same true and predicted class (one confusion cell)."""
+    return len({(int(evaluation.y_true[i]), int(evaluation.y_pred[i])) for i in shown}) == 1
+
+
 class SampleList(QWidget):
     sampleSelected = Signal(int)
     explainRequested = Signal(int)
@@ -137,8 +142,7 @@ class SampleList(QWidget):
         batch = x[shown]
         pics = display_array(dataset, batch, batch=True)
         rng = natural_range(pics) or (float(np.min(pics)), float(np.max(pics)))  # one scale for all thumbnails
-        # one confusion cell: every sample has the same labels, so the caption is just the probability
-        same_cell = len({(int(evaluation.y_true[i]), int(evaluation.y_pred[i])) for i in shown}) == 1
+        same_cell = _one_cell(shown, evaluation)  # then the caption is just the probability
         size = QSize(CAPTION_W, THUMB + (1 if same_cell else 2) * LINE_H)
         self.thumbs.setIconSize(size)
         self.thumbs.setGridSize(size + QSize(8, 8))
@@ -159,9 +163,9 @@ class SampleList(QWidget):
         features = list(dataset.feature_names or [])
         if len(features) != rows.shape[1]:
             features = [f"x{j}" for j in range(rows.shape[1])]
-        # one confusion cell: every row has the same labels, which the title names; without those two
-        # columns the probabilities fit the panel's width at 1280x800 (they were scrolled out of sight)
-        same_cell = len({(int(evaluation.y_true[i]), int(evaluation.y_pred[i])) for i in shown}) == 1
+        # one confusion cell: the title names the labels; without those two columns the probabilities
+        # fit the panel's width at 1280x800 (they were scrolled out of sight)
+        same_cell = _one_cell(shown, evaluation)
         labels = [] if same_cell else ["true", "predicted"]
         headers = ["sample", *labels, "p(predicted)", "p(true)"] + features
         self.table.setUpdatesEnabled(False)
