@@ -156,8 +156,7 @@ class EvaluationPanel(QWidget):
         ds = self.source.document.dataset
         model = self.split_box.model()
         for i, (key, text) in enumerate(SPLITS):
-            x = getattr(ds, f"x_{key}", None) if ds is not None else None
-            has = ds is None or (x is not None and len(x) > 0)
+            has = ds is None or int(ds.split(key)[0].shape[0]) > 0  # as the Explain panel counts them
             model.item(i).setEnabled(has)
             model.item(i).setText(text if has else f"{text} (none in this data)")
         chosen = next(i for i, (key, _t) in enumerate(SPLITS) if key == self._chosen_split)
