@@ -95,6 +95,7 @@ class TrainingController(QObject):
         self._shut = False
         self._last_progress = 0.0
         self._progress_pending: tuple | None = None
+        self._progress_where = ""  # the run's newest "epoch 3/30 · step 120/940", for its last line
         self._history_grew = False  # epochs arrived since the last frame was offered
 
         self.timer = QTimer(self)
@@ -430,6 +431,7 @@ class TrainingController(QObject):
         ev = began.started
         self.steps_per_epoch = max(1, int(ev.steps_per_epoch))
         self.epochs = int(ev.epochs)
+        self._progress_where = ""
         self.checkpoint_views.info = self.info
         self.scheduler.reset(self.info, self.history.x_offset + self.epochs)
         selected = self._selected_fx()
@@ -445,12 +447,18 @@ class TrainingController(QObject):
 
     @Slot(object)
     def _on_progress(self, ev) -> None:
-        frac = ev.step / max(1, ev.total_steps)
-        # a run that continues the last one: its own epochs, and where the curves are (their x axis)
+        self._progress_line(ev.step / max(1, ev.total_steps), ev.epoch, ev.step, ev.total_steps, ev.samples_per_s,
+                            ev.eta_s)
+
+    def _progress_line(self, fraction: float, epoch: int, step: int, total_steps: int, rate: float,
+                       eta_s: float) -> None:
+        """The progress line, "epoch 3/30 · step 120/940 · 41,000 samples/s · ETA 0:05".  A run that
+        continues the last one also says where the curves are ("(232 in all)": their epoch axis
+        counts the runs before)."""
         offset = self.history.x_offset
-        in_all = f" ({offset + ev.epoch} in all)" if offset else ""
-        self._show_progress(frac, f"epoch {ev.epoch}/{self.epochs}{in_all} · step {ev.step:,}/{ev.total_steps:,} · "
-                                  f"{ev.samples_per_s:,.0f} samples/s · ETA {format_duration(ev.eta_s)}")
+        in_all = f" ({offset + epoch} in all)" if offset else ""
+        self._progress_where = f"epoch {epoch}/{self.epochs}{in_all} · step {step:,}/{total_steps:,}"
+        self._show_progress(fraction, f"{self._progress_where} · {rate:,.0f} samples/s · ETA {format_duration(eta_s)}")
 
     def _show_progress(self, fraction: float, text: str) -> None:
         """At most every PROGRESS_S; the newest text is kept and shown by the GUI timer."""
@@ -471,10 +479,8 @@ class TrainingController(QObject):
         elapsed = m.get("elapsed_s")
         eta = elapsed / ev.epoch * (self.epochs - ev.epoch) if isinstance(elapsed, (int, float)) and ev.epoch else math.nan
         rate = m.get("samples_per_s") or 0.0
-        steps = ev.epoch * self.steps_per_epoch
-        self._show_progress(ev.epoch / max(1, self.epochs),
-                            f"epoch {ev.epoch}/{self.epochs} · step {steps:,}/{self.epochs * self.steps_per_epoch:,} · "
-                            f"{rate:,.0f} samples/s · ETA {format_duration(eta)}")
+        self._progress_line(ev.epoch / max(1, self.epochs), ev.epoch, ev.epoch * self.steps_per_epoch,
+                            self.epochs * self.steps_per_epoch, rate, eta)
 
     @Slot(object)
     def _on_checkpoint(self, cp) -> None:
@@ -509,20 +515,20 @@ class TrainingController(QObject):
         self.panel.show_status(status)
         if stored:
             self._store_run(status=status, outcome=finished.reason, failure=None)
-        if self._progress_pending is not None:
-            self.panel.set_progress(*self._progress_pending)
-            self._progress_pending = None
-        if finished.reason == "completed":
-            self.panel.set_progress(1.0, self.panel.progress_label.text())
-        self._settle_progress(head)
+        self._settle_progress(head, completed=finished.reason == "completed")
         self._end_run()
 
-    def _settle_progress(self, outcome: str) -> None:
-        """The progress line of a run that has ended: where it ended, with no rate and no ETA (a
-        stopped run's line had kept "ETA 0:11" as if it were still going)."""
-        parts = [p for p in self.panel.progress_label.text().split(" · ")
-                 if p and not p.startswith("ETA") and not p.endswith("samples/s")]
-        self.panel.set_progress(self.panel.progress_bar.value() / 1000, " · ".join([outcome, *parts]))
+    def _settle_progress(self, outcome: str, completed: bool = False) -> None:
+        """The progress bar and line of a run that has ended: where it ended, with no rate and no
+        ETA (a stopped run's line had kept "ETA 0:11" as if it were still going)."""
+        if completed:
+            fraction = 1.0
+        elif self._progress_pending is not None:
+            fraction = self._progress_pending[0]  # newer than what the bar shows
+        else:
+            fraction = self.panel.progress_bar.value() / 1000
+        self._progress_pending = None
+        self.panel.set_progress(fraction, " · ".join(p for p in (outcome, self._progress_where) if p))
 
     @Slot(str)
     def _on_views_failed(self, reason: str) -> None:
@@ -560,9 +566,6 @@ class TrainingController(QObject):
             message += self._point_at_node(failure.node)
         status = message + kept
         self.panel.show_status(status, error=True)
-        if self._progress_pending is not None:
-            self.panel.set_progress(*self._progress_pending)
-            self._progress_pending = None
         self._settle_progress("Interrupted" if failure.kind == "interrupted" else "Failed")
         self._store_run(status=status, outcome="interrupted" if failure.kind == "interrupted" else "failed",
                         failure={"kind": failure.kind, "node": failure.node, "epoch": failure.epoch,
