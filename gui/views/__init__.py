@@ -211,8 +211,7 @@ class SparseLogAxis(pg.AxisItem):
             return ticks
         lo, hi = 10.0 ** minVal, 10.0 ** maxVal
         step = _nice_step((hi - lo) / 4)
-        values = np.arange(math.ceil(lo / step) * step, hi + step * 1e-6, step)
-        values = values[(values > 0) & (values >= lo * (1 - 1e-9)) & (values <= hi * (1 + 1e-9))]
+        values = np.arange(math.ceil(lo / step) * step, hi * (1 + 1e-9), step)  # within [lo, hi], all > 0
         self._linear_places = max(0, -math.floor(math.log10(step)))
         return [(None, list(np.log10(values)))]
 
