@@ -86,10 +86,15 @@ class LiveView(QWidget):
         for plot in self.findChildren(pg.PlotWidget):
             restyle_plot(plot, t)
 
-    def show_message(self, text: str | None) -> None:
-        """A line of text above the plot, e.g. why the view has nothing to show for this model."""
+    def show_message(self, text: str | None, *, plots: bool = True) -> None:
+        """A line of text above the plot, e.g. why the view has nothing to show yet.
+
+        ``plots=False`` hides the plots under it: the view does not apply to this model or data,
+        and empty axes with a legend would look like a view that failed to draw."""
         self._message.setText(text or "")
         self._message.setVisible(bool(text))
+        for plot in self.findChildren(pg.PlotWidget):
+            plot.setVisible(plots)
 
     def set_epochs(self, epochs: int) -> None:
         """The run's length: time-series views fix their x axis to it (no axis redraw per frame)."""

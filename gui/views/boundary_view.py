@@ -84,7 +84,8 @@ class BoundaryView(LiveView):
                 pi.legend.clear()
             self._shown = None
             self.show_message(None if info is None else
-                              "The decision boundary is drawn for classification data with two input features.")
+                              "The decision boundary is drawn for classification data with two input features.",
+                              plots=info is None)
             return
         self.show_message(None)
         x0, x1, y0, y1 = info.grid_extent

@@ -22,7 +22,8 @@ class DeadReluView(PerSeriesView):
         relus = list(info.relu_nodes) if info else []
         self._reset_curves(relus)
         self.value_label.setText("")
-        self.show_message(None if relus or info is None else "This model has no ReLU nodes.")
+        applies = bool(relus) or info is None
+        self.show_message(None if applies else "This model has no ReLU nodes.", plots=applies)
 
     def render(self, frame) -> None:
         place_cursor(self.cursor, frame.cursor)

@@ -19,7 +19,8 @@ class GradientsView(PerSeriesView):
     def reset(self, info) -> None:
         self._reset_curves([layer.name for layer in info.layers] if info is not None else [])
         self.y_range.reset()
-        self.show_message(None if self._curves or info is None else "This model has no layers with weights.")
+        applies = bool(self._curves) or info is None
+        self.show_message(None if applies else "This model has no layers with weights.", plots=applies)
 
     def render(self, frame) -> None:
         place_cursor(self.cursor, frame.cursor)

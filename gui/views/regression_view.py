@@ -30,7 +30,8 @@ class RegressionView(LiveView):
             self.train_pts.setData([])
             self.val_pts.setData([])
             self.show_message(None if info is None else
-                              "The fitted curve is drawn for regression data with one input feature.")
+                              "The fitted curve is drawn for regression data with one input feature.",
+                              plots=info is None)
             return
         self.show_message(None)
         (xt, yt), (xv, yv) = info.train_xy, info.val_xy

@@ -110,7 +110,8 @@ class WeightsView(LiveView):
         self._hist_y = None
         self.matrix_img.clear()
         self.hist_img.clear()
-        self.show_message(None if names else "This model has no layers with weights.")
+        applies = bool(names) or info is None
+        self.show_message(None if applies else "This model has no layers with weights.", plots=applies)
 
     def _layer_changed(self, _i: int) -> None:
         if self._last_frame is not None:

@@ -144,6 +144,32 @@ def test_opening_another_project_shows_its_state_in_every_view(qtbot, win):
     assert win.open_starter("moons-mlp")
 
 
+def test_a_view_that_does_not_fit_the_data_says_why_instead_of_drawing_empty_axes(qtbot, win):
+    """The fitted curve for classification data (and the boundary for regression data) showed
+    its sentence above empty axes and a legend, like a view that had failed to draw."""
+    ctl = win.training
+
+    def axes_shown(view) -> bool:
+        import pyqtgraph as pg
+
+        return any(p.isVisibleTo(view) for p in view.findChildren(pg.PlotWidget))
+
+    boundary, curve = ctl.views["boundary"], ctl.views["regression"]
+    train(qtbot, ctl, epochs=2)  # moons: two classes, two features
+    assert axes_shown(boundary) and not boundary._message.isVisibleTo(boundary)
+    assert not axes_shown(curve) and "one input feature" in curve._message.text()
+    assert curve._message.isVisibleTo(curve)
+    try:
+        assert win.open_starter("sine-regression")
+        for view in (boundary, curve):  # no run: the idle sentence over a fresh view's axes
+            assert axes_shown(view) and view._message.text() == IDLE_MESSAGE
+        train(qtbot, ctl, epochs=2)
+        assert axes_shown(curve) and not curve._message.isVisibleTo(curve)
+        assert not axes_shown(boundary) and "two input features" in boundary._message.text()
+    finally:
+        assert win.open_starter("moons-mlp")
+
+
 def test_after_opening_another_project_no_caption_or_redraw_brings_the_last_run_back(qtbot, win):
     """The captions (a layer's shape and mean |w|, the probe's size) went with the curves, and the
     Log box, a layer or a node chosen after Open redrew the last run's frame."""
