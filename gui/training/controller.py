@@ -82,7 +82,6 @@ class TrainingController(QObject):
         self.info = None
         self.job: RunJob | None = None
         self.node_names: dict[str, str] = {}
-        self.steps_per_epoch = 1
         self.epochs = 1
         self.last_failure: RunFailed | None = None
         self.last_finish: RunFinished | None = None
@@ -134,6 +133,11 @@ class TrainingController(QObject):
         if self.worker.mode == "thread":
             self._on_ready(None)
         self.restore_run()
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Of the current (or restored) run: the history keeps it with the curves it measures."""
+        return self.history.steps_per_epoch
 
     # ------------------------------------------------------------------ compatibility for tests / benches
     @property
@@ -360,7 +364,7 @@ class TrainingController(QObject):
             self.history.checkpoints.append(TimelineCheckpoint(epoch, state_to_numpy(project.checkpoints[epoch]),
                                                                None, metrics))
         run = project.run or {}
-        self.steps_per_epoch = max(1, int(run.get("steps_per_epoch") or 1))
+        self.history.steps_per_epoch = max(1, int(run.get("steps_per_epoch") or 1))
         self.epochs = self.history.last_epoch
         self._show_timeline()
         self.panel.set_has_run(bool(self.history.epochs))
@@ -429,7 +433,7 @@ class TrainingController(QObject):
         self.info = began.info
         self.history.info = self.info
         ev = began.started
-        self.steps_per_epoch = max(1, int(ev.steps_per_epoch))
+        self.history.steps_per_epoch = max(1, int(ev.steps_per_epoch))
         self.epochs = int(ev.epochs)
         self._progress_where = ""
         self.checkpoint_views.info = self.info

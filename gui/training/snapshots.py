@@ -111,6 +111,7 @@ class RunHistory:
     def clear(self) -> None:
         self.x_offset = 0
         self.running = False  # a run is adding to this history now
+        self.steps_per_epoch = 1  # of the current (or restored) run: the loss curve's points are x * this steps
         self.info: ProbeInfo | None = None
         self.loss = SeriesBuffer(self.capacity)
         self.lr = SeriesBuffer(self.capacity)

@@ -180,7 +180,7 @@ class PerSeriesView(LiveView):
     def __init__(self, plot: pg.PlotWidget, parent: QWidget | None = None):
         super().__init__(parent)
         self.plot = plot
-        self.legend = plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.legend = add_legend(plot)
         self.cursor = cursor_line()
         plot.addItem(self.cursor)
         self._curves: dict[str, LiveCurve] = {}
@@ -255,6 +255,23 @@ def restyle_plot(w: pg.PlotWidget, t) -> None:
         pi.titleLabel.setText(pi.titleLabel.text, color=t.subtext)
     if pi.legend is not None:
         pi.legend.setLabelTextColor(t.subtext)
+        pi.legend.setBrush(legend_brush(t))
+
+
+#: opacity (0-255) of a legend's background: curves that pass under it stay visible, its text readable
+LEGEND_ALPHA = 190
+
+
+def legend_brush(t) -> pg.QtGui.QBrush:
+    colour = QColor(t.base)
+    colour.setAlpha(LEGEND_ALPHA)
+    return pg.mkBrush(colour)
+
+
+def add_legend(plot: pg.PlotWidget, offset=(-8, 8)) -> pg.LegendItem:
+    """A legend in a plot's corner, on a half-opaque background of the plot's own colour: its
+    text sat directly over the curves and points that ran under it (the loss curves, the moons)."""
+    return plot.getPlotItem().addLegend(offset=offset, labelTextSize="8pt", brush=legend_brush(theme.current()))
 
 
 #: pixels kept free at a plot's top (and an axis-less image plot's bottom) for half a tick label

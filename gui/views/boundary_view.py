@@ -6,7 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QGraphicsItem
 
-from gui.views import CLASS_COLORS, LiveView, class_color, make_plot
+from gui.views import CLASS_COLORS, LiveView, add_legend, class_color, make_plot
 
 UPSAMPLE = 5  # the grid is computed coarse (cheap for training) and smoothed here, in the GUI
 
@@ -68,7 +68,7 @@ class BoundaryView(LiveView):
         pi.addItem(self.val_pts)
         for pts in (self.train_pts, self.val_pts):  # static between runs: repaint as a cached pixmap
             pts.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        add_legend(self.plot)
         self._layout.addWidget(self.plot, 1)
         self.info = None
         self._shown = None  # (points, class names) drawn now: a new run on the same data keeps them

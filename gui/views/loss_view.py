@@ -13,7 +13,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider
 
 from engine.smoothing import smooth_ema
-from gui.views import LiveCurve, LiveView, StickyRange, add_curve, cursor_line, make_plot, place_cursor, series_pen
+from gui.views import (LiveCurve, LiveView, StickyRange, add_curve, add_legend, cursor_line, make_plot, place_cursor,
+                       series_pen)
 
 # Epoch metrics drawn in the lower plot, in this order when present; any other numeric key too.
 MAX_SYMBOLS = 60
@@ -25,6 +26,20 @@ _SKIP = {"epoch", "lr", "time_s", "elapsed_s", "samples_per_s", "step", "steps",
 
 
 LEFT_AXIS_WIDTH = 52  # px: room for the label and ticks such as 0.005 or 1e-05
+
+
+def per_point_weight(per_step: float, x: np.ndarray, steps_per_epoch: int) -> float:
+    """The smoothing weight for a live loss curve whose points (at epochs ``x``) each average the
+    steps since the one before.
+
+    The slider's weight is per training step.  Applied per point, a fast run (moons: 25 steps
+    between points) lagged epochs behind its per-epoch curve, though each point already averages
+    its steps; a slow run (a step per point) was smoothed as much as asked.  The median gap
+    in steps stands for the curve's spacing."""
+    if per_step <= 0 or len(x) < 2:
+        return per_step
+    steps = float(np.median(np.diff(x))) * steps_per_epoch
+    return per_step ** max(1.0, steps)
 
 
 class LossView(LiveView):
@@ -44,7 +59,7 @@ class LossView(LiveView):
         self.smooth_slider.setRange(0, 99)
         self.smooth_slider.setValue(60)
         self.smooth_slider.setFixedWidth(80)
-        self.smooth_slider.setToolTip("Exponential moving average of the training loss (0 = raw)")
+        self.smooth_slider.setToolTip("Exponential moving average of the training loss over its steps (0 = raw)")
         bar.addWidget(self.smooth_slider)
         self.value_label = QLabel("")
         self.value_label.setWordWrap(True)  # a long line must not widen the window (it wraps only when narrow)
@@ -53,7 +68,7 @@ class LossView(LiveView):
         self._layout.addLayout(bar)
 
         self.loss_plot = make_plot(left="loss", log_axis=True)
-        self.loss_plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        add_legend(self.loss_plot)
         self.raw_curve = add_curve(self.loss_plot, pen=pg.mkPen((31, 119, 180, 70), width=1),
                                    name="train (live)", antialias=False)
         self.train_curve = add_curve(self.loss_plot, pen=series_pen(0), name="train", antialias=False)
@@ -64,7 +79,7 @@ class LossView(LiveView):
         self._layout.addWidget(self.loss_plot, 3)
 
         self.metric_plot = make_plot(left="metric")
-        self.metric_plot.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt")
+        add_legend(self.metric_plot, offset=(-8, -8))
         self.metric_plot.setXLink(self.loss_plot)
         self.metric_cursor = cursor_line()
         self.metric_plot.addItem(self.metric_cursor)
@@ -130,7 +145,7 @@ class LossView(LiveView):
             return x[keep], y[keep]
 
         rx, ry = drawable(*h.loss.arrays())
-        ry = smooth_ema(ry, self.smooth_slider.value() / 100.0)
+        ry = smooth_ema(ry, per_point_weight(self.smooth_slider.value() / 100.0, rx, h.steps_per_epoch))
         self.raw_curve.setData(rx, ry)
         tx, ty = drawable(*h.epoch_series("train_loss"))
         live = frame.snapshot

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 
-from gui.views import LiveView, make_plot, series_pen
+from gui.views import LiveView, add_legend, make_plot, series_pen
 
 
 class RegressionView(LiveView):
@@ -13,7 +13,7 @@ class RegressionView(LiveView):
         super().__init__(parent)
         self.plot = make_plot(bottom="x", left="y")
         pi = self.plot.getPlotItem()
-        pi.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        add_legend(self.plot)
         self.train_pts = pg.ScatterPlotItem(size=4, brush=pg.mkBrush(31, 119, 180, 110), pen=None, name="train")
         self.val_pts = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(255, 127, 14, 200),
                                           name="validation")

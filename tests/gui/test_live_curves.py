@@ -100,3 +100,34 @@ def test_the_legend_shows_a_curves_marker_before_any_data(qapp):
     curve = add_curve(plot, pen="b", symbol="o", symbolSize=5, symbolBrush=pg.mkBrush("#ff7f0e"), symbolPen=None)
     assert curve.scatter.opts["brush"].color().getRgb()[:3] == (255, 127, 14)
     assert curve.scatter.opts["size"] == 5
+
+
+@pytest.mark.parametrize("steps_between_points", [1, 25])
+def test_the_live_loss_is_smoothed_over_steps_so_a_fast_run_does_not_lag_its_epochs(qapp, steps_between_points):
+    """The live loss's points each average the steps since the one before.  Smoothed per point,
+    a fast moons run (25 steps between points) drew its live curve epochs behind the per-epoch
+    train loss; a slow run (a step per point) is smoothed as before."""
+    from engine.smoothing import smooth_ema
+    from gui.training.snapshots import RunHistory
+    from gui.views import Frame
+    from gui.views.loss_view import LossView
+
+    steps_per_epoch = 25
+    history = RunHistory()
+    history.steps_per_epoch = steps_per_epoch
+    x = np.arange(1, 41) * steps_between_points / steps_per_epoch
+    loss = 0.7 * np.exp(-x) + 0.05  # falling fast, as a run's first epochs do
+    for xi, v in zip(x, loss):
+        history.loss.append(float(xi), float(v))
+    view = LossView()
+    view.log_box.setChecked(False)
+    view.render(Frame(snapshot=None, history=history, info=None))
+    _x, drawn = shown(view.raw_curve)
+    _x, kept = history.loss.arrays()  # the values as the history stores them (float32)
+    weight = view.smooth_slider.value() / 100.0
+    assert 0 < weight < 1
+    if steps_between_points == 1:
+        np.testing.assert_allclose(drawn, smooth_ema(kept, weight), rtol=1e-6)
+        assert drawn[5] > kept[5] * 1.01  # really smoothed: it lags a falling curve
+    else:  # 0.6 ** 25 per point: each point is shown as it came, but for a lag of ~1e-5
+        np.testing.assert_allclose(drawn, kept, rtol=1e-4)

@@ -741,3 +741,50 @@ def test_train_in_the_toolbar_and_on_f5_starts_a_run_and_is_off_during_it(traine
     ctl.worker.stop()
     qtbot.waitUntil(lambda: not ctl.worker.busy, timeout=60_000)
     assert act.isEnabled()
+
+
+def _legend_backgrounds(views) -> list:
+    import pyqtgraph as pg
+
+    return [(key, p.getPlotItem().legend.opts["brush"].color())
+            for key, view in views.items() for p in view.findChildren(pg.PlotWidget)
+            if p.getPlotItem().legend is not None]
+
+
+def test_legends_sit_on_a_veil_of_the_plot_colour_over_the_curves_that_pass_under_them(trainer):
+    """The loss plot's 'validation' label sat on the validation curve, the moons' legend on the
+    points: the text was hard to read where data ran under it."""
+    import pyqtgraph as pg
+    from gui.views import LEGEND_ALPHA
+
+    ctl = trainer.training
+    trainer.document.new()
+    ctl.docks["loss"].raise_()
+    settle()
+    plot = ctl.views["loss"].metric_plot
+    legend = plot.getPlotItem().legend
+    legend.addItem(pg.PlotDataItem(), "a label long enough to cross")  # an empty plot's legend has no rows
+    box = plot.getPlotItem().getViewBox()
+    box.setRange(xRange=(0, 10), yRange=(-1, 1), padding=0)
+    settle()
+    # a curve straight through the legend's middle, across the whole plot
+    rect = plot.mapFromScene(legend.mapRectToScene(legend.boundingRect())).boundingRect()
+    y = box.mapSceneToView(plot.mapToScene(rect.center())).y()
+    line = pg.PlotDataItem([0, 10], [y, y], pen=pg.mkPen("#ff0000", width=3), antialias=False)
+    plot.addItem(line)
+    settle()
+    try:
+        image = plot.grab().toImage()
+        row = rect.center().y()
+        pure = [x for x in range(image.width()) if image.pixelColor(x, row).name() == "#ff0000"]
+        assert [x for x in pure if x < rect.left()], "the curve is drawn left of the legend"
+        assert not [x for x in pure if rect.left() + 2 < x < rect.right() - 2]
+    finally:
+        plot.removeItem(line)
+        legend.removeItem("a label long enough to cross")
+    backgrounds = _legend_backgrounds(ctl.views)
+    assert {k for k, _c in backgrounds} >= {"loss", "boundary", "regression", "gradients", "dead_relu"}
+    for t in ("dark", "light"):
+        theme.apply_theme(t, persist=False)
+        for key, colour in _legend_backgrounds(ctl.views):
+            assert colour.alpha() == LEGEND_ALPHA and colour.name() == theme.current().base, (t, key)
