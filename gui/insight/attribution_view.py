@@ -14,10 +14,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QStackedWidget, QVBoxLayout, QWidget
 
 from gui.insight.widgets import image_rgb8, natural_range, picture_plot
-from gui.views import CLASS_COLORS, make_plot
+from gui.views import CLASS_COLORS, PanelPlot, make_plot
 
 MAX_BARS = 15  # more names than this do not fit a dock's height; the caption says how many are left out
 POSITIVE = (230, 40, 30)
@@ -30,6 +30,7 @@ UNSIGNED_MAP = pg.ColorMap([0.0, 0.35, 1.0], [(255, 40, 0, 0), (255, 60, 0, 170)
 FIELD_TINT = 0.6
 NOT_TARGET = (150, 150, 150)  # p low, with more than two classes: "some other class"
 FIELD_BARS_HEIGHT = 110  # px: two bars and their axis under the input plane
+FIELD_MIN_HEIGHT = 220  # px: below this the plane is a strip; the Explain panel scrolls instead
 
 
 def field_lut(target: int, n_classes: int) -> np.ndarray:
@@ -127,7 +128,7 @@ class FeatureBars(QWidget):
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         self.axis = pg.AxisItem("left")
-        self.plot = pg.PlotWidget(axisItems={"left": self.axis})
+        self.plot = PanelPlot(axisItems={"left": self.axis})
         self.plot.setMenuEnabled(False)
         pi = self.plot.getPlotItem()
         pi.hideButtons()
@@ -191,7 +192,7 @@ class GradientFieldPlot(QWidget):
         super().__init__(parent)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
-        self.plot = make_plot(bottom="x₁", left="x₂")
+        self.plot = make_plot(bottom="x₁", left="x₂", widget=PanelPlot)
         pi = self.plot.getPlotItem()
         pi.setMouseEnabled(False, False)
         pi.disableAutoRange()  # the grid's extent, not the arrows', sets the view
@@ -293,6 +294,7 @@ class AttributionView(QWidget):
         fr = QVBoxLayout(field_page)
         fr.setContentsMargins(0, 0, 0, 0)
         self.field = GradientFieldPlot()
+        self.field.setMinimumHeight(FIELD_MIN_HEIGHT)
         self.field_bars = FeatureBars()
         self.field_bars.setFixedHeight(FIELD_BARS_HEIGHT)
         fr.addWidget(self.field, 1)
@@ -304,11 +306,20 @@ class AttributionView(QWidget):
         self.mode = ""
         self.clear("")
 
+    def _show_page(self, page: QWidget) -> None:
+        """``page`` in front, and only its minimum size counts: a stack's minimum is its largest
+        page's, and the plane's height made the image page scroll too."""
+        for i in range(self.stack.count()):
+            w = self.stack.widget(i)
+            w.setSizePolicy(QSizePolicy.Preferred if w is page else QSizePolicy.Ignored,
+                            QSizePolicy.Preferred if w is page else QSizePolicy.Ignored)
+        self.stack.setCurrentWidget(page)
+
     def clear(self, text: str) -> None:
         self.mode = ""
         self.caption.setText("")
         self.message.setText(text)
-        self.stack.setCurrentWidget(self.message)
+        self._show_page(self.message)
         self.image.clear()
         self.bars.clear()
         self.field.clear()
@@ -319,7 +330,7 @@ class AttributionView(QWidget):
         self.mode = "image"
         self.caption.setText(caption)
         self.image.set_map(image, values, target_name, signed)
-        self.stack.setCurrentWidget(self.image)
+        self._show_page(self.image)
 
     def show_bars(self, names: list[str], values: np.ndarray, feature_values: np.ndarray, target_name: str,
                   caption: str) -> None:
@@ -328,7 +339,7 @@ class AttributionView(QWidget):
         left = self.bars.set_bars(labels, values, x_label=f"→ raises the score of {target_name}")
         self.caption.setText(caption + (f" The {left} features with the smallest effect are not drawn."
                                         if left else ""))
-        self.stack.setCurrentWidget(self.bars)
+        self._show_page(self.bars)
 
     def show_field(self, field, sample_xy, names: list[str], values: np.ndarray, feature_values: np.ndarray,
                    target_name: str, caption: str, points=None, labels=None, target: int = 0,
@@ -343,5 +354,5 @@ class AttributionView(QWidget):
         self.field.plot.getPlotItem().setLabel("left", (names[1] if len(names) > 1 else "x₂") + unit)
         labels_ = [f"{n} = {v:.3g}" for n, v in zip(names, feature_values)]
         self.field_bars.set_bars(labels_, values, x_label="attribution")
-        self.stack.setCurrentWidget(self.field_page)
+        self._show_page(self.field_page)
 

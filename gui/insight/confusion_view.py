@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QComboBox, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.insight.widgets import NamesAxis
+from gui.views import PanelPlot
 
 CMAP = pg.colormap.get("viridis")  # dark = few samples, bright = many
 LABEL_PX = (12, 11, 10, 9, 8)  # font sizes tried for the value in each cell
@@ -57,7 +58,7 @@ class ConfusionMatrixView(QWidget):
         small.setPixelSize(11)
         for axis in (self.left_axis, self.bottom_axis):
             axis.setStyle(tickFont=small, tickLength=4)  # towards the names: inside the cells they read as minus signs
-        self.plot = pg.PlotWidget(axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
+        self.plot = PanelPlot(axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
         self.plot.setMenuEnabled(False)
         pi = self.plot.getPlotItem()
         pi.hideButtons()

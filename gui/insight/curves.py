@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from gui.views import make_plot, series_pen
+from gui.views import PanelPlot, make_plot, series_pen
 
 GUIDE = pg.mkPen((150, 150, 150), width=1, style=Qt.DashLine)
 MAX_POINTS = 5000  # a scatter of more points says nothing more and draws slowly
@@ -32,7 +32,7 @@ class ClassificationCurves(QWidget):
         super().__init__(parent)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        self.roc_plot = make_plot("ROC", left="true positive rate", bottom="false positive rate")
+        self.roc_plot = make_plot("ROC", left="true positive rate", bottom="false positive rate", widget=PanelPlot)
         _unit_square(self.roc_plot)
         self.roc_plot.plot([0, 1], [0, 1], pen=GUIDE)
         self.roc_curve = self.roc_plot.plot(pen=series_pen(0, 2.0))
@@ -40,7 +40,7 @@ class ClassificationCurves(QWidget):
         self.roc_text.setPos(0.98, 0.02)
         self.roc_plot.addItem(self.roc_text)
         row.addWidget(self.roc_plot, 1)
-        self.rel_plot = make_plot("Reliability", left="accuracy", bottom="confidence (top class)")
+        self.rel_plot = make_plot("Reliability", left="accuracy", bottom="confidence (top class)", widget=PanelPlot)
         _unit_square(self.rel_plot)
         self.rel_note = pg.TextItem("under the line: over-confident", anchor=(0, 0), color=(110, 110, 110))
         self.rel_note.setPos(0.02, 0.98)
@@ -95,12 +95,13 @@ class RegressionPlots(QWidget):
         super().__init__(parent)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        self.scatter_plot = make_plot("Predicted vs actual", left="predicted", bottom="actual")
+        self.scatter_plot = make_plot("Predicted vs actual", left="predicted", bottom="actual", widget=PanelPlot)
         self.diagonal = self.scatter_plot.plot(pen=GUIDE)
         self.scatter = self.scatter_plot.plot(pen=None, symbol="o", symbolSize=4, symbolPen=None,
                                               symbolBrush=pg.mkBrush(31, 119, 180, 150))
         row.addWidget(self.scatter_plot, 1)
-        self.residual_plot = make_plot("Residuals (actual − predicted)", left="residual", bottom="predicted")
+        self.residual_plot = make_plot("Residuals (actual − predicted)", left="residual", bottom="predicted",
+                                       widget=PanelPlot)
         self.residual_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=GUIDE))
         self.residuals = self.residual_plot.plot(pen=None, symbol="o", symbolSize=4, symbolPen=None,
                                                  symbolBrush=pg.mkBrush(255, 127, 14, 150))

@@ -8,7 +8,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from gui import theme
-from gui.views import make_plot
+from gui.views import PanelPlot, make_plot
 
 HEAT = pg.colormap.get("inferno")  # |map| thumbnails: dark = nothing, bright = strong
 
@@ -62,7 +62,7 @@ class JobBar(QWidget):
 # ----------------------------------------------------------------------------- images
 def picture_plot() -> pg.PlotWidget:
     """A plot that shows one still picture: no axes, square pixels, row 0 at the top, no panning."""
-    plot = make_plot(bottom=None)
+    plot = make_plot(bottom=None, widget=PanelPlot)
     pi = plot.getPlotItem()
     pi.hideAxis("left")
     pi.hideAxis("bottom")

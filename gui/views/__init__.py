@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -278,9 +279,25 @@ def add_legend(plot: pg.PlotWidget, offset=(-8, 8)) -> pg.LegendItem:
 LABEL_ROOM = 7
 
 
+class PanelPlot(pg.PlotWidget):
+    """A plot for a scrolling panel (Evaluation, Explain): it prefers a modest size, not its last.
+
+    A QGraphicsView prefers the size of its scene, and pyqtgraph keeps the scene at the view's
+    own size, so a plot preferred whatever height it had last.  In a scroll area that sizes its
+    panel to the preferred height, the panel kept its first tall layout: at 1280x800 the
+    Evaluation panel stood 120 px taller than its dock, the confusion matrix's class axis below
+    the fold."""
+
+    PREFERRED = QSize(240, 180)
+
+    def sizeHint(self) -> QSize:
+        return self.PREFERRED.expandedTo(self.minimumSize())
+
+
 def make_plot(title: str | None = None, left: str | None = None, bottom: str | None = "epoch",
-              log_axis: bool = False) -> pg.PlotWidget:
-    w = pg.PlotWidget(axisItems={"left": SparseLogAxis("left")} if log_axis else None)
+              log_axis: bool = False, widget: type[pg.PlotWidget] = pg.PlotWidget) -> pg.PlotWidget:
+    """A plot in LayerLab's style; ``widget=PanelPlot`` for one in a scrolling panel."""
+    w = widget(axisItems={"left": SparseLogAxis("left")} if log_axis else None)
     w.setMenuEnabled(False)
     pi = w.getPlotItem()
     pi.hideButtons()

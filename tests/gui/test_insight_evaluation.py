@@ -239,3 +239,37 @@ def test_the_split_box_offers_only_the_splits_the_data_has(qtbot, win):
                     timeout=30_000)
     QApplication.processEvents()
     assert box.currentData() == "test" and test_item.isEnabled() and test_item.text() == "test split"
+
+
+def test_at_1280x800_the_confusion_page_is_whole_in_view_without_scrolling(qtbot, win):
+    """The panel's scroll area sized it to its plots' last height: it stood 120 px taller than the
+    dock, with the predicted-class axis, the colour bar's foot and "Explain this sample" below the fold."""
+    from PySide6.QtCore import QRect
+
+    assert win.open_starter("digits-cnn")
+    fresh_weights(win)
+    panel = win.insight.evaluation
+    raise_dock(qtbot, win.insight.evaluation_dock)
+    ev = wait_evaluated(qtbot, panel)
+    panel.tabs.setCurrentIndex(panel.confusion_index)
+    off = ev.confusion_matrix.copy()
+    np.fill_diagonal(off, 0)
+    t, p = np.unravel_index(np.argmax(off), off.shape)
+    click_cell(panel.confusion, int(t), int(p))
+    for _ in range(5):
+        QApplication.processEvents()
+    area = win.insight.evaluation_dock.widget()
+    assert area.verticalScrollBar().maximum() == 0
+    seen = QRect(area.viewport().mapToGlobal(area.viewport().rect().topLeft()), area.viewport().size())
+
+    def in_view(widget, rect=None) -> bool:
+        rect = rect if rect is not None else widget.rect()
+        return seen.contains(QRect(widget.mapToGlobal(rect.topLeft()), rect.size()))
+
+    plot = panel.confusion.plot
+    axis = plot.getPlotItem().getAxis("bottom")
+    axis_rect = plot.mapFromScene(axis.mapRectToScene(axis.boundingRect())).boundingRect()
+    bar = panel.confusion.colorbar
+    bar_rect = plot.mapFromScene(bar.mapRectToScene(bar.boundingRect())).boundingRect()
+    assert in_view(plot, axis_rect) and in_view(plot, bar_rect)
+    assert in_view(panel.samples.explain_button) and in_view(panel.wrong_button)

@@ -13,6 +13,7 @@ import torch
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QElapsedTimer, QPointF, Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.explain import (METHODS, activation_maximization, attribute, gradient_field,  # noqa: E402
                             permutation_importance)
@@ -186,6 +187,15 @@ def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win)
     assert np.allclose(lut[127], white, atol=3)  # p = 0.5: no class
     # the plane is in the model's standardised inputs; the bars give the sample in the data's units
     assert plot.plot.getPlotItem().getAxis("bottom").labelText.endswith("(standardised)")
+    # at 1280x800 the plane keeps a readable height, and the bars come below it (the panel scrolls):
+    # squeezed to the dock, the bars were drawn over the plane's lower half
+    from gui.insight.attribution_view import FIELD_MIN_HEIGHT
+
+    bars = panel.view.field_bars
+    for _ in range(3):
+        QApplication.processEvents()  # the layout follows the page shown at its next event
+    assert plot.height() >= FIELD_MIN_HEIGHT
+    assert bars.mapTo(panel, bars.rect().topLeft()).y() >= plot.mapTo(panel, plot.rect().bottomLeft()).y()
 
 
 def test_an_attribution_job_can_be_cancelled(qtbot, win):
