@@ -319,3 +319,17 @@ def test_grade_bad_arguments_exit_2_with_one_sentence(tmp_path, capsys):
     code, err = run("grade", bad_lab, tmp_path, "--csv", tmp_path / "g.csv")
     assert code == 2 and len(err) == 1 and "lab.json" in err[0]
     assert not (tmp_path / "g.csv").exists()
+
+
+def test_reproduce_gives_an_untrained_submission_no_points_for_the_run_it_never_made(tmp_path):
+    """Retrained from its graph and seed, an untrained submission reached the goals, and --reproduce
+    graded that run: 7 of 8 points against 4 on paper, without a flag."""
+    path = tmp_path / "cy.layerlab-submission"
+    path.write_bytes(make_submission(solution(XOR), "Cy", lab(XOR)))
+    (paper,) = grade_class(lab(XOR), [path])
+    (again,) = grade_class(lab(XOR), [path], reproduce=True)
+    assert paper.status == again.status == "graded"
+    assert again.points == paper.points and again.total == paper.total < lab(XOR).max_points
+    assert not next(s for s in again.steps if s["id"] == "solve")["met"]
+    (flag,) = [f for f in again.flags if f.code == "reproduce_failed"]
+    assert "no trained weights" in flag.sentence

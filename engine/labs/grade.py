@@ -175,14 +175,22 @@ def _retrain(checker: LabChecker, project, epochs: int | None):
 
 
 def _reproduce(lab: Lab, checker: LabChecker, sub: Submission, claimed: int | None):
-    """(within override for the checker, flags)."""
+    """(within override for the checker, flags).
+
+    The retrained run's figures stand in for the submission's only when its own weights exist and
+    are evaluated: an untrained submission retrained here had been given the points of a run its
+    student never made."""
+    submitted = checker.measure(sub.project.graph, sub.project.weights, sub.project.training)
+    if not submitted.ok:
+        why = ("it has no trained weights to compare a retrained run with" if not sub.project.weights
+               else f"its weights cannot be evaluated ({submitted.missing})")
+        return None, [Flag("reproduce_failed", why)]
     out = _retrain(checker, sub.project, claimed)
     if isinstance(out, Flag):
         return None, [out]
     retrained, ran = out
-    submitted = checker.measure(sub.project.graph, sub.project.weights, sub.project.training)
-    if not retrained.ok or not submitted.ok:
-        return (retrained, ran), []
+    if not retrained.ok:
+        return None, [Flag("reproduce_failed", f"the retrained model cannot be evaluated ({retrained.missing})")]
     for metric in _goal_metrics(lab, checker.dataset.task):
         a, b = retrained.values.get(metric), submitted.values.get(metric)
         if a is not None and b is not None and not _reproduced_close(metric, a, b):
