@@ -5,6 +5,7 @@ The error contract, the same for every command:
   cannot encode, a graph with errors, a device that is not there) exits 2 with ONE line on stderr
   that names the file and the field, and writes nothing;
 - a run that fails while training (e.g. the loss goes NaN) exits 1 with one line;
+- a file the system will not write or read (a read-only folder, a full disk) exits 2 with one line;
 - an internal error (a LayerLab bug) exits 1 with one line that says where its traceback was
   written (``engine.cli_support.log_dir()``); the traceback never reaches the terminal;
 - Ctrl-C exits 130.
@@ -14,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli_support import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput, unknown_command_message,
-                                write_crash_log)
+from engine.cli_support import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput, PipeSafeStdout,
+                                os_error_sentence, unknown_command_message, write_crash_log)
 from engine.commands import COMMAND_NAMES, command_module
 from engine.errors import LayerLabError
 
@@ -49,6 +50,15 @@ def _say(line: str) -> None:
 
 def run_cli(argv: list[str]) -> int:
     """Run a CLI command; returns the exit code.  Never lets a traceback reach the user."""
+    stdout = sys.stdout
+    sys.stdout = PipeSafeStdout(stdout)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -64,6 +74,9 @@ def run_cli(argv: list[str]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the system refused a file (read-only folder, full disk): the user's to fix
+        _say(os_error_sentence(exc))
+        return EXIT_BAD_INPUT
     except Exception as exc:  # a LayerLab bug: one line here, the traceback in a log file
         log = write_crash_log(exc, argv)
         where = f"the details are in {log}" if log else "no log could be written"

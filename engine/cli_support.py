@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import errno
 import math
 import os
 import sys
@@ -94,6 +95,77 @@ def unknown_command_message(word: str) -> str:
     hint = f"; did you mean '{close[0]}'?" if close else "."
     return (f"layerlab: {what}{hint} The commands are: {commands} (python main.py COMMAND --help), "
             "or python main.py PROJECT opens a project in the app.")
+
+
+# ----------------------------------------------------------------------------- files the system refused
+def os_error_sentence(exc: OSError) -> str:
+    """One line for a file the system would not read or write: a read-only or missing folder, a full
+    disk, a folder where a file was meant.  A temp file of an atomic write stands for its folder
+    (its random name means nothing to a person)."""
+    from engine.atomic import TEMP_SUFFIX
+
+    name = exc.filename
+    reason = (exc.strerror or type(exc).__name__).lower()
+    if exc.errno == errno.ENOSPC:
+        reason = "the disk is full"
+    if name is None:
+        return f"a file could not be written or read: {reason}."
+    base = os.path.basename(str(name))
+    if base.startswith(".") and TEMP_SUFFIX in base:
+        return f"cannot write in {quote(os.path.dirname(str(name)) or '.', 200)}: {reason}."
+    return f"cannot use {quote(str(name), 200)}: {reason}."
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Before any work: ``path`` can be written as a file (its folder exists and is writable, and it
+    is not a folder), so that a read-only folder or a typo fails at once, not after the work."""
+    out = Path(path)
+    if out.is_dir():
+        raise BadInput(f"{flag} {out}: is a folder; give a file name.")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise BadInput(f"{flag} {out}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise BadInput(f"{flag} {out}: cannot write in {folder} (read-only or no permission).")
+    return out
+
+
+class PipeSafeStdout:
+    """Standard output that outlives its reader: after ``| head`` closes the pipe, a command goes on
+    and finishes its work (a run is saved, a CSV written) instead of failing on its next line of
+    progress.  Further output is dropped, and fd 1 goes to /dev/null so that Python's own flush at
+    exit does not fail either."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.reader_gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's capture): nothing to redirect
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 # ----------------------------------------------------------------------------- internal errors

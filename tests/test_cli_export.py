@@ -110,3 +110,80 @@ def test_import_bad_input_is_one_sentence(tmp_path, capsys):
     one_line_error(capsys, code, "positive sizes")
     code = run_cli(["import", str(tmp_path / "net.py"), "--out", str(tmp_path / "n.layerlab")])
     one_line_error(capsys, code, "cannot tell the input shape", "--input-shape")
+
+
+def test_export_refuses_an_out_that_is_its_own_project_or_named_for_another_format(trained_bundle, tmp_path,
+                                                                                   capsys):
+    """`--out` equal to the input turned the trained bundle into an ONNX file; an ONNX model in
+    x.pt2 was written and "verified" as if all were well."""
+    import shutil
+
+    bundle = tmp_path / "own.layerlab"
+    shutil.copyfile(trained_bundle, bundle)
+    before = bundle.read_bytes()
+    code = run_cli(["export", str(bundle), "--format", "onnx", "--out", str(bundle)])
+    one_line_error(capsys, code, "is the project being exported")
+    assert bundle.read_bytes() == before
+    code = run_cli(["export", str(bundle), "--format", "onnx", "--out", str(tmp_path / "m.pt2")])
+    one_line_error(capsys, code, "end in .onnx", "name it m.onnx")
+    code = run_cli(["export", str(bundle), "--format", "safetensors", "--out", str(tmp_path / "w.txt")])
+    one_line_error(capsys, code, "end in .safetensors")
+    (tmp_path / "adir.onnx").mkdir()
+    code = run_cli(["export", str(bundle), "--format", "onnx", "--out", str(tmp_path / "adir.onnx")])
+    one_line_error(capsys, code, "is a folder")
+    code = run_cli(["export", str(bundle), "--format", "onnx", "--out", str(tmp_path / "no" / "m.onnx")])
+    one_line_error(capsys, code, "does not exist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.onnx", "own.layerlab"]
+
+
+def test_a_package_that_cannot_be_written_whole_leaves_nothing_behind(trained_bundle, tmp_path, capsys,
+                                                                      monkeypatch):
+    """A full disk mid-copy left a package folder with half a train.py."""
+    import errno
+    import shutil
+
+    real, copied = shutil.copyfile, []
+
+    def disk_full_after_three(src, dst, *a, **k):
+        if len(copied) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(src))
+        copied.append(dst)
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(shutil, "copyfile", disk_full_after_three)
+    code = run_cli(["export", str(trained_bundle), "--format", "python", "--out", str(tmp_path / "pkg")])
+    line = one_line_error(capsys, code, "cannot write the package", "no space left on device")
+    assert "layerlab-package-" not in line  # not the staging copy's name
+    assert len(copied) == 3 and list(tmp_path.iterdir()) == []
+
+
+def test_import_into_a_json_project_refuses_to_drop_the_weights(trained_bundle, tmp_path, capsys):
+    assert run_cli(["export", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    code = run_cli(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "m.json")])
+    one_line_error(capsys, code, "holds no weights", "m.layerlab")
+    assert not (tmp_path / "m.json").exists()
+    assert run_cli(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "m.layerlab")]) == 0
+    assert load_project(tmp_path / "m.layerlab").weights
+
+
+def test_a_file_the_system_refuses_is_one_sentence_not_an_internal_error(tmp_path, capsys):
+    """A read-only or missing folder gave "internal error (OSError); this is a bug in LayerLab"."""
+    (tmp_path / "afile").write_text("x")
+    code = run_cli(["lab", "start", "xor-hidden-layer", str(tmp_path / "afile" / "work.json")])
+    line = one_line_error(capsys, code, "cannot use", "afile")  # a file where its folder should be
+    assert "internal error" not in line and "bug" not in line
+
+
+def test_a_closed_pipe_does_not_stop_a_run_from_being_saved(tmp_path):
+    """`main.py train ... | head -1` failed the run at its next progress line ("Broken pipe") and saved nothing."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "train", "moons-mlp", "--epochs", "8",
+                             "--out", str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as head does after its line
+    _out, err = proc.communicate(timeout=600)
+    assert first.startswith("epoch 1/8")
+    assert proc.returncode == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err
+    assert load_project(tmp_path / "run" / "model.layerlab").weights

@@ -1,7 +1,7 @@
 """``layerlab export``: write a project's model as ONNX, .pt2, safetensors, TorchScript or a PyTorch package."""
 from __future__ import annotations
 
-from engine.cli_support import EXIT_OK, BadInput, project_base_dir, resolve_project
+from engine.cli_support import EXIT_OK, BadInput, check_output_file, project_base_dir, resolve_project
 
 HELP = "export a project's model (onnx, pt2, safetensors, torchscript, or a python package)"
 FORMAT_NAMES = ("onnx", "pt2", "safetensors", "torchscript", "python")
@@ -16,11 +16,33 @@ def add_arguments(p) -> None:
                                              "(default: the current weights)")
 
 
+def check_out(args) -> None:
+    """Refuse, before any work, an --out that would overwrite the project being exported, a file
+    named for another format (an ONNX model in x.pt2 reads as a broken .pt2), or a place that
+    cannot be written."""
+    from pathlib import Path
+
+    from engine.export import FORMATS
+
+    out = Path(args.out)
+    source = Path(args.project) if args.project else None
+    if source is not None and source.exists() and out.exists() and out.resolve() == source.resolve():
+        raise BadInput(f"--out {out}: is the project being exported; choose another file.")
+    if args.format == "python":
+        return  # a folder or a .zip: the exporter checks what is there
+    suffix = FORMATS[args.format].suffix
+    if out.suffix.lower() != suffix:
+        raise BadInput(f"--out {out}: {FORMATS[args.format].title} files end in {suffix}; "
+                       f"name it {out.with_suffix(suffix).name}.")
+    check_output_file(out)
+
+
 def run(args) -> int:
     from engine.export import export_project
 
     if args.epoch is not None and args.epoch < 0:
         raise BadInput(f"--epoch must be 0 or more, got {args.epoch}.")
+    check_out(args)
     project = resolve_project(args.project)
     result = export_project(project, args.format, args.out, epoch=args.epoch,
                             base_dir=project_base_dir(args.project))

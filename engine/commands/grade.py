@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from engine.cli_support import EXIT_OK, BadInput, positive_int
+from engine.cli_support import EXIT_OK, BadInput, check_output_file, positive_int
 
 HELP = "grade submissions against a lab: a CSV of points, flags and notes, and an HTML report"
 
@@ -27,12 +27,8 @@ def add_arguments(parser) -> None:
 
 
 def _output(path: str, what: str) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        raise BadInput(f"--{what} {p}: is a folder; give a file name.")
-    if not p.resolve().parent.is_dir():
-        raise BadInput(f"--{what} {p}: the folder {p.resolve().parent} does not exist.")
-    return p
+    """Checked before grading, which can take minutes: a read-only folder failed only after it."""
+    return check_output_file(path, f"--{what}")
 
 
 def run(args) -> int:
@@ -46,6 +42,9 @@ def run(args) -> int:
     paths = submission_paths(args.submissions, skip=[p for p in (csv_path, report_path) if p])
     if not paths:
         raise BadInput(f"no submissions found in {', '.join(args.submissions)}.")
+    missing = [a for a in args.submissions if not Path(a).exists()]
+    if missing:  # a typo'd hand-in folder graded as one "unreadable" row looked like a success
+        raise BadInput(f"{missing[0]}: no such file or folder.")
 
     done = []
 

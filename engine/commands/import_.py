@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.cli_support import EXIT_OK, BadInput
+from engine.cli_support import EXIT_OK, BadInput, check_output_file
 
 HELP = "import a model (.py, .onnx, .safetensors, or an exported package) as a LayerLab project"
 
@@ -43,7 +43,11 @@ def run(args) -> int:
     runs_code = source.suffix.lower() == ".py" or source.is_dir() or source.suffix.lower() == ".zip"
     if runs_code:  # said before the file runs (on stdout: stderr is kept for the one error line)
         print(f"note: {TRUST_WARNING}", flush=True)
+    check_output_file(out)
     result = import_model(source, class_name=args.class_name, input_shape=args.input_shape, weights=args.weights)
+    if out.suffix.lower() == ".json" and result.project.weights:  # a JSON project has no place for them
+        raise BadInput(f"--out {out}: a .json project holds no weights, and this model has them; "
+                       f"give a path ending in .layerlab ({out.with_suffix('.layerlab').name}).")
     save_project(out, result.project)
     print(result.summary())
     print(f"Saved {out}")

@@ -28,6 +28,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from engine.atomic import write_folder_atomically
 from engine.export.codegen import model_source
 from engine.export.common import (ExportFailed, ExportRefused, ExportResult, ExportSource, Verification,
                                   check_close, max_abs_diff, reference_outputs, safe_state_dict, write_atomically)
@@ -60,10 +61,13 @@ def export_python_package(source: ExportSource, path: str | Path, *, base_dir: s
         if as_zip:
             write_atomically(path, lambda t: t.write_bytes(_zip_bytes(files, path.stem)))
             written = [path]
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            for name in files:
-                shutil.copyfile(folder / name, path / name)
+        else:  # as one unit: a full disk mid-copy had left a package with half a train.py
+            try:
+                write_folder_atomically(path, lambda staging: [shutil.copyfile(folder / name, staging / name)
+                                                               for name in files])
+            except OSError as e:  # its file name would be the staging copy's
+                raise ExportFailed(f"Cannot write the package to {path}: {(e.strerror or str(e)).lower()}.",
+                                   fix="free some space or choose another folder") from None
             written = [path / name for name in files]
     return ExportResult("python", path, written, time.perf_counter() - t0, verification, notes)
 
