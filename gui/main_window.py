@@ -203,7 +203,9 @@ class MainWindow(QMainWindow):
         if tip:
             a.setToolTip(tip)
             a.setStatusTip(tip)
-        a.triggered.connect(slot)
+        # triggered(bool) passes "checked": only a checkable action's slot is given it (Fit to View
+        # took False for its max_zoom and scaled the canvas by 0)
+        a.triggered.connect(lambda checked=False: slot(checked) if a.isCheckable() else slot())
         if parent is None or parent is self:
             self.addAction(a)
         return a

@@ -788,3 +788,28 @@ def test_legends_sit_on_a_veil_of_the_plot_colour_over_the_curves_that_pass_unde
         theme.apply_theme(t, persist=False)
         for key, colour in _legend_backgrounds(ctl.views):
             assert colour.alpha() == LEGEND_ALPHA and colour.name() == theme.current().base, (t, key)
+
+
+def test_fit_to_view_from_the_toolbar_and_ctrl_0_shows_the_whole_network(editor, qtbot):
+    """The action passed triggered()'s checked=False as fit_to_view's max_zoom: the canvas was
+    scaled by 0 (empty, zoom 0 %), and the next Zoom In divided by zero."""
+    view = editor.view
+    view.zoom_by(0.2)  # far out, as after much wheeling
+    settle()
+    for press in (editor.act_fit.trigger,
+                  lambda: QTest.keyClick(view.viewport(), Qt.Key_0, Qt.ControlModifier)):
+        view.setFocus()
+        view.zoom_by(3.0)
+        settle()
+        press()
+        settle()
+        assert 0.05 < view.zoom() <= 1.0
+        shown = view.mapToScene(view.viewport().rect()).boundingRect()
+        assert shown.contains(editor.scene.nodes_rect())
+    before = view.zoom()
+    editor.act_zoom_in.trigger()
+    assert view.zoom() > before
+    grid = editor.act_grid.isChecked()
+    editor.act_grid.trigger()  # a checkable action's slot still gets its state
+    assert editor.act_grid.isChecked() != grid
+    editor.act_grid.trigger()
