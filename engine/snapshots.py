@@ -54,6 +54,29 @@ MAX_POINTS = 2000  # train / val points drawn under a decision boundary
 ACTIVATION_DTYPE = torch.float16  # activations are only drawn: float16 halves what crosses to the GUI
 
 
+#: ops that pass the input's values on unchanged in number (shape changes, dropout)
+_PASS_THROUGH_MODULES = (nn.Flatten, nn.Unflatten, nn.Dropout, nn.Identity)
+_PASS_THROUGH_CALLS = {"flatten", "reshape", "view", "contiguous", "squeeze", "unsqueeze", "dropout"}
+
+
+def reads_the_input(model: nn.Module, name: str, first: bool) -> bool:
+    """Whether layer ``name`` reads the model's input directly (through reshapes only).  For a
+    model that is not a torch.fx graph: whether it is the first layer with weights (``first``)."""
+    if not isinstance(model, fx.GraphModule):
+        return first
+    node = next((n for n in model.graph.nodes if n.op == "call_module" and n.target == name), None)
+    modules = dict(model.named_modules())
+    while node is not None and node.args and isinstance(node.args[0], fx.Node):
+        node = node.args[0]
+        if node.op == "placeholder":
+            return True
+        passes = (isinstance(modules.get(node.target), _PASS_THROUGH_MODULES) if node.op == "call_module"
+                  else getattr(node.target, "__name__", str(node.target)) in _PASS_THROUGH_CALLS)
+        if not passes:
+            return False
+    return False
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     name: str  # fx / submodule name == the graph node's name
@@ -214,7 +237,10 @@ class SnapshotCollector:
             else:
                 lo, hi = weight_probe.fixed_hist_range(w)
             kind = weight_probe.layer_kind(mod, w)
-            templates = image_in if kind == "linear" and w.dim() == 2 and w.shape[1] == n_in else None
+            # a Linear's units drawn as image templates: only where its inputs are the image's pixels
+            # (a Linear after 64 LSTM units had its units drawn as 8x8 "images" of the digits)
+            templates = (image_in if isinstance(mod, nn.Linear) and w.shape[1] == n_in
+                         and reads_the_input(model, name, first=not self._layers[:-1]) else None)
             infos.append(LayerInfo(name, kind, tuple(w.shape), sum(p.numel() for p in params), (lo, hi), templates))
         self._layer_infos = tuple(infos)
         self._all_params = [p for _, _, _, ps in self._layers for p in ps]

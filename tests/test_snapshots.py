@@ -314,3 +314,22 @@ def test_a_first_linear_on_images_keeps_its_units_whole_for_image_templates():
     assert fc1.image_shape == (1, 30, 30) and fc2.image_shape is None
     snap = c.collect()
     np.testing.assert_array_equal(snap.weights["fc1"], model.fc1.weight.detach()[:64].numpy())  # not pooled
+
+
+def test_a_recurrent_layer_shows_its_input_weights_never_as_image_templates():
+    """The LSTM's largest weight, weight_hh (hidden to hidden, 256x64), was drawn as 64 "8x8 image"
+    templates, because 64 hidden units happen to equal the 8x8 pixels."""
+    p, d, cm = compiled("digits-lstm")
+    info = SnapshotCollector(cm.module, d, cm.node_names).info
+    (inner,) = [n for n, m in cm.module.named_modules() if isinstance(m, nn.LSTM)]
+    lstm = cm.module.get_submodule(inner)
+    lstm_name = inner.split(".")[0]  # the graph's node wraps the torch module
+    layer = info.layer(lstm_name)
+    assert layer.weight_shape == tuple(lstm.weight_ih_l0.shape) != tuple(lstm.weight_hh_l0.shape)
+    assert layer.image_shape is None
+    # nor is the Linear after it, whose 64 inputs are the LSTM's units, not the 8x8 pixels
+    assert [lay.image_shape for lay in info.layers if lay.name != lstm_name] == [None]
+    # a Linear that reads the flattened image does draw its units as templates
+    _p, d, mlp = compiled("fashion-mlp")
+    first = SnapshotCollector(mlp.module, d, mlp.node_names).info.layers[0]
+    assert first.image_shape == tuple(d.input_shape) and first.weight_shape[1] == 784

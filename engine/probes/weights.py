@@ -21,10 +21,15 @@ def layer_kind(module: nn.Module, weight: torch.Tensor) -> str:
 
 
 def main_weight(module: nn.Module) -> torch.Tensor | None:
-    """The parameter a person calls "the weights" of a layer: ``weight``, else the largest."""
+    """The parameter a person calls "the weights" of a layer: ``weight``; for a recurrent layer
+    (LSTM, GRU, RNN) the first layer's input weights ``weight_ih_l0``, which face the data (the
+    largest, ``weight_hh``, maps the hidden state to itself); else the largest."""
     own = dict(module.named_parameters())
     if "weight" in own:
         return own["weight"]
+    recurrent = [p for name, p in own.items() if name.rsplit(".", 1)[-1] == "weight_ih_l0"]  # LayerLab wraps the RNN
+    if recurrent:
+        return recurrent[0]
     if not own:
         return None
     return max(own.values(), key=lambda p: p.numel())
