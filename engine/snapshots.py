@@ -108,6 +108,17 @@ class ProbeInfo:
     curve_x: np.ndarray | None = None  # 1-D regression: the x positions of the fitted curve
     train_xy: tuple[np.ndarray, np.ndarray] | None = None  # points drawn under the boundary / curve
     val_xy: tuple[np.ndarray, np.ndarray] | None = None
+    #: per input feature (offset, scale): the data's own units are x * scale + offset.  The model
+    #: sees standardised inputs; the boundary and the fitted curve are drawn in the data's units
+    #: (the sine's x runs over [-2pi, 2pi], not +-1.7).  None: the inputs are the data's as they are.
+    input_units: tuple[tuple[float, float], ...] | None = None
+
+    def in_data_units(self, x: np.ndarray, feature: int = 0) -> np.ndarray:
+        """Feature ``feature`` of the model's inputs ``x`` (standardised) in the data's units."""
+        if self.input_units is None:
+            return x
+        offset, scale = self.input_units[feature]
+        return np.asarray(x, dtype=np.float64) * scale + offset
 
     def layer(self, name: str) -> LayerInfo | None:
         return next((lay for lay in self.layers if lay.name == name), None)
@@ -290,6 +301,12 @@ class SnapshotCollector:
             except Exception:  # an exotic graph fx cannot copy: fall back to module hooks
                 self._tap = None
 
+        units = None
+        norm = getattr(dataset, "normalization", None)
+        if norm is not None and (self._grid is not None or self._curve is not None):
+            f = self.input_shape[0]  # the inverse of the standardisation, as the data's own invert() gives it
+            zero, one = (norm.invert(torch.full((1, f), v)).double()[0] for v in (0.0, 1.0))
+            units = tuple((float(zero[i]), float(one[i] - zero[i])) for i in range(f))
         shown = self.probe_x[:MAX_PROBE_ROWS].cpu().numpy()
         self.info = ProbeInfo(
             task=self.task, input_shape=self.input_shape, n_outputs=self.n_outputs,
@@ -297,7 +314,7 @@ class SnapshotCollector:
             relu_nodes=self._relu_nodes, node_ids=dict(self.node_ids), hist_bins=HIST_BINS,
             probe_x=shown, probe_y=self.probe_y[:MAX_PROBE_ROWS].cpu().numpy(),
             grid_extent=grid_extent, grid_size=self.grid_size, curve_x=curve_x,
-            train_xy=train_xy, val_xy=val_xy)
+            train_xy=train_xy, val_xy=val_xy, input_units=units)
 
     # ------------------------------------------------------------------ gradient tap
     def arm_grad_tap(self) -> None:

@@ -52,6 +52,13 @@ def boundary_rgb(probs: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=200.0).clip(0, 255).astype(np.uint8)
 
 
+def data_extent(info) -> tuple[float, float, float, float]:
+    """The boundary grid's extent (in the model's standardised inputs) in the data's units."""
+    x0, x1, y0, y1 = info.grid_extent
+    (a, b), (c, d) = (info.in_data_units(np.array([x0, x1]), 0), info.in_data_units(np.array([y0, y1]), 1))
+    return float(a), float(b), float(c), float(d)
+
+
 class BoundaryView(LiveView):
     title = "Decision boundary"
 
@@ -88,8 +95,10 @@ class BoundaryView(LiveView):
                               plots=info is None)
             return
         self.show_message(None)
-        x0, x1, y0, y1 = info.grid_extent
+        x0, x1, y0, y1 = data_extent(info)
         (xt, yt), (xv, yv) = info.train_xy, info.val_xy
+        xt = np.column_stack([info.in_data_units(xt[:, 0], 0), info.in_data_units(xt[:, 1], 1)])
+        xv = np.column_stack([info.in_data_units(xv[:, 0], 0), info.in_data_units(xv[:, 1], 1)])
         names = tuple(info.class_names or (str(i) for i in range(info.n_outputs)))
         points = (xt, yt, xv, yv)
         if self._shown is not None and self._shown[1] == names and all(
@@ -119,8 +128,7 @@ class BoundaryView(LiveView):
         snap = frame.snapshot
         if snap is None or snap.boundary is None:
             return
-        info = self.info
-        x0, x1, y0, y1 = info.grid_extent
+        x0, x1, y0, y1 = data_extent(self.info)
         rgb = boundary_rgb(snap.boundary.astype(np.float32))
         smooth = upsample_bilinear(rgb.astype(np.float32), UPSAMPLE).clip(0, 255).astype(np.uint8)
         self.img.setImage(smooth, autoLevels=False, levels=(0, 255), rect=QRectF(x0, y0, x1 - x0, y1 - y0))

@@ -22,6 +22,7 @@ class RegressionView(LiveView):
         self.curve = self.plot.plot(pen=series_pen(3, width=2.5), name="model", antialias=True)
         self._layout.addWidget(self.plot, 1)
         self.info = None
+        self._curve_x = None
 
     def reset(self, info) -> None:
         self.info = info
@@ -35,12 +36,13 @@ class RegressionView(LiveView):
             return
         self.show_message(None)
         (xt, yt), (xv, yv) = info.train_xy, info.val_xy
-        self.train_pts.setData(xt[:, 0], yt.reshape(len(yt), -1)[:, 0])
-        self.val_pts.setData(xv[:, 0], yv.reshape(len(yv), -1)[:, 0])
+        self._curve_x = info.in_data_units(info.curve_x)  # the model's inputs are standardised
+        self.train_pts.setData(info.in_data_units(xt[:, 0]), yt.reshape(len(yt), -1)[:, 0])
+        self.val_pts.setData(info.in_data_units(xv[:, 0]), yv.reshape(len(yv), -1)[:, 0])
 
     def render(self, frame) -> None:
         snap, info = frame.snapshot, self.info
         if snap is None or snap.curve is None or info is None or info.curve_x is None:
             return
-        self.curve.setData(info.curve_x, snap.curve[:, 0])
+        self.curve.setData(self._curve_x, snap.curve[:, 0])
         self.frames_drawn += 1

@@ -12,11 +12,16 @@ pytest.importorskip("pytestqt")
 from gui.views.boundary_view import BoundaryView  # noqa: E402
 
 
-def info(seed: int, n: int = 50):
+def info(seed: int, n: int = 50, units=None):
+    from engine.snapshots import ProbeInfo
+
     rng = np.random.default_rng(seed)
     xy = lambda: (rng.normal(size=(n, 2)).astype(np.float32), rng.integers(0, 2, n))  # noqa: E731
-    return types.SimpleNamespace(grid_extent=(-3.0, 3.0, -3.0, 3.0), train_xy=xy(), val_xy=xy(),
-                                 class_names=["a", "b"], n_outputs=2)  # a list, as a caller may pass
+    return ProbeInfo(task="classification", input_shape=(2,), n_outputs=2,
+                     class_names=["a", "b"],  # a list, as a caller may pass
+                     layers=(), nodes=(), relu_nodes=(), node_ids={}, hist_bins=64, probe_x=np.zeros((1, 2)),
+                     probe_y=np.zeros(1), grid_extent=(-3.0, 3.0, -3.0, 3.0), grid_size=4, train_xy=xy(),
+                     val_xy=xy(), input_units=units)
 
 
 def points(view):
@@ -57,3 +62,17 @@ def test_points_of_one_class_share_one_brush_and_pen(qapp):
     assert len({id(p) for p in pens}) == 2
     for p, c in zip(pens, data.val_xy[1]):
         assert p.color().getRgb()[:3] == class_color(int(c))
+
+
+def test_the_boundary_and_its_points_are_drawn_in_the_datas_units(qapp):
+    """The model sees standardised inputs; the axes are the data's (a student's x1 runs over the
+    data's own range)."""
+    units = ((10.0, 2.0), (-1.0, 0.5))  # x1 = 2 z + 10, x2 = 0.5 z - 1
+    view = BoundaryView()
+    i = info(0, units=units)
+    view.reset(i)
+    np.testing.assert_allclose(points(view), i.train_xy[0] * [2.0, 0.5] + [10.0, -1.0], rtol=1e-6)
+    snap = types.SimpleNamespace(boundary=np.zeros((4, 4, 2), np.float32))
+    view.render(types.SimpleNamespace(snapshot=snap))
+    rect = view.img.mapRectToParent(view.img.boundingRect())
+    assert (rect.left(), rect.right(), rect.top(), rect.bottom()) == pytest.approx((4.0, 16.0, -2.5, 0.5))

@@ -166,6 +166,15 @@ def test_a_view_that_does_not_fit_the_data_says_why_instead_of_drawing_empty_axe
         train(qtbot, ctl, epochs=2)
         assert axes_shown(curve) and not curve._message.isVisibleTo(curve)
         assert not axes_shown(boundary) and "two input features" in boundary._message.text()
+        # the curve and its points in the data's units (sin x over [-2pi, 2pi]), not the model's
+        # standardised inputs (+-1.7), which had made the period look like 1.7
+        ds = win.document.dataset
+        raw = ds.normalization.invert(ds.x_train).numpy()[:, 0]
+        shown_x, _y = curve.train_pts.getData()
+        assert float(np.min(shown_x)) >= raw.min() - 1e-4 and float(np.max(shown_x)) <= raw.max() + 1e-4
+        assert float(np.ptp(shown_x)) > 0.8 * float(np.ptp(raw)) > 8.0
+        line_x, _line_y = curve.curve.getData()
+        assert line_x is not None and float(np.ptp(line_x)) >= 0.95 * float(np.ptp(raw))
     finally:
         assert win.open_starter("moons-mlp")
 
