@@ -91,6 +91,9 @@ class TrainingController(QObject):
         # A run started from them continues the history: curves, epochs and the timeline go on.
         self._lineage_epoch: int | None = None
         self._run_stale = False  # the graph was edited so that the run's weights no longer fit it
+        #: a run that ended while an edit made its weights not fit the graph: (weights, record), stored
+        #: if an undo makes them fit again (a stray Delete mid-run had thrown the whole run away)
+        self._unstored: tuple[dict, dict] | None = None
         self._shut = False
         self._last_progress = 0.0
         self._progress_pending: tuple | None = None
@@ -128,6 +131,7 @@ class TrainingController(QObject):
         document.projectReplaced.connect(self._on_project_replaced)
         document.datasetEdited.connect(self._on_dataset_edited)
         document.weightsChanged.connect(self._on_weights_changed)
+        document.graphChanged.connect(self._store_unstored_run_if_it_fits)
         self._load_settings()
         p.set_state(self.worker.state)
         if self.worker.mode == "thread":
@@ -192,7 +196,7 @@ class TrainingController(QObject):
     @Slot()
     def _on_weights_changed(self) -> None:
         """An edit made the stored weights not fit the graph (or an undo made them fit again)."""
-        stale = self.document.weights_stale
+        stale = self.document.weights_stale or self._unstored is not None
         if stale == self._run_stale or self.worker.busy:
             return
         self._run_stale = stale
@@ -205,6 +209,22 @@ class TrainingController(QObject):
         elif not self.history.is_empty():
             self.scheduler.reset(self.info, max(self.epochs, self.history.last_epoch))
             self._show_current()
+
+    @Slot()
+    def _store_unstored_run_if_it_fits(self) -> None:
+        """The graph changed after a run whose weights did not fit it: if they fit now (the edit
+        was undone), they and the run are stored, as if the edit had never been made."""
+        if self._unstored is None or self.worker.busy:
+            return
+        state, record = self._unstored
+        if not self._fits(state):
+            return
+        self._unstored = None
+        self.document.set_weights(state)
+        self._lineage_epoch = self.history.checkpoints[-1].epoch if self.history.checkpoints else None
+        self.panel.show_status(record["status"])
+        self._store_run(status=record["status"], outcome=record["outcome"], failure=None)
+        self._on_weights_changed()  # the views describe the graph again
 
     # ------------------------------------------------------------------ starting
     def _make_job(self, start_paused: bool = False, initial_steps: int = 0,
@@ -263,6 +283,7 @@ class TrainingController(QObject):
         else:
             self._clear_run()
         self._run_stale = False
+        self._unstored = None
         self.history.running = True
         self.checkpoint_views.configure(job.graph, job.infer_context(), job.dataset, job.node_names, job.probe_size)
         self.panel.show_status("Starting…" if self.worker.is_ready else
@@ -331,6 +352,7 @@ class TrainingController(QObject):
         """No run: an empty history, every view back to its idle message, no status."""
         self._lineage_epoch = None
         self._run_stale = False
+        self._unstored = None
         self.history.clear()
         self.info = None
         self._latest = None
@@ -511,16 +533,21 @@ class TrainingController(QObject):
         head = OUTCOME_WORDS.get(finished.reason, "Finished")
         epochs = len(finished.history)
         in_all = f"; {len(rows)} epochs in all" if len(rows) != epochs else ""
-        status = (f"{head} after {epochs} epoch{'s' if epochs != 1 else ''} "
-                  f"({finished.steps:,} steps{in_all}){': ' + summary if summary else ''}. "
-                  + ("The weights are in the project." if stored else
-                     "The graph was edited during the run, so these weights no longer fit it "
-                     "and were not stored; train again."))
+        said = (f"{head} after {epochs} epoch{'s' if epochs != 1 else ''} "
+                f"({finished.steps:,} steps{in_all}){': ' + summary if summary else ''}. ")
+        status = said + ("The weights are in the project." if stored else
+                         "The graph was edited during the run, so these weights no longer fit it and are "
+                         "not stored: undo the edit to keep them, or train again.")
         self.panel.show_status(status)
         if stored:
             self._store_run(status=status, outcome=finished.reason, failure=None)
+        else:
+            self._unstored = (state_from_numpy(finished.weights), {
+                "status": said + "The weights are in the project (the edit made during the run was undone).",
+                "outcome": finished.reason})
         self._settle_progress(head, completed=finished.reason == "completed")
         self._end_run()
+        self._on_weights_changed()  # an edit made during the run: the views say so now
 
     def _settle_progress(self, outcome: str, completed: bool = False) -> None:
         """The progress bar and line of a run that has ended: where it ended, with no rate and no
@@ -586,12 +613,17 @@ class TrainingController(QObject):
             return f" Layer '{fx_name}' is selected on the canvas."
         return f" Layer: '{fx_name}'."
 
+    def _fits(self, state: dict) -> bool:
+        """Whether a run's weights load into the document's graph as it is now."""
+        try:
+            self.document.compile().module.load_state_dict(state)
+        except (LayerLabError, RuntimeError):
+            return False
+        return True
+
     def _apply_weights(self, state: dict) -> bool:
         """Store a run's weights in the document if they still fit its graph (it may have been edited)."""
-        try:
-            module = self.document.compile().module
-            module.load_state_dict(state)
-        except (LayerLabError, RuntimeError):
+        if not self._fits(state):
             return False
         self.document.set_weights(state)
         return True

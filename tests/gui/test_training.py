@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.events import RunFailed  # noqa: E402
 from engine.project import load_starter  # noqa: E402
+from engine.runner import state_from_numpy  # noqa: E402
 from engine.tensorboard import read_scalars  # noqa: E402
 from gui import dialogs, theme  # noqa: E402
 from gui.document import Document  # noqa: E402
@@ -402,10 +403,21 @@ def test_editing_the_graph_during_a_run_never_stores_weights_that_do_not_fit(qtb
     doc.push(SetParamCommand(doc, fc2.id, "units", 32))  # the student edits while it trains
     ctl.worker.stop()
     wait_idle(qtbot, ctl)
-    assert "no longer fit" in ctl.panel.status_label.text()
+    assert "no longer fit" in ctl.panel.status_label.text() and "undo the edit to keep them" in \
+        ctl.panel.status_label.text()
     assert all(torch.equal(before[k], v) for k, v in doc.project.weights.items())
+    # the views say the graph changed, rather than show a run the project does not hold
+    assert all("graph changed" in v._message.text() for v in ctl.views.values())
     doc.undo_stack.undo()
     assert doc.graph.node(fc2.id).params["units"] == 64
+    # the undo makes the run's weights fit again: they are kept, with the run, and nothing disagrees
+    # (the curves had shown the run while the project, and Evaluation, held the weights from before it)
+    qtbot.waitUntil(lambda: "undone" in ctl.panel.status_label.text(), timeout=5_000)
+    final = state_from_numpy(ctl.last_finish.weights)
+    assert all(torch.equal(final[k], v) for k, v in doc.project.weights.items())
+    assert not all(torch.equal(before[k], v) for k, v in doc.project.weights.items())
+    assert doc.project.run["outcome"] == ctl.last_finish.reason and doc.project.history == ctl.history.epochs
+    assert not any("graph changed" in v._message.text() for v in ctl.views.values())
 
 
 def test_closing_the_window_during_a_run_stops_the_subprocess(qtbot, win):
