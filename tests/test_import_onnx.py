@@ -83,7 +83,7 @@ def test_a_convolution_the_catalog_lacks_becomes_a_custom_node(tmp_path):
         ["Input", "ReLU", "AvgPool2d", "Flatten", "Linear", "Output"]
     assert result.max_abs_diff <= 1e-5
     assert result.project.data == {"source": "moons"}  # no built-in data has this shape: the notes say so
-    assert any("choose data that fits" in n for n in result.notes)
+    assert any("choose its own data" in n for n in result.notes)
 
 
 def _hand_made(nodes, initializers, in_shape, out_shape, name="hand"):

@@ -197,3 +197,31 @@ def test_weights_that_do_not_fit_are_refused(models_py, tmp_path):
     torch.save(nn.Linear(3, 3).state_dict(), tmp_path / "other.pt")
     with pytest.raises(ImportRefused, match="other.pt does not fit Net"):
         import_model(models_py, class_name="Net", input_shape=(1, 8, 8), weights=tmp_path / "other.pt")
+
+
+def test_a_model_on_28x28_images_opens_on_fashion_data_not_moons(tmp_path):
+    """A CNN for 1x28x28 images opened on the moons data (two features): "Conv2d expects an image
+    but receives (2)" until the person found the right dataset."""
+    (tmp_path / "net.py").write_text(textwrap.dedent('''
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self, outputs=10):
+                super().__init__()
+                self.conv = nn.Conv2d(1, 4, 3)
+                self.flat = nn.Flatten()
+                self.fc = nn.Linear(4 * 26 * 26, outputs)
+
+            def forward(self, x):
+                return self.fc(self.flat(self.conv(x)))
+
+        class Five(Net):
+            def __init__(self):
+                super().__init__(outputs=5)
+        '''))
+    result = import_model(tmp_path / "net.py", class_name="Net", input_shape=(1, 28, 28))
+    assert result.project.data["source"] == "fashion_mnist"
+    # five outputs fit no bundled data: it still opens on data of its input shape, and says so
+    five = import_model(tmp_path / "net.py", class_name="Five", input_shape=(1, 28, 28))
+    assert five.project.data["source"] == "fashion_mnist"
+    assert any("'fashion_mnist', whose inputs fit" in n for n in five.notes)

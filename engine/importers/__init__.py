@@ -31,6 +31,8 @@ _DATA_FOR_SHAPE = {
     ((13,), 3, "classification"): {"source": "wine"},
     ((30,), 2, "classification"): {"source": "breast_cancer"},
     ((1, 8, 8), 10, "classification"): {"source": "digits"},
+    ((1, 28, 28), 10, "classification"): {"source": "fashion_mnist", "val_fraction": 0.1, "test_fraction": 0.2,
+                                          "standardize": False},  # as the Fashion starters
     ((10,), 1, "regression"): {"source": "diabetes"},
     ((1,), 1, "regression"): {"source": "sine"},
 }
@@ -126,15 +128,18 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
     graph = imported.graph
     n_out = imported.output_shape[0] if len(imported.output_shape) == 1 else None
     if data is None:
+        shape_in = tuple(imported.input_shape)
         data = next((dict(d) for (shape, k, _task), d in _DATA_FOR_SHAPE.items()
-                     if shape == tuple(imported.input_shape) and k == n_out), None)
+                     if shape == shape_in and k == n_out), None)
         if data is not None:
             n_outputs = n_out
-        else:
-            data = {"source": "moons"}
+        else:  # data of the model's input shape at least: its shapes flow, only the outputs differ
+            data = next((dict(d) for (shape, _k, _task), d in _DATA_FOR_SHAPE.items() if shape == shape_in), None)
             if notes is not None:
-                notes.append(f"No built-in dataset has inputs of shape {tuple(imported.input_shape)} and {n_out} "
-                             "outputs: choose data that fits in the Dataset panel to see the shapes.")
+                notes.append(f"No built-in dataset has inputs of shape {shape_in} and {n_out} outputs"
+                             + (f": it opens on '{data['source']}', whose inputs fit" if data else "")
+                             + "; choose its own data in the Dataset panel (or train --data FILE).")
+            data = data or {"source": "moons"}
     output = next(n for n in graph.nodes if n.type == "Output")
     feeding = [graph.node(e.src) for e in graph.in_edges(output.id)]
     if n_outputs is not None and feeding and feeding[0].type == "Linear" and feeding[0].params["units"] == n_outputs:

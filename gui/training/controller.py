@@ -202,9 +202,12 @@ class TrainingController(QObject):
         self._run_stale = stale
         if stale:
             self.scheduler.clear()
+            text = ("The graph changed since this run, so its views no longer describe it. Train again (or "
+                    "undo the edit) to see the network." if not self.history.is_empty() else
+                    "The graph changed, so the project's weights no longer fit it. Train (or undo the edit) "
+                    "to see the network.")  # an imported project's weights, before any run
             for view in self.views.values():
-                view.show_message("The graph changed since this run, so its views no longer describe it. "
-                                  "Train again (or undo the edit) to see the network.")
+                view.show_message(text)
             self._clear_overlay()
         elif not self.history.is_empty():
             self.scheduler.reset(self.info, max(self.epochs, self.history.last_epoch))

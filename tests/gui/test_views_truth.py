@@ -268,6 +268,17 @@ def test_reset_weights_clears_every_view(qtbot, win):
         assert shows_nothing(view), key
     assert "Fresh weights" in ctl.panel.status_label.text()
     assert win.document.project.history == [] and win.document.project.checkpoints == {}
+    # an edit that the weights no longer fit: with no run, the views do not speak of "this run"
+    # (an imported project's views said "The graph changed since this run" before it had any)
+    from gui.commands import SetParamCommand
+
+    doc = win.document
+    fc = next(n for n in doc.graph.nodes if n.type == "Linear")
+    doc.push(SetParamCommand(doc, fc.id, "units", 7))
+    qtbot.waitUntil(lambda: "no longer fit" in ctl.views["loss"]._message.text(), timeout=5_000)
+    assert all("this run" not in v._message.text() and "project's weights" in v._message.text()
+               for v in ctl.views.values())
+    doc.undo_stack.undo()
 
 
 def test_two_seeded_runs_draw_equal_curves(qtbot, win):
