@@ -38,7 +38,7 @@ def ask_stop_run(parent: QWidget | None) -> bool:
 def ask_save_changes(parent: QWidget | None, name: str) -> str:
     """'save', 'discard' or 'cancel' for a document with unsaved changes."""
     box = QMessageBox(QMessageBox.Warning, "Unsaved changes",
-                      f"“{name}” has unsaved changes. Save them before closing?",
+                      f"“{name}” has unsaved changes. Save them first?",  # closing, or opening another
                       QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, parent)
     box.setDefaultButton(QMessageBox.Save)
     answer = box.exec()

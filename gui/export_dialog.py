@@ -255,7 +255,7 @@ def import_model_dialog(window) -> bool:
     from engine.importers import TRUST_WARNING, import_model
     from engine.project import save_project
 
-    path = dialogs.get_open_path(window, "Import a model", IMPORT_FILTERS, "")
+    path = dialogs.get_open_path(window, "Import a model", IMPORT_FILTERS, window.start_folder())  # not the cwd
     if not path:
         return False
     source = Path(path)

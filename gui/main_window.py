@@ -498,10 +498,10 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> bool:
         if not (self.may_leave_project() and self.maybe_save()):
             return False
-        path = dialogs.get_open_path(self, "Open a LayerLab project", OPEN_FILTERS, self._start_folder())
+        path = dialogs.get_open_path(self, "Open a LayerLab project", OPEN_FILTERS, self.start_folder())
         return self.open_path(path, ask=False) if path else False
 
-    def _start_folder(self) -> str:
+    def start_folder(self) -> str:
         """Where Open and Save As start: the project's folder, else the last file's (a student's lab
         folder, not the home folder each time), else home."""
         if self.document.path:
@@ -525,7 +525,7 @@ class MainWindow(QMainWindow):
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        start = self.document.path or os.path.join(self._start_folder(), f"{self.document.display_name}.layerlab")
+        start = self.document.path or os.path.join(self.start_folder(), f"{self.document.display_name}.layerlab")
         path = dialogs.get_save_path(self, "Save the project", FILE_FILTERS, start)
         if not path:
             return False

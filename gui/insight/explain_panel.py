@@ -147,7 +147,7 @@ class ExplainPanel(QWidget):
         self.tabs.addTab(self._attribution_page(), "Attribution")
         self.importance_index = self.tabs.addTab(self._importance_page(), "Feature importance")
         self.tabs.addTab(self._sanity_page(), "Sanity check")
-        self.tabs.addTab(self._actmax_page(), "What a class looks for")
+        self.actmax_index = self.tabs.addTab(self._actmax_page(), "What a class looks for")
         col.addWidget(self.tabs, 1)
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -315,7 +315,8 @@ class ExplainPanel(QWidget):
         self.actmax_what.addItem("a unit of a layer", "unit")
         form.addRow("Maximise", self.actmax_what)
         self.actmax_class = QComboBox()
-        form.addRow("Class", self.actmax_class)
+        self.actmax_class_label = QLabel("Class")
+        form.addRow(self.actmax_class_label, self.actmax_class)
         self.actmax_layer = QComboBox()
         form.addRow("Layer", self.actmax_layer)
         self.actmax_unit = QSpinBox()
@@ -399,6 +400,11 @@ class ExplainPanel(QWidget):
             for k in range(int(ds.n_outputs)):
                 self.target_box.addItem(f"output {k}", k)
                 self.actmax_class.addItem(f"output {k}", k)
+        # a regression model has outputs, not classes (its tab had offered "Class: output 0")
+        classes = ds is None or ds.task == "classification"
+        self.tabs.setTabText(self.actmax_index, "What a class looks for" if classes else "What raises an output")
+        self.actmax_class_label.setText("Class" if classes else "Output")
+        self.actmax_what.setItemText(0, "a class's score" if classes else "an output")
         self.target_box.blockSignals(False)
 
     def set_sample(self, split: str, index: int) -> bool:

@@ -255,7 +255,7 @@ def restyle_plot(w: pg.PlotWidget, t) -> None:
     if pi.titleLabel.text:
         pi.titleLabel.setText(pi.titleLabel.text, color=t.subtext)
     if pi.legend is not None:
-        pi.legend.setLabelTextColor(t.subtext)
+        pi.legend.setLabelTextColor(t.text)  # the subtext grey was faint on the dark theme
         pi.legend.setBrush(legend_brush(t))
 
 
@@ -272,7 +272,9 @@ def legend_brush(t) -> pg.QtGui.QBrush:
 def add_legend(plot: pg.PlotWidget, offset=(-8, 8)) -> pg.LegendItem:
     """A legend in a plot's corner, on a half-opaque background of the plot's own colour: its
     text sat directly over the curves and points that ran under it (the loss curves, the moons)."""
-    return plot.getPlotItem().addLegend(offset=offset, labelTextSize="8pt", brush=legend_brush(theme.current()))
+    t = theme.current()
+    return plot.getPlotItem().addLegend(offset=offset, labelTextSize="8pt", brush=legend_brush(t),
+                                        labelTextColor=t.text)
 
 
 #: pixels kept free at a plot's top (and an axis-less image plot's bottom) for half a tick label

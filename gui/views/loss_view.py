@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider
 
 from engine.smoothing import smooth_ema
+from gui import theme
 from gui.views import (LiveCurve, LiveView, StickyRange, add_curve, add_legend, cursor_line, make_plot, place_cursor,
                        series_pen)
 
@@ -42,6 +43,25 @@ def per_point_weight(per_step: float, x: np.ndarray, steps_per_epoch: int) -> fl
     return per_step ** max(1.0, steps)
 
 
+def raw_pen(t) -> pg.QtGui.QPen:
+    """The faint per-snapshot line: fainter on white than on the dark theme, where 70/255 was lost."""
+    return pg.mkPen((31, 119, 180, 150 if t.name == "dark" else 70), width=1)
+
+
+def values_at(cursor: float | None, train: tuple, val: tuple) -> str:
+    """The header's figures: the last ones, or, while the timeline shows an earlier epoch, that
+    epoch's (scrubbed back, the header had kept the latest run's)."""
+    parts = []
+    for name, (x, y) in (("train", train), ("val", val)):
+        if cursor is not None:
+            keep = x <= cursor + 1e-9
+            x, y = x[keep], y[keep]
+        if len(y):
+            parts.append(f"{name} {y[-1]:.4g}")
+    prefix = f"epoch {cursor:g}:  " if cursor is not None and parts else ""
+    return prefix + "   ".join(parts)
+
+
 class LossView(LiveView):
     title = "Loss"
 
@@ -69,8 +89,7 @@ class LossView(LiveView):
 
         self.loss_plot = make_plot(left="loss", log_axis=True)
         add_legend(self.loss_plot)
-        self.raw_curve = add_curve(self.loss_plot, pen=pg.mkPen((31, 119, 180, 70), width=1),
-                                   name="train (live)", antialias=False)
+        self.raw_curve = add_curve(self.loss_plot, pen=raw_pen(theme.current()), name="train (live)", antialias=False)
         self.train_curve = add_curve(self.loss_plot, pen=series_pen(0), name="train", antialias=False)
         self.val_curve = add_curve(self.loss_plot, pen=series_pen(1), name="validation", symbol="o", symbolSize=5,
                                    symbolBrush=pg.mkBrush("#ff7f0e"), symbolPen=_NO_PEN, antialias=False)
@@ -96,6 +115,10 @@ class LossView(LiveView):
         self.loss_range = StickyRange(self.loss_plot, log=True)
         self.metric_range = StickyRange(self.metric_plot)
         self._set_log(True)
+
+    def _on_theme(self, t) -> None:
+        super()._on_theme(t)
+        self.raw_curve.setPen(raw_pen(t))
 
     def _set_log(self, on: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=on)
@@ -171,10 +194,5 @@ class LossView(LiveView):
             metric_values.append(my)
         self.loss_range.update(ry, ty, vy)
         self.metric_range.update(*metric_values)
-        parts = []
-        if len(ty):
-            parts.append(f"train {ty[-1]:.4g}")
-        if len(vy):
-            parts.append(f"val {vy[-1]:.4g}")
-        self.value_label.setText("   ".join(parts))
+        self.value_label.setText(values_at(frame.cursor, (tx, ty), (vx, vy)))
         self.frames_drawn += 1

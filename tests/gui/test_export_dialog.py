@@ -200,3 +200,19 @@ def test_import_refusals_are_one_sentence(qtbot, answers, tmp_path):
     w.act_import_model.trigger()
     assert len(answers["errors"]) == 1
     w.close()
+
+
+def test_import_model_starts_in_the_projects_folder_not_the_working_directory(qtbot, answers, tmp_path,
+                                                                               monkeypatch):
+    from engine.project import save_project
+
+    folder = tmp_path / "lab_session"
+    folder.mkdir()
+    save_project(folder / "mine.layerlab", load_starter("moons-mlp"))
+    w = _window(qtbot, load_starter("moons-mlp"))
+    assert w.open_path(str(folder / "mine.layerlab"), ask=False)
+    asked = []
+    monkeypatch.setattr(dialogs, "get_open_path", lambda parent, title, filters, directory="": asked.append(directory) or "")
+    w.act_import_model.trigger()
+    assert asked == [str(folder)]
+    w.close()

@@ -354,3 +354,12 @@ def test_no_explain_code_or_captum_is_loaded_at_start_up():
                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(root)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_regression_model_is_asked_what_raises_an_output_not_what_a_class_looks_for(qtbot, win):
+    panel = open_explain(qtbot, win, "sine-regression")
+    assert panel.tabs.tabText(panel.actmax_index) == "What raises an output"
+    assert panel.actmax_class_label.text() == "Output" and panel.actmax_class.itemText(0) == "output 0"
+    panel = open_explain(qtbot, win, "digits-cnn")
+    assert panel.tabs.tabText(panel.actmax_index) == "What a class looks for"
+    assert panel.actmax_class_label.text() == "Class"

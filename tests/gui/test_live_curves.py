@@ -131,3 +131,19 @@ def test_the_live_loss_is_smoothed_over_steps_so_a_fast_run_does_not_lag_its_epo
         assert drawn[5] > kept[5] * 1.01  # really smoothed: it lags a falling curve
     else:  # 0.6 ** 25 per point: each point is shown as it came, but for a lag of ~1e-5
         np.testing.assert_allclose(drawn, kept, rtol=1e-4)
+
+
+def test_the_loss_header_gives_the_epoch_the_timeline_shows(qapp):
+    """Scrubbed back to epoch 4, the header still read the last epoch's losses."""
+    from gui.training.snapshots import RunHistory
+    from gui.views import Frame
+    from gui.views.loss_view import LossView
+
+    history = RunHistory()
+    for epoch in range(1, 11):
+        history.add_epoch(epoch, {"train_loss": 1.0 / epoch, "val_loss": 2.0 / epoch})
+    view = LossView()
+    view.render(Frame(snapshot=None, history=history, info=None))
+    assert view.value_label.text() == "train 0.1   val 0.2"
+    view.render(Frame(snapshot=None, history=history, info=None, cursor=4.0))
+    assert view.value_label.text() == "epoch 4:  train 0.25   val 0.5"

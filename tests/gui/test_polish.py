@@ -788,6 +788,12 @@ def test_legends_sit_on_a_veil_of_the_plot_colour_over_the_curves_that_pass_unde
         theme.apply_theme(t, persist=False)
         for key, colour in _legend_backgrounds(ctl.views):
             assert colour.alpha() == LEGEND_ALPHA and colour.name() == theme.current().base, (t, key)
+        # the legend's text in the theme's text colour (its grey was faint on the dark theme), and the
+        # faint live loss line less faint there
+        legend = ctl.views["loss"].loss_plot.getPlotItem().legend
+        assert pg.mkColor(legend.opts["labelTextColor"]).name() == theme.current().text
+        alpha = ctl.views["loss"].raw_curve.opts["pen"].color().alpha()
+        assert alpha == (150 if t == "dark" else 70)
 
 
 def test_fit_to_view_from_the_toolbar_and_ctrl_0_shows_the_whole_network(editor, qtbot):
