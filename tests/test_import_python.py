@@ -195,8 +195,21 @@ def test_state_dict_weights_load_without_unpickling_code(models_py, tmp_path):
 
 def test_weights_that_do_not_fit_are_refused(models_py, tmp_path):
     torch.save(nn.Linear(3, 3).state_dict(), tmp_path / "other.pt")
-    with pytest.raises(ImportRefused, match="other.pt does not fit Net"):
+    with pytest.raises(ImportRefused, match="other.pt does not fit Net") as caught:
         import_model(models_py, class_name="Net", input_shape=(1, 8, 8), weights=tmp_path / "other.pt")
+    # the sentence says what does not fit (torch's message had stopped at "Error(s) in loading state_dict")
+    text = str(caught.value)
+    assert "missing stem.weight" in text and "not in the model: weight, bias" in text and "\n" not in text
+
+
+def test_a_wrong_input_shape_names_the_layer_in_one_sentence(models_py, capfd):
+    """torch.fx's ShapeProp printed its traceback to the terminal, and its message ran on for lines."""
+    with pytest.raises(ImportRefused) as caught:
+        import_model(models_py, class_name="Net", input_shape=(3,))
+    text = str(caught.value)
+    assert text.startswith("The model does not run on inputs of shape (3,) (layer 'stem':")
+    assert "ShapeProp" not in text and "\n" not in text and len(text) < 400
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_model_on_28x28_images_opens_on_fashion_data_not_moons(tmp_path):

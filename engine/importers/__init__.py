@@ -102,8 +102,8 @@ def import_python(path: Path, *, class_name: str | None = None, input_shape: tup
         try:
             model.load_state_dict(state)
         except Exception as exc:
-            raise ImportRefused(f"{Path(weights).name} does not fit {cls.__name__}: "
-                                f"{str(exc).strip().splitlines()[0][:200]}") from None
+            why = state_mismatch(model.state_dict(), state) or str(exc).strip().splitlines()[0][:200]
+            raise ImportRefused(f"{Path(weights).name} does not fit {cls.__name__}: {why}.") from None
     else:
         notes.append(f"No weights were given (--weights FILE): the graph has {cls.__name__}'s freshly "
                      "initialised weights.")
@@ -114,6 +114,23 @@ def import_python(path: Path, *, class_name: str | None = None, input_shape: tup
     imported = convert(model, shape, source_file=str(path))
     project = project_from(imported, name or cls.__name__, notes=notes)
     return ImportResult(project, "python", imported.max_abs_diff, notes)
+
+
+def state_mismatch(expected: dict, given: dict, shown: int = 3) -> str:
+    """What keeps ``given`` weights from loading where ``expected`` ones belong, in a sentence
+    (torch's own message put it all on lines after "Error(s) in loading state_dict for Net:")."""
+    def some(names: list[str]) -> str:
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
+
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    resized = [f"{k} is {'x'.join(map(str, given[k].shape))} in the file but "
+               f"{'x'.join(map(str, expected[k].shape))} in the model"
+               for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    parts = ([f"missing {some(missing)}"] if missing else []) + \
+        ([f"not in the model: {some(unexpected)}"] if unexpected else []) + resized[:shown]
+    return "; ".join(parts)
 
 
 def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None, n_outputs: int | None = None,
@@ -152,4 +169,5 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
                    history=list(history or []), weights=dict(imported.weights))
 
 
-__all__ = ["ImportRefused", "ImportResult", "TRUST_WARNING", "import_model", "import_python", "project_from"]
+__all__ = ["ImportRefused", "ImportResult", "TRUST_WARNING", "import_model", "import_python", "project_from",
+           "state_mismatch"]

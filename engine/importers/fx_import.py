@@ -17,6 +17,8 @@ module computes (``ImportedGraph.max_abs_diff``).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import linecache
 import operator
 import re
@@ -376,6 +378,12 @@ class _Converter:
         return None
 
 
+def _failed_node(exc: BaseException) -> str | None:
+    """The node ShapeProp names in its error ("ShapeProp error for: node=%fc1 : ..."), if any."""
+    m = re.search(r"node=%(\w+)", str(exc))
+    return m.group(1) if m else None
+
+
 def convert(module, input_shape, *, ctx: InferContext | None = None, source_file: str | None = None,
             example=None) -> ImportedGraph:
     """Trace ``module`` (eval mode) into a graph with its weights, and check the graph computes the same."""
@@ -387,13 +395,16 @@ def convert(module, input_shape, *, ctx: InferContext | None = None, source_file
     gm = trace(module, source_file)
     x = example if example is not None else sample_input(module, input_shape)
     try:
-        with torch.no_grad():
+        # ShapeProp prints the traceback of a failing node itself: kept off the user's terminal
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(x)
     except Exception as exc:
-        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImportRefused(f"The model does not run on inputs of shape {input_shape} "
-                            f"({where_in_source(frames, source_file)}: {text}).",
+        node = _failed_node(exc)
+        cause = exc.__cause__ or exc  # ShapeProp wraps the layer's own error in a long one of its own
+        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(cause.__traceback__)]
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        where = f"layer '{node}'" if node else where_in_source(frames, source_file)
+        raise ImportRefused(f"The model does not run on inputs of shape {input_shape} ({where}: {text[:300]}).",
                             "give the shape of one sample with --input-shape, e.g. 1,28,28") from None
     with torch.no_grad():
         reference = module(x)
