@@ -126,7 +126,7 @@ EXPECTED = {  # file: (student, id, status, points per step or None, total, flag
     "08-heidi.layerlab-submission": ("", "", "truncated", None, 0, ""),
     "09-notes.txt": ("", "", "foreign", None, 0, ""),
     "10-huge.layerlab-submission": ("", "", "oversized", None, 0, ""),
-    "11-ivan.layerlab-submission": ("", "", "tampered", None, 0, ""),
+    "11-ivan.layerlab-submission": ("Ivan", "i9", "tampered", None, 0, ""),  # whose tampered file it is
     "12-judy.layerlab": ("", "", "foreign", None, 0, ""),
 }
 

@@ -227,6 +227,8 @@ def _grade_into(row: GradeRow, lab: Lab, checker: LabChecker, path, reproduce: b
         sub = load_submission(path, max_bytes=max_bytes)
     except SubmissionError as exc:
         row.status, row.message = exc.problem, exc.reason
+        if exc.student is not None:  # a tampered file's row says whose it is
+            row.student, row.student_id = exc.student.name, exc.student.id
         return
     row.student, row.student_id = sub.student.name, sub.student.id
     row.weights_sha256 = sub.weights_sha256

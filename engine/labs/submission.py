@@ -49,10 +49,13 @@ PROBLEMS = ("unreadable", "oversized", "truncated", "corrupt", "foreign", "tampe
 class SubmissionError(ProjectFileError):
     """A submission that cannot be graded; ``problem`` is one of ``PROBLEMS``."""
 
-    def __init__(self, message: str, problem: str, reason: str | None = None):
+    def __init__(self, message: str, problem: str, reason: str | None = None, student: "Student | None" = None):
         super().__init__(message)
         self.problem = problem
         self.reason = reason or message  # the sentence without the file's name (a grade row names the file)
+        #: who the file says made it, where that much could be read: an instructor must know whose
+        #: file was tampered with
+        self.student = student
 
 
 @dataclass(frozen=True)
@@ -234,10 +237,6 @@ def _text(value: Any, what: str, limit: int = MAX_NAME_CHARS) -> str:
 
 
 def submission_from_parts(doc: Any, weights_raw: bytes | None, path: str = "") -> Submission:
-    from safetensors.torch import load as load_safetensors
-
-    from engine.project import Project
-
     if not isinstance(doc, dict) or doc.get("format") != SUBMISSION_FORMAT:
         raise SubmissionError(f"its {DOC_MEMBER} is not a LayerLab submission document (its 'format' is "
                               "missing or different).", "foreign")
@@ -248,6 +247,22 @@ def submission_from_parts(doc: Any, weights_raw: bytes | None, path: str = "") -
     student, lab, members = doc.get("student"), doc.get("lab"), doc.get("members") or {}
     if not isinstance(student, dict) or not isinstance(lab, dict) or not isinstance(members, dict):
         raise SubmissionError("the submission lacks its 'student' or 'lab' record.", "invalid")
+    try:
+        return _checked_parts(doc, weights_raw, path, student, lab, members)
+    except SubmissionError as exc:
+        try:
+            exc.student = Student(_text(student.get("name"), "student name"), _text(student.get("id"), "student id"))
+        except SubmissionError:
+            pass  # a name that is not text: the row stays anonymous
+        raise
+
+
+def _checked_parts(doc: dict, weights_raw, path, student: dict, lab: dict, members: dict) -> "Submission":
+    """The rest of ``submission_from_parts``, once the student's record is known."""
+    from safetensors.torch import load as load_safetensors
+
+    from engine.project import Project
+
     declared = members.get(WEIGHTS_MEMBER)
     if (weights_raw is None) != (declared is None):
         raise SubmissionError("the submission's weights do not match its list of members (one was added or "
@@ -290,4 +305,4 @@ def load_submission(path: str | os.PathLike, max_bytes: int = MAX_SUBMISSION_BYT
         doc, weights_raw = _members(raw)
         return submission_from_parts(doc, weights_raw, str(p))
     except SubmissionError as exc:
-        raise SubmissionError(f"{p.name}: {exc.message}", exc.problem, exc.message) from None
+        raise SubmissionError(f"{p.name}: {exc.message}", exc.problem, exc.message, exc.student) from None
