@@ -332,3 +332,31 @@ def test_train_py_without_pool_order_py_trains_the_cnn_as_written(exports, tmp_p
     model = cls()
     assert script.training_module(model) is model
     assert "pool_order.py is not beside train.py" in capsys.readouterr().out
+
+
+def test_train_py_refuses_bad_options_and_a_resume_goes_on_counting(exports, tmp_path):
+    """--epochs 0 wrote untrained weights and then crashed; --resume with nothing to resume from was a
+    traceback (and left an empty folder); a resumed run numbered its epochs from 1 again and
+    overwrote the CSV; the weights came out readable by their owner only."""
+    folder = _fresh_copy(exports, "starter:moons-mlp", tmp_path)
+
+    def train(*args):
+        return subprocess.run([sys.executable, "train.py", *args], cwd=folder, env=_env(), capture_output=True,
+                              text=True, timeout=600)
+
+    for bad, said in ((["--epochs", "0", "--out", "zero"], "--epochs must be at least 1"),
+                      (["--lr", "-1", "--out", "zero"], "--lr must be above 0"),
+                      (["--resume", "--out", "nowhere"], "--resume: there is no")):
+        proc = train(*bad)
+        assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (folder / "zero").exists() and not (folder / "nowhere").exists()
+    old = os.umask(0o022)
+    try:
+        assert train("--epochs", "1", "--out", "run").returncode == 0
+        proc = train("--epochs", "2", "--out", "run", "--resume")
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "epoch 3/3" in proc.stdout
+    assert [r["epoch"] for r in _metrics(folder)] == ["1", "2", "3"]
+    assert (os.stat(folder / "run" / "weights.safetensors").st_mode & 0o777) == 0o644
