@@ -107,3 +107,39 @@ def test_a_headless_student_starts_answers_and_checks(tmp_path, capsys):
     sub = load_submission(hand_in)
     assert sub.student.label == "Ada (s1)" and sub.project.weights and len(sub.project.history) == 40
     assert [r["met"] for r in sub.results] == [True, False, False, False, True]
+
+
+def test_headless_questions_show_their_options_and_take_only_an_option(tmp_path, capsys):
+    """Headless, a choice question's options were only in the lab's file, any answer was saved
+    ("50" and "" alike) and only a later check said it was no option; a project of another lab was
+    checked without a word."""
+    from engine.cli import run_cli
+    from engine.project import load_project
+
+    def run(*args):
+        code = run_cli([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    path = tmp_path / "work.json"
+    assert run("lab", "start", "xor-hidden-layer", path)[0] == 0
+    options = next(q for s in lab("xor-hidden-layer").steps for q in _questions(s) if q.id == "single-neuron").options
+    code, out, _ = run("lab", "check", "xor-hidden-layer", path)
+    assert code == 0 and all(f"{i}. {o}" in out for i, o in enumerate(options, 1))
+    assert "lab answer xor-hidden-layer" in out
+    for wrong in ("50", "", "9"):
+        code, _, err = run("lab", "answer", "xor-hidden-layer", path, "single-neuron", wrong)
+        assert code == 2 and "is not one of the options" in err and options[0] in err, err
+    assert load_project(path).lab["progress"]["answers"] == {}  # nothing saved
+    assert run("lab", "answer", "xor-hidden-layer", path, "single-neuron", "2")[0] == 0
+    assert load_project(path).lab["progress"]["answers"]["single-neuron"] == options[1]
+    assert run("lab", "answer", "xor-hidden-layer", path, "single-neuron", options[0].upper())[0] == 0
+    assert load_project(path).lab["progress"]["answers"]["single-neuron"] == options[0]
+    code, _, err = run("lab", "check", "hidden-layers-activations", path)
+    assert code == 0 and "made from the lab 'xor-hidden-layer', not from 'hidden-layers-activations'" in err
+
+
+def _questions(step):
+    from engine.labs.goals import questions
+
+    return questions(step.goal)

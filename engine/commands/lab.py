@@ -76,15 +76,27 @@ def _start(lab, args) -> int:
 
 
 def _check(lab, args) -> int:
-    from engine.labs.check import check_project, report_lines
+    from engine.labs.check import check_project, question_lines, report_lines
     from engine.project import load_project
 
-    report = check_project(lab, load_project(args.project))
+    project = load_project(args.project)
+    _warn_if_another_lab(project, lab)
+    report = check_project(lab, project)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
-        print("\n".join(report_lines(report)))
+        print("\n".join(report_lines(report) + question_lines(lab, report, args.lab, args.project)))
     return EXIT_OK
+
+
+def _warn_if_another_lab(project, lab) -> None:
+    """A project made from another lab (or none) is checked all the same, but not silently."""
+    from engine.labs.progress import lab_id_of
+
+    made_from = lab_id_of(project)
+    if made_from != lab.id:
+        where = f"the lab '{made_from}'" if made_from else "no lab"
+        sys.stderr.write(f"note: this project was made from {where}, not from '{lab.id}'.\n")
 
 
 def _hint(lab, args) -> int:
@@ -111,8 +123,9 @@ def _answer(lab, args) -> int:
     from engine.project import load_project
 
     project = load_project(args.project)
+    value = _checked_answer(lab, args.question, args.value)
     try:
-        set_answer(project, lab, args.question, args.value)
+        set_answer(project, lab, args.question, value)
     except KeyError:
         ids = [q.id for s in lab.steps for q in questions(s.goal)]
         raise BadInput(f"the lab has no question {args.question!r}; its questions are "
@@ -120,8 +133,30 @@ def _answer(lab, args) -> int:
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     _save(args.project, project)
-    print(f"Saved your answer to '{args.question}' in {args.project}.")
+    print(f"Saved your answer to '{args.question}' ({value}) in {args.project}.")
     return EXIT_OK
+
+
+def _checked_answer(lab, question_id: str, value: str) -> str:
+    """A choice question's answer as one of its options: given whole (in any case), by its first
+    words, or by its number in `lab check`'s list.  Anything else is refused with the options (an
+    answer that is no option had been saved, and only a later check said so)."""
+    from engine.labs.goals import ChoiceQuestion, NumberQuestion, parse_number, questions
+
+    q = next((q for s in lab.steps for q in questions(s.goal) if q.id == question_id), None)
+    if isinstance(q, NumberQuestion) and parse_number(value) is None:
+        raise BadInput(f"'{question_id}' asks for a number; {value!r} is not one.")
+    if not isinstance(q, ChoiceQuestion) or value in q.options:
+        return value
+    text = value.strip().casefold()
+    matches = [o for o in q.options if o.casefold() == text] or \
+        ([o for o in q.options if o.casefold().startswith(text)] if text else [])
+    if text.isdigit() and 1 <= int(text) <= len(q.options):
+        matches = [q.options[int(text) - 1]]
+    if len(matches) == 1:
+        return matches[0]
+    listed = "; ".join(f"{i}. {o}" for i, o in enumerate(q.options, 1))
+    raise BadInput(f"{value!r} is not one of the options of '{question_id}': {listed} (give its number).")
 
 
 def _submit(lab, args) -> int:

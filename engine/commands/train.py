@@ -16,11 +16,12 @@ def add_arguments(t) -> None:
     t.add_argument("project", nargs="?", help="a .layerlab bundle or .json project (default: the starter lab)")
     t.add_argument("--data", help="train on this CSV (or .npz) file instead of the project's dataset")
     t.add_argument("--target", help="the CSV column to predict (required with a CSV --data)")
-    t.add_argument("--epochs", type=positive_int)
-    t.add_argument("--batch-size", type=int_in(1, MAX_BATCH_SIZE))
-    t.add_argument("--lr", type=positive_float, help="learning rate")
-    t.add_argument("--seed", type=int_in(0, MAX_SEED))
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--epochs", type=positive_int, help="epochs to train (default: the project's)")
+    t.add_argument("--batch-size", type=int_in(1, MAX_BATCH_SIZE), help="samples per step (default: the project's)")
+    t.add_argument("--lr", type=positive_float, help="learning rate (default: the project's)")
+    t.add_argument("--seed", type=int_in(0, MAX_SEED), help="seed of the initial weights and the shuffle "
+                                                            "(default: the project's)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: CUDA when there is one, else the CPU")
     t.add_argument("--out", help="output folder for model.layerlab and metrics.csv (default: runs/<project>)")
     t.add_argument("--json", action="store_true", help="end stdout with one JSON line of the final metrics")
 

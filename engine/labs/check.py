@@ -205,3 +205,21 @@ def report_lines(report: LabReport) -> list[str]:
         lines.append(f"  lock: {problem}")
     lines.append(f"  {report.summary()}")
     return lines
+
+
+def question_lines(lab, report: LabReport, lab_name: str, project_name: str) -> list[str]:
+    """For a terminal: the options of each choice question of a step not met yet, and how to
+    answer it (headless, the options were nowhere but in the lab's file)."""
+    from engine.labs.goals import ChoiceQuestion, questions
+
+    met = {s.id: s.met for s in report.steps}
+    lines = []
+    for step in lab.steps:
+        if met.get(step.id, True):
+            continue
+        for q in questions(step.goal):
+            if isinstance(q, ChoiceQuestion):
+                lines.append(f"  question '{q.id}': {q.question}")
+                lines += [f"      {i}. {option}" for i, option in enumerate(q.options, 1)]
+                lines.append(f"    answer with: python main.py lab answer {lab_name} {project_name} {q.id} NUMBER")
+    return lines

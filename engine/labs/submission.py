@@ -133,6 +133,9 @@ def make_submission(project, student: Any, lab=None, report=None) -> bytes:
             raise LayerLabError("This project was not made from a lab, so it cannot be submitted as one.",
                                 fix="start the lab from its file and redo the work there")
         lab = load_bundled_lab(lab_id)
+    if lab_id is None:  # it had said "made from the lab 'None'"
+        raise LayerLabError(f"This project was not made from a lab, so it cannot be submitted for '{lab.id}'.",
+                            fix=f"start the lab (python main.py lab start {lab.id} FILE) and do the work there")
     if lab_id != lab.id:
         raise LayerLabError(f"This project was made from the lab '{lab_id}', not '{lab.id}'; submit it for that lab.")
     if report is None:
