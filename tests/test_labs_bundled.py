@@ -143,3 +143,20 @@ def _questions(step):
     from engine.labs.goals import questions
 
     return questions(step.goal)
+
+
+def test_train_on_the_command_line_keeps_a_labs_locks(tmp_path, capsys):
+    """`train work.json --seed 5` trained a lab project against its fixed seed without a word."""
+    from engine.cli import run_cli
+
+    path = tmp_path / "work.json"
+    assert run_cli(["lab", "start", "xor-hidden-layer", str(path)]) == 0
+    locked = lab("xor-hidden-layer").locks.settings
+    assert "seed" in locked and "batch_size" in locked
+    for flag, value in (("--seed", "5"), ("--batch-size", "8")):
+        capsys.readouterr()
+        code = run_cli(["train", str(path), flag, value, "--out", str(tmp_path / "run")])
+        err = capsys.readouterr().err
+        assert code == 2 and "the lab fixes it" in err and "xor-hidden-layer" in err, err
+    assert not (tmp_path / "run").exists()
+    assert run_cli(["train", str(path), "--epochs", "2", "--out", str(tmp_path / "run")]) == 0  # not locked

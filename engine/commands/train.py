@@ -41,6 +41,34 @@ def data_spec_for_file(path: str, target: str | None, base: dict) -> dict:
     raise BadInput(f"{path}: --data takes a .csv or .npz file.")
 
 
+def refuse_broken_locks(project, overrides: dict, data_changed: bool) -> None:
+    """A lab project's locked settings and data hold on the command line as in the app (--seed 5
+    had trained without a word, and only a later ``lab check`` said the lab fixes it)."""
+    import copy
+
+    from engine.errors import LayerLabError
+    from engine.labs.format import load_bundled_lab
+    from engine.labs.locks import lock_problems
+    from engine.labs.progress import lab_id_of
+
+    lab_id = lab_id_of(project)
+    if lab_id is None:
+        return
+    try:
+        lab = load_bundled_lab(lab_id)
+    except LayerLabError:  # an instructor's own lab: its file is not at hand here
+        return
+    changed = copy.copy(project)
+    changed.training = {**(project.training or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    before = set(lock_problems(lab, project))
+    new = [p for p in lock_problems(lab, changed) if p not in before]
+    if data_changed and lab.locks.data:
+        new.insert(0, "the data was changed (--data); the lab fixes it")
+    if new:
+        raise BadInput(f"{new[0]}: this project belongs to the lab '{lab.id}', and a run that breaks its locks "
+                       "does not count; leave the flag out (or train a copy made outside the lab).")
+
+
 def run(args) -> int:
     from engine.policies import EpochCheckpoints, KeepTimeline, StopOnSignals
     from engine.run import check_output_folder, execute, expected_bundle_bytes, prepare_run, save_run_outputs
@@ -58,6 +86,7 @@ def run(args) -> int:
             raise BadInput("--target only makes sense with --data FILE.csv.")
         overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                      "seed": args.seed, "device": args.device}
+        refuse_broken_locks(project, overrides, data_changed=bool(args.data))
         prepared = prepare_run(project, overrides=overrides, base_dir=base_dir)
         device = resolve_device(prepared.config.device)
     out_dir = Path(args.out or Path("runs") / Path(args.project or "moons-mlp").stem)
