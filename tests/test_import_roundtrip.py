@@ -80,6 +80,8 @@ def test_onnx_round_trip_of_every_starter(exports, key):
     names = {n.name for n in original.graph.nodes if n.type not in ("Input", "Output")}
     assert names == {n.name for n in result.project.graph.nodes if n.type not in ("Input", "Output")}
     assert result.project.data == original.data
+    # and its training settings: a re-imported model had trained on with the defaults (lr 0.001)
+    assert result.project.training == original.training
     assert same_outputs(original, result.project) <= 1e-5
 
 
@@ -99,6 +101,7 @@ def test_safetensors_round_trip(exports, key):
     original = exports.project(key)
     result = import_model(exports.export(key, "safetensors").path)
     assert result.project.graph == original.graph
+    assert result.project.training == original.training
     assert all(torch.equal(result.project.weights[k], original.weights[k]) for k in original.weights)
     assert same_outputs(original, result.project) == 0.0
 
@@ -113,3 +116,13 @@ def test_imported_project_saves_and_reopens(exports, tmp_path):
     xs = [n.pos[0] for n in again.graph.nodes]
     assert xs == sorted(xs) and len(set(xs)) == len(xs)  # a chain, laid out left to right
     assert same_outputs(result.project, again) == 0.0
+
+
+def test_training_settings_a_file_carries_are_checked_as_a_projects_are():
+    from engine.importers import imported_training
+
+    notes: list = []
+    assert imported_training({"lr": 0.01, "epochs": 5}, notes) == {"lr": 0.01, "epochs": 5} and notes == []
+    assert imported_training({"epochs": -3, "lr": 0.01}, notes) == {}
+    assert len(notes) == 1 and "left out" in notes[0] and "epochs" in notes[0]
+    assert imported_training({"seed": [1, 2]}, notes) == {} and imported_training(None, notes) == {}

@@ -152,6 +152,7 @@ def describe(project, dataset, epoch: int | None) -> dict:
         "normalization": norm,
         "output": "logits (one per class)" if dataset.task == "classification" else "predicted targets",
         "data": dict(project.data),
+        "training": dict(project.training or {}),  # so that a re-imported model trains on as it did
     }
 
 

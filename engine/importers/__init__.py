@@ -116,6 +116,21 @@ def import_python(path: Path, *, class_name: str | None = None, input_shape: tup
     return ImportResult(project, "python", imported.max_abs_diff, notes)
 
 
+def imported_training(value, notes: list | None = None) -> dict:
+    """Training settings a file carries, checked as a project's are; left out (with a note) when
+    they are not valid: a model file must not bring a run setting LayerLab would refuse."""
+    from engine.project import _training_field
+
+    if value is None:
+        return {}
+    try:
+        return _training_field(value)
+    except ValueError as exc:
+        if notes is not None:
+            notes.append(f"The file's training settings were left out: {exc}.")
+        return {}
+
+
 def state_mismatch(expected: dict, given: dict, shown: int = 3) -> str:
     """What keeps ``given`` weights from loading where ``expected`` ones belong, in a sentence
     (torch's own message put it all on lines after "Error(s) in loading state_dict for Net:")."""
@@ -164,10 +179,10 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
     placed = layered_layout(graph)
     for node in graph.nodes:
         graph.move(node.id, (positions or {}).get(node.name) or placed[node.id])
-    return Project(graph=graph, data=data, training=dict(training or {}), name=name,
+    return Project(graph=graph, data=data, training=imported_training(training, notes), name=name,
                    description=f"Imported into LayerLab from {name}.", normalization=normalization,
                    history=list(history or []), weights=dict(imported.weights))
 
 
 __all__ = ["ImportRefused", "ImportResult", "TRUST_WARNING", "import_model", "import_python", "project_from",
-           "state_mismatch"]
+           "imported_training", "state_mismatch"]

@@ -795,5 +795,6 @@ def import_onnx(path: Path, input_shape: tuple | None = None):
     imported = convert_onnx(model, input_shape or (tuple(meta["input_shape"]) if meta.get("input_shape") else None), meta)
     notes: list[str] = []
     project = project_from(imported, str(meta.get("project") or path.stem), data=meta.get("data"),
-                           n_outputs=meta.get("n_outputs"), normalization=meta.get("normalization"), notes=notes)
+                           n_outputs=meta.get("n_outputs"), normalization=meta.get("normalization"),
+                           training=meta.get("training"), notes=notes)
     return ImportResult(project, "onnx", imported.max_abs_diff, notes)

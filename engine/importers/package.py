@@ -138,7 +138,7 @@ def import_safetensors(path: Path):
     from engine.compile import compile_graph
     from engine.errors import LayerLabError
     from engine.graph import Graph
-    from engine.importers import ImportResult
+    from engine.importers import ImportResult, imported_training
     from engine.project import Project
     from engine.run import load_weights
     from engine.importers.weights import read_bounded
@@ -167,10 +167,12 @@ def import_safetensors(path: Path):
         raise ImportRefused(f"{path.name}: {exc}") from None
     ctx = InferContext(tuple(entry("layerlab.input_shape", ())), entry("layerlab.n_outputs"), entry("layerlab.task"))
     load_weights(compile_graph(graph, ctx).module, tensors)  # refuses weights that do not fit the graph
+    notes = ["The weights load into the graph exactly (same names and shapes)."]
     project = Project(graph=graph, data=entry("layerlab.data") or {"source": "moons"},
                       name=str(entry("layerlab.project") or path.stem),
+                      training=imported_training(entry("layerlab.training"), notes),  # older files have none
                       normalization=entry("layerlab.normalization"), weights=dict(tensors))
-    return ImportResult(project, "safetensors", None, ["The weights load into the graph exactly (same names and shapes)."])
+    return ImportResult(project, "safetensors", None, notes)
 
 
 __all__ = ["import_package", "import_safetensors", "read_history", "read_manifest"]
