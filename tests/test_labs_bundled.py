@@ -73,8 +73,8 @@ def test_lab_check_on_the_command_line(tmp_path, capsys):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no-such-lab" in bad.stderr
 
 
-def test_a_headless_student_starts_answers_and_checks(tmp_path, capsys):
-    """The same commands in this process (run_cli is what main.py calls), to spare five interpreters."""
+def in_process(capsys):
+    """``main.py ARGS`` in this process (run_cli is what main.py calls): (exit code, stdout, stderr)."""
     from engine.cli import run_cli
 
     def run(*args):
@@ -82,6 +82,12 @@ def test_a_headless_student_starts_answers_and_checks(tmp_path, capsys):
         out, err = capsys.readouterr()
         return code, out, err
 
+    return run
+
+
+def test_a_headless_student_starts_answers_and_checks(tmp_path, capsys):
+    """The same commands in this process, to spare five interpreters."""
+    run = in_process(capsys)
     path = tmp_path / "work.json"
     assert run("lab", "start", "xor-hidden-layer", path)[0] == 0
     code, _, err = run("lab", "start", "xor-hidden-layer", path)
@@ -113,14 +119,9 @@ def test_headless_questions_show_their_options_and_take_only_an_option(tmp_path,
     """Headless, a choice question's options were only in the lab's file, any answer was saved
     ("50" and "" alike) and only a later check said it was no option; a project of another lab was
     checked without a word."""
-    from engine.cli import run_cli
     from engine.project import load_project
 
-    def run(*args):
-        code = run_cli([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
+    run = in_process(capsys)
     path = tmp_path / "work.json"
     assert run("lab", "start", "xor-hidden-layer", path)[0] == 0
     options = next(q for s in lab("xor-hidden-layer").steps for q in _questions(s) if q.id == "single-neuron").options

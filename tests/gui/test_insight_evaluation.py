@@ -117,18 +117,30 @@ def test_clicking_a_confusion_cell_lists_exactly_its_samples(qtbot, win):
     assert len(cells) > 1 and headers[:3] == ["sample", "true", "predicted"], (cells, headers)
 
 
-def test_thumbnails_list_the_cell_and_confidently_wrong_and_go_to_explain(qtbot, win):
-    assert win.open_starter("digits-cnn")
+def confusion_page(qtbot, win, starter: str):
+    """The Evaluation panel in front on ``starter`` with seeded weights, its matrix shown: (panel, evaluation)."""
+    assert win.open_starter(starter)
     fresh_weights(win)
     panel = win.insight.evaluation
     raise_dock(qtbot, win.insight.evaluation_dock)
     ev = wait_evaluated(qtbot, panel)
     panel.tabs.setCurrentIndex(panel.confusion_index)
-    cm = ev.confusion_matrix
-    off = cm.copy()
+    return panel, ev
+
+
+def fullest_mistake(ev) -> tuple[int, int]:
+    """The off-diagonal cell with the most samples (untrained: many)."""
+    off = ev.confusion_matrix.copy()
     np.fill_diagonal(off, 0)
-    t, p = np.unravel_index(np.argmax(off), cm.shape)  # the fullest cell of mistakes (untrained: many)
-    click_cell(panel.confusion, int(t), int(p))
+    t, p = np.unravel_index(np.argmax(off), off.shape)
+    return int(t), int(p)
+
+
+def test_thumbnails_list_the_cell_and_confidently_wrong_and_go_to_explain(qtbot, win):
+    panel, ev = confusion_page(qtbot, win, "digits-cnn")
+    cm = ev.confusion_matrix
+    t, p = fullest_mistake(ev)
+    click_cell(panel.confusion, t, p)
     assert panel.samples.stack.currentWidget() is panel.samples.thumbs
     assert panel.samples.thumbs.count() == cm[t, p] == len(ev.cells[t][p])
     assert [panel.samples.thumbs.item(k).data(Qt.UserRole) for k in range(cm[t, p])] == ev.cells[t][p]
@@ -246,16 +258,9 @@ def test_at_1280x800_the_confusion_page_is_whole_in_view_without_scrolling(qtbot
     dock, with the predicted-class axis, the colour bar's foot and "Explain this sample" below the fold."""
     from PySide6.QtCore import QRect
 
-    assert win.open_starter("digits-cnn")
-    fresh_weights(win)
-    panel = win.insight.evaluation
-    raise_dock(qtbot, win.insight.evaluation_dock)
-    ev = wait_evaluated(qtbot, panel)
-    panel.tabs.setCurrentIndex(panel.confusion_index)
-    off = ev.confusion_matrix.copy()
-    np.fill_diagonal(off, 0)
-    t, p = np.unravel_index(np.argmax(off), off.shape)
-    click_cell(panel.confusion, int(t), int(p))
+    panel, ev = confusion_page(qtbot, win, "digits-cnn")
+    t, p = fullest_mistake(ev)
+    click_cell(panel.confusion, t, p)
     for _ in range(5):
         QApplication.processEvents()
     area = win.insight.evaluation_dock.widget()
