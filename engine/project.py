@@ -379,6 +379,8 @@ def _tensors(raw: bytes, what: str) -> dict[str, torch.Tensor]:
 
 
 def _load_json(raw: bytes) -> Project:
+    if not raw.strip():
+        raise ProjectFileError("the file is empty; it holds no project (the copy may have been cut short).")
     try:
         doc = parse_json_document(raw, "project")
     except ProjectFileError as exc:

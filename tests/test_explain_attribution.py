@@ -361,10 +361,10 @@ def test_bad_options_targets_and_shapes_are_refused_with_a_sentence(fashion):
     x = ds.x_test[0]
     cases = [
         (dict(method="ig", n_stepz=5), "Integrated Gradients has no option 'n_stepz'; its options are: n_steps"),
-        (dict(method="ig", n_steps=1), "option 'n_steps' must lie in 2..2000, got 1"),
-        (dict(method="ig", n_steps="many"), "option 'n_steps' must be a whole number"),
-        (dict(method="ig", baseline="grey"), "option 'baseline' must be one of zeros, mean, blurred"),
-        (dict(method="saliency", target=10), "Target 10 is not an output of this model; choose a class 0..9 "
+        (dict(method="ig", n_steps=1), "The option 'n_steps' of Integrated Gradients must lie in 2..2000, got 1"),
+        (dict(method="ig", n_steps="many"), "option 'n_steps' of Integrated Gradients must be a whole number"),
+        (dict(method="ig", baseline="grey"), "option 'baseline' of Integrated Gradients must be one of zeros, mean, blurred"),
+        (dict(method="saliency", target=10), "Target 10 is not an output of this model; choose class 0..9 "
                                              "(T-shirt/top .. Ankle boot)"),
     ]
     for kwargs, words in cases:

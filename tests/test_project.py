@@ -166,7 +166,7 @@ def _bad_files():
                                      "weights.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage"}), "weights"),
         "foreign-json": (json.dumps({"hello": "world"}).encode(), "not a LayerLab project"),
         "json-list": (b"[1, 2, 3]", "not a LayerLab project"),
-        "empty": (b"", "neither"),
+        "empty": (b"", "the file is empty"),  # it had said "neither a bundle nor JSON"
         "utf16": ("{}".encode("utf-16"), "neither"),
         "newer": (json.dumps(newer).encode(), "newer"),
         "newer-graph": (json.dumps(newer_graph).encode(), "newer"),

@@ -82,7 +82,8 @@ def run(args) -> int:
         return _permutation(args, out, options)
     method = get_method(args.method)
     if args.sample is None:
-        raise BadInput(f"Say which sample to explain with --sample I (0-based, in the {args.split} split).")
+        raise BadInput("Say which sample to explain with --sample I (0-based, in the test split, or the "
+                       "validation split when the data has no test split).")
     if args.layer is not None and not method.needs_layer:
         raise BadInput(f"--layer is for Grad-CAM and Guided Grad-CAM; {method.title} does not use a layer.")
     out = check_out(args.out, MAP_SUFFIXES, "an attribution map")

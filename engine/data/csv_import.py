@@ -242,7 +242,8 @@ def load_csv(spec: dict, base_dir=None) -> dict:
     if has_header:
         rows, lines = rows[1:], lines[1:]
     if len(rows) < 2:
-        raise DataError(f"{path}: only {len(rows)} data row(s); at least 2 are needed.")
+        raise DataError(f"{path}: only {len(rows)} data row{'' if len(rows) == 1 else 's'}"
+                        f"{' under its header' if has_header else ' (no header row was found)'}; at least 2 are needed.")
 
     target_ref = spec.get("target")
     if target_ref is None:

@@ -51,7 +51,7 @@ class Option:
                 "min": self.min, "max": self.max, "choices": list(self.choices)}
 
     def coerce(self, value: Any, method: str) -> Any:
-        where = f"{method}'s option '{self.name}'"
+        where = f"The option '{self.name}' of {method}"  # not "Integrated Gradients's option"
         try:
             if self.kind == "bool":
                 if isinstance(value, str):
@@ -593,8 +593,9 @@ def resolve_targets(subj: Subject, x: torch.Tensor, target) -> int | list[int]:
     for t in targets:
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or (width is not None and not 0 <= t < width):
             what = (f"class 0..{width - 1}" + (f" ({names[0]} .. {names[-1]})" if names and len(names) == width else "")
-                    if subj.task == "classification" else f"output 0..{(width or 1) - 1}")
-            raise NotApplicable(f"Target {t!r} is not an output of this model; choose a {what}.")
+                    if subj.task == "classification" else
+                    ("output 0 (the only one)" if (width or 1) == 1 else f"output 0..{width - 1}"))
+            raise NotApplicable(f"Target {t!r} is not an output of this model; choose {what}.")
     return int(targets[0]) if n == 1 else [int(t) for t in targets]
 
 
