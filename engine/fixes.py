@@ -34,4 +34,7 @@ def apply_fix(graph: Graph, fix: Fix) -> Callable[[], None]:
     if fix.kind == "set_param":
         old = graph.set_param(fix.node_id, fix.key, fix.value)
         return lambda: graph.set_param(fix.node_id, fix.key, old)
+    if fix.kind == "remove":
+        removal = graph.remove_node(fix.node_id)
+        return lambda: graph.restore_node(removal)
     raise ValueError(f"unknown fix kind {fix.kind!r}")

@@ -28,7 +28,8 @@ BYTES_PER_VALUE = 4  # float32 activations
 @dataclass(frozen=True)
 class Fix:
     """A suggested repair.  kind "insert": put ``layer_type`` on edge ``edge_id``;
-    kind "set_param": set ``key`` of ``node_id`` to ``value``."""
+    kind "set_param": set ``key`` of ``node_id`` to ``value``; kind "remove": delete ``node_id``
+    (a layer on its own, connected to nothing)."""
 
     label: str
     kind: str
@@ -175,11 +176,14 @@ def _infer_node(graph: Graph, node: Node, edges, in_shapes, ctx) -> NodeInfo:
     for port in spec.inputs:
         n = sum(1 for e in edges if e.dst_port == port.name)
         if n < port.min_edges:
+            fix = None
             if n == 0:
                 msg = f"{_label(node)} has no input; connect a layer to it."
+                if not edges and not graph.out_edges(node.id):  # on its own: deleting it loses nothing
+                    fix = Fix(f"delete the unconnected {node.type} '{node.name}'", "remove", node.id)
             else:
                 msg = f"{_label(node)} needs at least {port.min_edges} inputs to merge; it has {n}."
-            issues.append(Issue("error", msg, node_id=node.id))
+            issues.append(Issue("error", msg, node_id=node.id, fix=fix))
     if issues or any(s is None for s in in_shapes):
         return NodeInfo(None, in_shapes, issues=tuple(issues))
     try:

@@ -103,9 +103,11 @@ def refuse(sentence: str | None) -> None:
 
 
 def fix_refusal(doc, fix) -> str | None:
-    """A one-click fix may insert a layer or change a setting: the same locks apply."""
+    """A one-click fix may insert a layer, change a setting or delete a layer: the same locks apply."""
     if fix.kind == "insert" and fix.layer_type:
         return layer_refusal(doc, fix.layer_type)
     if fix.kind == "set_param" and fix.node_id:
         return edit_refusal(doc, fix.node_id)
+    if fix.kind == "remove" and fix.node_id:
+        return delete_refusal(doc, fix.node_id)
     return None

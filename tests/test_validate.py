@@ -260,6 +260,27 @@ def test_output_with_wrong_units_gets_a_set_param_fix_to_auto():
     assert g.to_dict() == before
 
 
+def test_a_layer_connected_to_nothing_gets_a_delete_fix_and_one_that_feeds_others_does_not():
+    """A dangling node stopped the graph from compiling with a sentence but no one-click fix."""
+    g = templates.mlp(hidden=(8,))
+    ctx = InferContext((2,), 3, "classification")
+    loose = g.add_node("ReLU", name="loose")
+    before = g.to_dict()
+    (err,) = analyze(g, ctx).errors
+    assert err.node_id == loose.id and err.fix.kind == "remove" and err.fix.node_id == loose.id
+    assert err.fix.label == "delete the unconnected ReLU 'loose'"
+    undo = apply_fix(g, err.fix)
+    assert analyze(g, ctx).ok and not g.has_node(loose.id)
+    undo()
+    assert g.to_dict() == before
+    # a layer with no input that feeds others: deleting it would cut the graph, so no such fix
+    feeding = g.add_node("Linear", {"units": 4}, name="feeding")
+    g.remove_node(loose.id)
+    g.connect(feeding.id, g.add_node("ReLU", name="after").id)
+    fixes = [e.fix for e in analyze(g, ctx).errors if e.node_id == feeding.id]
+    assert fixes and all(f is None or f.kind != "remove" for f in fixes)
+
+
 def test_regression_output_and_classification_loss_mismatch():
     g = templates.mlp(hidden=(8,))
     out = g.nodes_of_type("Output")[0]

@@ -66,6 +66,8 @@ def short_fix_label(fix: Fix) -> str:
         return f"insert {fix.layer_type}"
     if fix.kind == "set_param":
         return f"set {fix.key} to {fix.value}"
+    if fix.kind == "remove":
+        return "delete it"
     return fix.label.split(" before ")[0]
 
 

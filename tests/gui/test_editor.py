@@ -1077,3 +1077,25 @@ def test_open_and_save_as_start_in_the_last_files_folder_not_home(window, dlg, m
     window.open_dialog()
     window.save_as()
     assert asked[0] == str(folder) and os.path.dirname(asked[1]) == str(folder), asked
+
+
+def test_a_layer_left_on_its_own_is_deleted_by_its_fix_chip_and_comes_back_on_undo(window, qtbot):
+    from gui.commands import AddNodeCommand
+
+    doc = window.document
+    before = doc.graph.to_dict()
+    doc.push(AddNodeCommand(doc, "ReLU", pos=(600.0, 300.0)))
+    settle(window)
+    (loose,) = [n for n in doc.graph.nodes if n.id not in {m["id"] for m in before["nodes"]}]
+    item = window.scene.nodes[loose.id]
+    assert item.fix_chip.isVisible() and item.fix_chip.text == "Fix: delete it"
+    window.view.centerOn(item)
+    settle(window)
+    chip = item.fix_chip
+    QTest.mouseClick(window.view.viewport(), Qt.LeftButton, Qt.NoModifier,
+                     viewport_pos(window, chip.mapToScene(chip.boundingRect().center())))
+    settle(window)
+    assert not doc.graph.has_node(loose.id) and loose.id not in window.scene.nodes and doc.analysis.ok
+    doc.undo_stack.undo()
+    settle(window)
+    assert doc.graph.has_node(loose.id) and loose.id in window.scene.nodes
