@@ -269,6 +269,7 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         self.name = node.name
         self.summary = ""
         self.shape_text = ""
+        self.compact_shape = ""  # "32×28×28": the badge's text where "(32, 28, 28)" does not fit
         self.params_text = ""
         self.errors: list[Issue] = []
         self.warnings: list[Issue] = []
@@ -319,6 +320,7 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         self.warnings = [i for i in issues if i.severity != "error"]
         shape = info.shape if info is not None else None
         self.shape_text = fmt_shape(shape) if shape is not None else "?"
+        self.compact_shape = "×".join(str(d) for d in shape) if shape else self.shape_text
         self.params_text = f"{human_count(info.n_params)} params" if (info is not None and shape is not None) else ""
         fix = next((i.fix for i in self.errors if i.fix is not None), None)
         if fix is not None or self._fix_chip is not None:
@@ -452,6 +454,14 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         painter.setBrush(QColor("#ffffff"))
         painter.drawRoundedRect(body, 1.2 * s, 1.2 * s)
 
+    def badge_label(self, metrics: QFontMetricsF) -> str:
+        """The output-shape badge's text: "→ (32, 28, 28)", or "→ 32×28×28" where that does not fit
+        the node (zoomed out, the badge had read "→ (32, 28, …" and hid the shape's end)."""
+        text = f"→ {self.shape_text}"
+        if metrics.horizontalAdvance(text) + 12 > NODE_W - 14:
+            text = f"→ {self.compact_shape}"
+        return text
+
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         """Three levels of detail: a plain block when far out; type, shape and parameter count
         in large type at overview zoom (so a whole network stays readable at 1280x800); and
@@ -508,7 +518,7 @@ class NodeItem(LazyToolTip, QGraphicsItem):
             badge_y = HEADER_H + (NODE_H - HEADER_H - badge_h) / 2
         # output-shape badge and parameter count
         bfm = QFontMetricsF(badge_font)
-        badge_text = f"→ {self.shape_text}"
+        badge_text = self.badge_label(bfm)
         bw = min(bfm.horizontalAdvance(badge_text) + 12, NODE_W - 14)
         badge = QRectF(7, badge_y, bw, badge_h)
         painter.setPen(Qt.NoPen)

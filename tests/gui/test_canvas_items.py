@@ -47,3 +47,21 @@ def test_tooltips_say_the_current_state_when_read(scene):
     assert edge.toolTip().startswith("Tensor per sample: (")
     item.set_lock("Locked by the lab: keep this layer.")
     assert "Locked by the lab" in item.toolTip()
+
+
+def test_a_shape_badge_shows_the_whole_shape_zoomed_out_as_well(qapp):
+    """Zoomed out (the big badge font), a conv layer's badge read "→ (32, 28, …": its last size hidden."""
+    from PySide6.QtGui import QFontMetricsF
+
+    from gui.canvas.node_item import NODE_W, font
+
+    doc = Document(load_starter("fashion-cnn"))
+    doc.flush()
+    sc = GraphScene(doc)
+    conv = next(n for n in doc.graph.nodes if n.type == "Conv2d")
+    item = sc.nodes[conv.id]
+    assert item.shape_text == "(32, 28, 28)"
+    zoomed_in, zoomed_out = QFontMetricsF(font("badge")), QFontMetricsF(font("badge_big"))
+    assert item.badge_label(zoomed_in) == "→ (32, 28, 28)"
+    label = item.badge_label(zoomed_out)
+    assert label == "→ 32×28×28" and zoomed_out.horizontalAdvance(label) + 12 <= NODE_W - 14  # whole, in the node
