@@ -333,3 +333,15 @@ def test_reproduce_gives_an_untrained_submission_no_points_for_the_run_it_never_
     assert not next(s for s in again.steps if s["id"] == "solve")["met"]
     (flag,) = [f for f in again.flags if f.code == "reproduce_failed"]
     assert "no trained weights" in flag.sentence
+
+
+def test_a_mistyped_hand_in_folder_is_an_error_not_a_graded_class(tmp_path, capsys):
+    """`grade LAB handin_typo --csv g.csv` graded one "unreadable" row, wrote the CSV and exited 0."""
+    from engine.cli import run_cli
+
+    code = run_cli(["grade", XOR, str(tmp_path / "handin_typo"), "--csv", str(tmp_path / "g.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "handin_typo: no such file or folder" in err, err
+    assert not (tmp_path / "g.csv").exists()
+    code = run_cli(["grade", XOR, str(tmp_path), "--csv", str(tmp_path / "no" / "g.csv")])
+    assert code == 2 and "does not exist" in capsys.readouterr().err  # the output is checked before grading
