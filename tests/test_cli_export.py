@@ -187,3 +187,18 @@ def test_a_closed_pipe_does_not_stop_a_run_from_being_saved(tmp_path):
     assert proc.returncode == 0, err
     assert "Broken pipe" not in err and "Traceback" not in err
     assert load_project(tmp_path / "run" / "model.layerlab").weights
+
+
+def test_an_export_the_disk_cannot_hold_is_refused_before_any_work(trained_bundle, tmp_path, capsys,
+                                                                   monkeypatch):
+    """On a full disk --format pt2 aborted inside torch's C++ (exit 134) and ONNX fell back to its legacy
+    exporter before failing."""
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - 65536, 65536))
+    for fmt, name in (("pt2", "m.pt2"), ("onnx", "m.onnx"), ("python", "pkg")):
+        code = run_cli(["export", str(trained_bundle), "--format", fmt, "--out", str(tmp_path / name)])
+        one_line_error(capsys, code, "0.1 MB free", "needs about")
+    assert list(tmp_path.iterdir()) == []

@@ -37,6 +37,27 @@ def check_out(args) -> None:
     check_output_file(out)
 
 
+#: an export's size against its weights': the graph and metadata on top (ONNX, .pt2), a package's data
+ROOM_FACTOR, ROOM_SLACK = 2.0, 4 << 20
+
+
+def check_room(out: str, project) -> None:
+    """Refuse before any work when the disk cannot hold the export: on a full disk .pt2 aborted
+    inside torch's C++ (exit 134), and ONNX fell back to its legacy exporter before failing."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(out).parent if str(Path(out).parent) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    weights = sum(t.numel() * t.element_size() for t in (project.weights or {}).values())
+    need = int(ROOM_FACTOR * weights) + ROOM_SLACK
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise BadInput(f"--out {out}: the disk has {free / 2**20:.1f} MB free, but this export needs about "
+                       f"{need / 2**20:.1f} MB; free some space or choose another folder.")
+
+
 def run(args) -> int:
     from engine.export import export_project
 
@@ -44,6 +65,7 @@ def run(args) -> int:
         raise BadInput(f"--epoch must be 0 or more, got {args.epoch}.")
     check_out(args)
     project = resolve_project(args.project)
+    check_room(args.out, project)
     result = export_project(project, args.format, args.out, epoch=args.epoch,
                             base_dir=project_base_dir(args.project))
     print(result.summary())  # the exporter's own chatter (result.log) is not the user's business here
