@@ -113,11 +113,11 @@ class ProbeInfo:
     #: (the sine's x runs over [-2pi, 2pi], not +-1.7).  None: the inputs are the data's as they are.
     input_units: tuple[tuple[float, float], ...] | None = None
 
-    def in_data_units(self, x: np.ndarray, feature: int = 0) -> np.ndarray:
-        """Feature ``feature`` of the model's inputs ``x`` (standardised) in the data's units."""
+    def in_data_units(self, x: np.ndarray) -> np.ndarray:
+        """Model inputs ``x`` (standardised; its last axis the features) in the data's units."""
         if self.input_units is None:
             return x
-        offset, scale = self.input_units[feature]
+        offset, scale = np.asarray(self.input_units, dtype=np.float64).T
         return np.asarray(x, dtype=np.float64) * scale + offset
 
     def layer(self, name: str) -> LayerInfo | None:

@@ -55,7 +55,7 @@ def boundary_rgb(probs: np.ndarray) -> np.ndarray:
 def data_extent(info) -> tuple[float, float, float, float]:
     """The boundary grid's extent (in the model's standardised inputs) in the data's units."""
     x0, x1, y0, y1 = info.grid_extent
-    (a, b), (c, d) = (info.in_data_units(np.array([x0, x1]), 0), info.in_data_units(np.array([y0, y1]), 1))
+    (a, c), (b, d) = info.in_data_units(np.array([[x0, y0], [x1, y1]]))
     return float(a), float(b), float(c), float(d)
 
 
@@ -97,8 +97,7 @@ class BoundaryView(LiveView):
         self.show_message(None)
         x0, x1, y0, y1 = data_extent(info)
         (xt, yt), (xv, yv) = info.train_xy, info.val_xy
-        xt = np.column_stack([info.in_data_units(xt[:, 0], 0), info.in_data_units(xt[:, 1], 1)])
-        xv = np.column_stack([info.in_data_units(xv[:, 0], 0), info.in_data_units(xv[:, 1], 1)])
+        xt, xv = info.in_data_units(xt), info.in_data_units(xv)
         names = tuple(info.class_names or (str(i) for i in range(info.n_outputs)))
         points = (xt, yt, xv, yv)
         if self._shown is not None and self._shown[1] == names and all(
