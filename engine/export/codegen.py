@@ -49,8 +49,17 @@ def _own_class_sources(used: set[str]) -> list[str]:
     return [inspect.getsource(getattr(modules, c)).rstrip() for c in OWN_CLASSES if c in used]
 
 
-def model_source(graph, compiled, metadata: dict, class_name: str | None = None) -> ModelSource:
-    """The source of model.py for ``graph`` as ``compiled`` (a CompiledModel of it)."""
+@dataclass(frozen=True)
+class ModelClass:
+    """The model's class (and the LayerLab classes it needs), without a file's header and imports."""
+    text: str
+    class_name: str
+    input_name: str
+    uses_functional: bool  # its forward calls ``F.``: the file must import torch.nn.functional as F
+
+
+def model_class(graph, compiled, class_name: str) -> ModelClass:
+    """``graph`` as ``compiled`` (a CompiledModel of it) written as an ``nn.Module`` class."""
     analysis = compiled.analysis
     root = compiled.module
     in_edges: dict[str, list] = {}
@@ -79,7 +88,31 @@ def model_source(graph, compiled, metadata: dict, class_name: str | None = None)
         uses_functional = uses_functional or "F." in expr
         shape = "(batch, " + fmt_shape(info.shape)[1:] if info.shape else ""
         forward_lines.append(f"        {_var(node.name)} = {expr}" + (f"  # {shape}" if shape else ""))
+    body = [
+        f"class {class_name}(nn.Module):",
+        f'    """{_layer_summary(graph, analysis)}"""',
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+        *(init_lines or ["        pass"]),
+        "",
+        f"    def forward(self, {input_name}: torch.Tensor) -> torch.Tensor:",
+        *forward_lines,
+        f"        return {result or input_name}",
+    ]
+    text = "\n\n\n".join(_own_class_sources(used_own) + ["\n".join(body)])
+    return ModelClass(text, class_name, input_name, uses_functional)
+
+
+def imports(uses_functional: bool) -> list[str]:
+    """What a file holding a ``model_class`` imports."""
+    return ["import torch", *(["import torch.nn.functional as F"] if uses_functional else []), "from torch import nn"]
+
+
+def model_source(graph, compiled, metadata: dict, class_name: str | None = None) -> ModelSource:
+    """The source of model.py for ``graph`` as ``compiled`` (a CompiledModel of it)."""
     name = class_name or class_name_for(metadata.get("project", "Model"))
+    cls = model_class(graph, compiled, name)
     in_shape = tuple(metadata["input_shape"])
     classes = metadata.get("class_names") or []
     out_doc = ("one logit per class of CLASS_NAMES" if metadata.get("task") == "classification"
@@ -99,27 +132,12 @@ def model_source(graph, compiled, metadata: dict, class_name: str | None = None)
         '"""',
         "from __future__ import annotations",
         "",
-        "import torch",
-        *(["import torch.nn.functional as F"] if uses_functional else []),
-        "from torch import nn",
+        *imports(cls.uses_functional),
         "",
         f"INPUT_SHAPE = {in_shape!r}",
         f"CLASS_NAMES = {classes!r}",
     ]
-    body = [
-        f"class {name}(nn.Module):",
-        f'    """{_layer_summary(graph, analysis)}"""',
-        "",
-        "    def __init__(self):",
-        "        super().__init__()",
-        *(init_lines or ["        pass"]),
-        "",
-        f"    def forward(self, {input_name}: torch.Tensor) -> torch.Tensor:",
-        *forward_lines,
-        f"        return {result or input_name}",
-    ]
-    parts = ["\n".join(header)] + _own_class_sources(used_own) + ["\n".join(body)]
-    return ModelSource("\n\n\n".join(parts) + "\n", name, input_name)
+    return ModelSource("\n".join(header) + "\n\n\n" + cls.text + "\n", name, cls.input_name)
 
 
 def _layer_summary(graph, analysis) -> str:

@@ -670,10 +670,46 @@ def test_problems_click_selects_node(window):
 def test_code_view_shows_generated_code(window):
     text = _code_text(window)
     assert "def forward(self" in text and "self.fc1" in text
+    window.code_view.show_reading("fx")
+    assert "def forward(self" in _code_text(window)
+    window.code_view.show_reading("class")
     doc = window.document
     doc.push(RemoveNodeCommand(doc, doc.graph.node_by_name("output1").id))
     settle(window)
     assert "no Output" in _code_text(window)
+
+
+def test_code_view_class_is_the_model_and_runs(window):
+    """The code view showed torch.fx's code only: no ``__init__`` (where are the layers made?) and
+    ``; fc2 = fc1 = None`` on its lines.  Its default reading is now the model as a class a person
+    would write; the test runs that text and checks it computes what the compiled module computes."""
+    import torch
+
+    doc = window.document
+    text = _code_text(window)
+    assert "def __init__(self):" in text and "self.fc1 = nn.Linear(" in text
+    assert "# (batch, " in text and " = None" not in text
+    namespace: dict = {}
+    exec(compile(text, "<code view>", "exec"), namespace)  # the code a student reads, run as written
+    name = text.split("\nclass ", 1)[1].split("(", 1)[0]
+    cls = namespace[name]
+    compiled = doc.compile()
+    model = cls()
+    model.load_state_dict(compiled.module.state_dict())
+    x = torch.randn(5, *doc.dataset.input_shape)
+    torch.testing.assert_close(model(x), compiled.module(x))
+    # what trains is there too, without fx's clean-up lines
+    window.code_view.show_reading("fx")
+    fx = _code_text(window)
+    assert "torch.fx" in fx and "def forward(self" in fx and "def __init__" not in fx
+    assert " = None" not in fx
+
+
+def test_fx_clean_up_lines_are_hidden_also_when_chained():
+    from gui.code_view import readable
+
+    code = "    fc2 = self.fc2(relu);  relu = None\n    add = fc2 + x;  fc2 = x = None\n    return add"
+    assert readable(code) == "    fc2 = self.fc2(relu)\n    add = fc2 + x\n    return add"
 
 
 def test_title_marks_changes_and_close_asks(window, dlg):
