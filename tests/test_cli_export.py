@@ -167,6 +167,24 @@ def test_import_into_a_json_project_refuses_to_drop_the_weights(trained_bundle, 
     assert load_project(tmp_path / "m.layerlab").weights
 
 
+def test_import_refuses_options_the_file_kind_does_not_read(trained_bundle, tmp_path, capsys):
+    """`import m.onnx --weights other.pt --class Net` imported the ONNX file's own weights, without a word."""
+    assert run_cli(["export", str(trained_bundle), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert run_cli(["export", str(trained_bundle), "--format", "safetensors",
+                    "--out", str(tmp_path / "m.safetensors")]) == 0
+    capsys.readouterr()
+    code = run_cli(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "a.layerlab"),
+                    "--weights", str(tmp_path / "other.pt"), "--class", "Net"])
+    one_line_error(capsys, code, "--class and --weights cannot be used to import m.onnx", "own graph")
+    code = run_cli(["import", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "b.layerlab"),
+                    "--input-shape", "1,28,28"])
+    one_line_error(capsys, code, "--input-shape cannot be used", "leave them out")
+    assert not (tmp_path / "a.layerlab").exists() and not (tmp_path / "b.layerlab").exists()
+    # the options a kind reads still pass, and a missing file is still said as such
+    code = run_cli(["import", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "c.layerlab"), "--class", "N"])
+    one_line_error(capsys, code, "no such file")
+
+
 def test_a_file_the_system_refuses_is_one_sentence_not_an_internal_error(tmp_path, capsys):
     """A read-only or missing folder gave "internal error (OSError); this is a bug in LayerLab"."""
     (tmp_path / "afile").write_text("x")

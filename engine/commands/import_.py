@@ -32,6 +32,27 @@ def add_arguments(p) -> None:
     p.add_argument("--weights", help="weights for the .py model: .safetensors or a state-dict .pt/.pth")
 
 
+#: the options each kind of model file reads; the others would be ignored without a word
+_OPTIONS_READ = {"py": {"class_name", "input_shape", "weights"}, "package": {"weights"}}
+_FLAGS = {"class_name": "--class", "input_shape": "--input-shape", "weights": "--weights"}
+
+
+def refuse_unread_options(args, source: Path) -> None:
+    """``import model.onnx --weights w.pt`` imported the ONNX file's own weights and said nothing."""
+    kind = "package" if source.is_dir() or source.suffix.lower() == ".zip" else source.suffix.lower().lstrip(".")
+    if not source.exists() or kind not in ("py", "package", "onnx", "safetensors"):
+        return  # import_model says what is wrong with the file itself
+    unread = [flag for key, flag in _FLAGS.items()
+              if getattr(args, key) is not None and key not in _OPTIONS_READ.get(kind, set())]
+    if unread:
+        what = {"package": "an exported package carries its model class and input shape",
+                "onnx": "an ONNX file carries its own graph, input shape and weights",
+                "safetensors": "a LayerLab .safetensors export carries its own graph, input shape and weights"}
+        reason = what[kind]
+        raise BadInput(f"{' and '.join(unread)} cannot be used to import {source.name}: {reason}. "
+                       "Leave them out.")
+
+
 def run(args) -> int:
     from engine.importers import TRUST_WARNING, import_model
     from engine.project import save_project
@@ -40,6 +61,7 @@ def run(args) -> int:
     if out.suffix.lower() not in (".layerlab", ".json"):
         raise BadInput(f"--out {out}: give a project path ending in .layerlab.")
     source = Path(args.file)
+    refuse_unread_options(args, source)
     runs_code = source.suffix.lower() == ".py" or source.is_dir() or source.suffix.lower() == ".zip"
     if runs_code:  # said before the file runs (on stdout: stderr is kept for the one error line)
         print(f"note: {TRUST_WARNING}", flush=True)
