@@ -18,6 +18,25 @@ from typing import Callable
 TEMP_SUFFIX = ".tmp"
 
 
+def existing_folder_of(path: str | os.PathLike) -> Path:
+    """The nearest existing path at or above ``path``: where a write into it lands on disk."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def room_shortfall(path: str | os.PathLike, need_bytes: int, purpose: str) -> str | None:
+    """None when the disk that would hold ``path`` has ``need_bytes`` free, else a clause saying it has not
+    ("the disk has 3.0 MB free, but <purpose> needs about 9.0 MB")."""
+    import shutil
+
+    free = shutil.disk_usage(existing_folder_of(path)).free
+    if free >= need_bytes:
+        return None
+    return f"the disk has {free / 2**20:.1f} MB free, but {purpose} needs about {need_bytes / 2**20:.1f} MB"
+
+
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 

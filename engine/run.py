@@ -235,15 +235,14 @@ class OutputNotWritable(LayerLabError):
 def check_output_folder(out_dir: str | os.PathLike, expected_bytes: int) -> None:
     """Before training: the output folder can be created and written, and has room for about
     ``expected_bytes`` (twice: the new files are written before the old ones go)."""
-    import shutil
     import tempfile
+
+    from engine.atomic import existing_folder_of, room_shortfall
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputNotWritable(f"--out {out}: exists and is not a folder.")
-    probe_in = out
-    while not probe_in.exists():
-        probe_in = probe_in.parent
+    probe_in = existing_folder_of(out)
     if not probe_in.is_dir() or not os.access(probe_in, os.W_OK | os.X_OK):
         raise OutputNotWritable(f"--out {out}: cannot write in {probe_in} (read-only or no permission).",
                                 fix="choose another output folder with --out")
@@ -254,11 +253,9 @@ def check_output_folder(out_dir: str | os.PathLike, expected_bytes: int) -> None
     except OSError as e:
         raise OutputNotWritable(f"--out {out}: cannot write in {probe_in} ({e.strerror}).",
                                 fix="choose another output folder with --out") from None
-    free = shutil.disk_usage(probe_in).free
-    need = 2 * int(expected_bytes) + (1 << 20)
-    if free < need:
-        raise OutputNotWritable(f"--out {out}: the disk has {free / 2**20:.1f} MB free, but saving this run needs "
-                                f"about {need / 2**20:.1f} MB.", fix="free some space or choose another folder")
+    short = room_shortfall(probe_in, 2 * int(expected_bytes) + (1 << 20), "saving this run")
+    if short:
+        raise OutputNotWritable(f"--out {out}: {short}.", fix="free some space or choose another folder")
 
 
 def expected_bundle_bytes(module, epochs: int, kept_checkpoints: int = 64) -> int:

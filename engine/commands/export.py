@@ -44,18 +44,14 @@ ROOM_FACTOR, ROOM_SLACK = 2.0, 4 << 20
 def check_room(out: str, project) -> None:
     """Refuse before any work when the disk cannot hold the export: on a full disk .pt2 aborted
     inside torch's C++ (exit 134), and ONNX fell back to its legacy exporter before failing."""
-    import shutil
     from pathlib import Path
 
-    folder = Path(out).parent if str(Path(out).parent) else Path(".")
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    from engine.atomic import room_shortfall
+
     weights = sum(t.numel() * t.element_size() for t in (project.weights or {}).values())
-    need = int(ROOM_FACTOR * weights) + ROOM_SLACK
-    free = shutil.disk_usage(folder).free
-    if free < need:
-        raise BadInput(f"--out {out}: the disk has {free / 2**20:.1f} MB free, but this export needs about "
-                       f"{need / 2**20:.1f} MB; free some space or choose another folder.")
+    short = room_shortfall(Path(out).parent, int(ROOM_FACTOR * weights) + ROOM_SLACK, "this export")
+    if short:
+        raise BadInput(f"--out {out}: {short}; free some space or choose another folder.")
 
 
 def run(args) -> int:
