@@ -7,12 +7,15 @@ from engine.graph import Graph
 from engine.validate import Fix
 
 
-def insert_on_edge(graph: Graph, edge_id: str, layer_type: str, params: dict | None = None) -> Callable[[], None]:
-    """Put a new ``layer_type`` node in the middle of an edge; returns a function that undoes it exactly."""
+def insert_on_edge(graph: Graph, edge_id: str, layer_type: str, params: dict | None = None,
+                   pos: tuple[float, float] | None = None) -> Callable[[], None]:
+    """Put a new ``layer_type`` node on an edge (at ``pos``, else halfway between its ends); returns a
+    function that undoes it exactly."""
     edge = graph.edge(edge_id)
     a, b = graph.node(edge.src), graph.node(edge.dst)
     removal = graph.disconnect(edge_id)
-    pos = ((a.pos[0] + b.pos[0]) / 2, (a.pos[1] + b.pos[1]) / 2)
+    if pos is None:
+        pos = ((a.pos[0] + b.pos[0]) / 2, (a.pos[1] + b.pos[1]) / 2)
     node = graph.add_node(layer_type, params, pos)
     first = graph.connect(edge.src, node.id, edge.src_port, "in")
     # The second edge takes the old edge's place, so a Concat keeps its input order.

@@ -283,13 +283,21 @@ class ApplyFixCommand(RecordedCommand):
         self.fix = fix
 
 
+def can_splice(layer_type: str) -> bool:
+    """Whether a ``layer_type`` node can sit on a connection: it has the "in" and "out" ports a splice uses."""
+    if layer_type not in REGISTRY:
+        return False
+    spec = REGISTRY.get(layer_type)
+    return spec.input_port("in") is not None and spec.output_port("out") is not None
+
+
 class InsertOnEdgeCommand(RecordedCommand):
-    def __init__(self, doc, edge_id: str, layer_type: str):
+    def __init__(self, doc, edge_id: str, layer_type: str, pos: tuple[float, float] | None = None):
         from engine.fixes import insert_on_edge
         doc.graph.edge(edge_id)
         REGISTRY.get(layer_type)
         refuse(lab_locks.layer_refusal(doc, layer_type))
-        super().__init__(doc, f"Insert {layer_type}", lambda g: insert_on_edge(g, edge_id, layer_type))
+        super().__init__(doc, f"Insert {layer_type}", lambda g: insert_on_edge(g, edge_id, layer_type, pos=pos))
 
 
 class SetDataSpecCommand(QUndoCommand):

@@ -53,6 +53,7 @@ class EdgeItem(LazyToolTip, HoverHighlight, QGraphicsItem):
         self.src_port, self.dst_port = src_port, dst_port
         self.shape_text = ""
         self.overlay_color: QColor | None = None
+        self._drop_target = False  # a palette drag would insert its layer here
         self._path = QPainterPath()
         self._shape = QPainterPath()
         self._rect = QRectF()
@@ -89,6 +90,11 @@ class EdgeItem(LazyToolTip, HoverHighlight, QGraphicsItem):
             self.overlay_color = color
             self.update()
 
+    def set_drop_target(self, on: bool) -> None:
+        if on != self._drop_target:
+            self._drop_target = on
+            self.update()
+
     def boundingRect(self) -> QRectF:
         return self._rect
 
@@ -102,6 +108,8 @@ class EdgeItem(LazyToolTip, HoverHighlight, QGraphicsItem):
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         if self.isSelected():
             color, width = _color(t.selection), 3.0
+        elif self._drop_target:
+            color, width = _color(t.edge_hover), 5.0
         elif self._hover:
             color, width = _color(t.edge_hover), 3.0
         elif self.overlay_color is not None:
@@ -155,6 +163,11 @@ class PreviewEdgeItem(QGraphicsItem):
         self._path = pipe_path(a, b)
         self._rect = self._path.boundingRect().adjusted(-6, -6, 6, 6)
         self.update()
+
+    def set_drop_target(self, on: bool) -> None:
+        if on != self._drop_target:
+            self._drop_target = on
+            self.update()
 
     def boundingRect(self) -> QRectF:
         return self._rect

@@ -22,8 +22,8 @@ from gui import dialogs, lab_locks, theme
 from gui.canvas.edge_item import EdgeItem
 from gui.canvas.interactions import ConnectionDrag, MoveTracker
 from gui.canvas.node_item import GRID, NODE_H, NODE_W, NodeItem, PortItem, param_summary
-from gui.commands import (AddNodeCommand, ApplyFixCommand, InsertOnEdgeCommand, copy_fragment, delete_items,
-                          paste_fragment)
+from gui.commands import (AddNodeCommand, ApplyFixCommand, InsertOnEdgeCommand, can_splice, copy_fragment,
+                          delete_items, paste_fragment)
 
 SCENE_EXTENT = 40000.0
 QUICK_INSERT = ("ReLU", "Dropout", "BatchNorm1d", "Flatten", "Linear")
@@ -37,6 +37,7 @@ class GraphScene(QGraphicsScene):
         self.doc = doc
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[str, EdgeItem] = {}
+        self._splice: EdgeItem | None = None  # the edge a palette drag would drop its layer onto
         self.snap_to_grid = True
         self.last_refusal: str | None = None
         self._drag: ConnectionDrag | None = None
@@ -246,19 +247,59 @@ class GraphScene(QGraphicsScene):
         return rect
 
     # ------------------------------------------------------------------ editing helpers
-    def add_layer(self, type_name: str, scene_pos: QPointF, centred: bool = True) -> str:
-        """Add a layer (one undo step) with its centre (or top-left) at ``scene_pos``; returns its id."""
+    def _node_corner(self, scene_pos: QPointF, centred: bool = True) -> tuple[float, float]:
         x, y = scene_pos.x(), scene_pos.y()
         if centred:
             x, y = x - NODE_W / 2, y - NODE_H / 2
         if self.snap_to_grid:
             x, y = round(x / GRID) * GRID, round(y / GRID) * GRID
-        cmd = AddNodeCommand(self.doc, type_name, {}, (x, y))
+        return x, y
+
+    def add_layer(self, type_name: str, scene_pos: QPointF, centred: bool = True) -> str:
+        """Add a layer (one undo step) with its centre (or top-left) at ``scene_pos``; returns its id."""
+        cmd = AddNodeCommand(self.doc, type_name, {}, self._node_corner(scene_pos, centred))
         self.doc.push(cmd)
         self.select_only([cmd.node_id])
         self.statusMessage.emit(f"Added {type_name} '{self.doc.graph.node(cmd.node_id).name}'. "
                                 "Drag from its right-hand port to connect it.")
         return cmd.node_id
+
+    def splice_target(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:
+        """The connection a ``type_name`` layer dropped at ``scene_pos`` goes onto: the edge there, when
+        no node covers it and the layer has the one input and output a splice needs."""
+        if not can_splice(type_name):
+            return None
+        for item in self.items(scene_pos):  # topmost first
+            if isinstance(item, EdgeItem):
+                return item
+            if isinstance(item.topLevelItem(), NodeItem):
+                return None
+        return None
+
+    def show_splice(self, edge: EdgeItem | None) -> None:
+        """Mark ``edge`` as the one a drop would split (None: no edge)."""
+        if self._splice is not None and self._splice is not edge and self._splice.scene() is self:
+            self._splice.set_drop_target(False)
+        self._splice = edge
+        if edge is not None:
+            edge.set_drop_target(True)
+
+    def insert_layer_on(self, edge_id: str, type_name: str, scene_pos: QPointF) -> str | None:
+        """Insert a layer on a connection, centred at ``scene_pos`` (one undo step); returns its id, or
+        None when the lab refuses it (the status bar says why)."""
+        edge = self.doc.graph.edge(edge_id)
+        src, dst = self.doc.graph.node(edge.src).name, self.doc.graph.node(edge.dst).name
+        before = {n.id for n in self.doc.graph.nodes}
+        try:
+            self.doc.push(InsertOnEdgeCommand(self.doc, edge_id, type_name, self._node_corner(scene_pos)))
+        except LayerLabError as exc:
+            self.statusMessage.emit(str(exc))
+            return None
+        node_id = next(n.id for n in self.doc.graph.nodes if n.id not in before)
+        self.select_only([node_id])
+        self.statusMessage.emit(f"Inserted {type_name} '{self.doc.graph.node(node_id).name}' between "
+                                f"'{src}' and '{dst}'.")
+        return node_id
 
     def apply_fix(self, fix: Fix) -> None:
         try:

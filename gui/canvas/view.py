@@ -315,20 +315,38 @@ class GraphView(QGraphicsView):
             event.ignore()
 
     def dragMoveEvent(self, event) -> None:
-        if event.mimeData().hasFormat(LAYER_MIME):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event) -> None:
         mime = event.mimeData()
         if not mime.hasFormat(LAYER_MIME):
             event.ignore()
             return
         type_name = bytes(mime.data(LAYER_MIME)).decode("utf-8")
+        edge = self.graph_scene.splice_target(type_name, self.mapToScene(event.position().toPoint()))
+        if edge is not self.graph_scene._splice and edge is not None:
+            g = self.graph_scene.doc.graph
+            e = g.edge(edge.edge_id)
+            self.graph_scene.statusMessage.emit(f"Drop to insert {type_name} between '{g.node(e.src).name}' "
+                                                f"and '{g.node(e.dst).name}'.")
+        self.graph_scene.show_splice(edge)
+        event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event) -> None:
+        self.graph_scene.show_splice(None)
+        super().dragLeaveEvent(event)
+
+    def dropEvent(self, event) -> None:
+        mime = event.mimeData()
+        self.graph_scene.show_splice(None)
+        if not mime.hasFormat(LAYER_MIME):
+            event.ignore()
+            return
+        type_name = bytes(mime.data(LAYER_MIME)).decode("utf-8")
         pos = self.mapToScene(event.position().toPoint())
+        edge = self.graph_scene.splice_target(type_name, pos)
         try:
-            self.graph_scene.add_layer(type_name, pos)
+            if edge is not None:  # dropped on a connection: the layer goes between its ends
+                self.graph_scene.insert_layer_on(edge.edge_id, type_name, pos)
+            else:
+                self.graph_scene.add_layer(type_name, pos)
         except LayerLabError as exc:
             self.graph_scene.statusMessage.emit(str(exc))
             event.ignore()

@@ -182,6 +182,49 @@ def test_palette_drag_creates_node(window):
     assert len(doc.graph.nodes) == before and new.id not in window.scene.nodes
 
 
+def _palette_drag(window, type_name: str, at: QPoint, drop: bool = True):
+    """A palette drag of ``type_name`` moved to ``at`` in the canvas viewport (and dropped there)."""
+    palette = window.palette
+    mime: QMimeData = palette.tree.mimeData([palette.item_for(type_name)])
+    vp = window.view.viewport()
+    QApplication.sendEvent(vp, QDragEnterEvent(at, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    QApplication.sendEvent(vp, QDragMoveEvent(at, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    if drop:
+        QApplication.sendEvent(vp, QDropEvent(QPointF(at), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    settle(window)
+
+
+def test_a_layer_dropped_on_a_connection_is_inserted_on_it(window):
+    """A layer dropped on a connection landed beside it, unconnected; only the right-click menu spliced."""
+    doc, g = window.document, window.document.graph
+    fc1, relu = g.node_by_name("fc1"), g.node_by_name("relu1")
+    edge = next(e for e in g.edges if e.src == fc1.id and e.dst == relu.id)
+    item = window.scene.edges[edge.id]
+    on_edge = window.view.mapFromScene(item._path.pointAtPercent(0.5))  # the middle of the pipe
+    before = g.to_dict()
+    _palette_drag(window, "Dropout", on_edge, drop=False)  # hovering: the connection is marked, and said
+    assert item._drop_target
+    assert "Drop to insert Dropout between 'fc1' and 'relu1'" in window.statusBar().currentMessage()
+    mime = window.palette.tree.mimeData([window.palette.item_for("Dropout")])  # kept: the event does not own it
+    QApplication.sendEvent(window.view.viewport(), QDragMoveEvent(QPoint(2, 2), Qt.CopyAction, mime,
+                                                                  Qt.LeftButton, Qt.NoModifier))
+    assert not item._drop_target  # moved off it
+    _palette_drag(window, "Dropout", on_edge)
+    new = doc.graph.nodes[-1]
+    assert new.type == "Dropout" and doc.selected_node == new.id
+    joined = {(e.src, e.dst) for e in doc.graph.edges if new.id in (e.src, e.dst)}
+    assert joined == {(fc1.id, new.id), (new.id, relu.id)}
+    assert not any(e.src == fc1.id and e.dst == relu.id for e in doc.graph.edges)
+    assert window.scene.nodes[new.id].sceneBoundingRect().contains(window.view.mapToScene(on_edge))
+    assert doc.analysis.ok and "Inserted Dropout" in window.statusBar().currentMessage()
+    doc.undo_stack.undo()  # one step back to the graph as it was
+    settle(window)
+    assert doc.graph.to_dict() == before
+    # a layer with no input (Input) cannot go on a connection: it is added beside it
+    _palette_drag(window, "Input", on_edge)
+    assert doc.graph.nodes[-1].type == "Input" and len(doc.graph.edges) == len(before["edges"])
+
+
 def test_palette_double_click_and_search(window, qtbot):
     doc = window.document
     window.palette.search.setText("conv")
