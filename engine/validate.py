@@ -191,8 +191,8 @@ def _infer_node(graph: Graph, node: Node, edges, in_shapes, ctx) -> NodeInfo:
         n_params = int(spec.count_params(node.params, in_shapes, shape))
         flops = int(spec.flops(node.params, in_shapes, shape))
     except ShapeError as err:
-        issue = Issue("error", f"{_label(node)}: {err.message}", node_id=node.id,
-                      fix=_structured_fix(graph, node, edges, err.fix))
+        fix = _structured_fix(graph, node, edges, err.fix) or _projection_fix(graph, node, edges, in_shapes)
+        issue = Issue("error", f"{_label(node)}: {err.message}", node_id=node.id, fix=fix)
         if issue.fix is None and err.fix:
             issue = Issue("error", f"{_label(node)}: {err.message} Try: {err.fix}.", node_id=node.id)
         return NodeInfo(None, in_shapes, issues=(issue,))
@@ -221,6 +221,49 @@ def _structured_fix(graph: Graph, node: Node, edges, hint: str | None) -> Fix | 
         if src.type == "Linear":
             return Fix(f"set units of Linear '{src.name}' to auto", "set_param", src.id, key="units", value=AUTO)
     return None
+
+
+def _projection_fix(graph: Graph, node: Node, edges, in_shapes) -> Fix | None:
+    """Branches of an Add or Multiply that differ in width only: a projection on a branch to the
+    width of the main one, as a ResNet's shortcut does it (a Linear where the features differ, a
+    1×1 convolution where the channels do).  The main branch is the one whose source comes after the
+    others' (the skip's source feeds it); other differences (image sizes, ranks) have no one fix."""
+    if node.type not in ("Add", "Multiply") or len(edges) != len(in_shapes):
+        return None
+    sources = [e.src for e in edges]
+    main = next((j for j, a in enumerate(sources)
+                 if not any(b != a and _reaches(graph, a, b) for b in sources)), 0)
+    target = tuple(in_shapes[main])
+    odd = next((i for i, s in enumerate(in_shapes) if tuple(s) != target), None)
+    if odd is None or len(in_shapes[odd]) != len(target):
+        return None
+    differ = [k for k, (a, b) in enumerate(zip(in_shapes[odd], target)) if a != b]
+    if differ != [0]:
+        return None
+    if len(target) == 1:
+        layer, params, what = "Linear", (("units", target[0]),), f"Linear ({target[0]} units)"
+    elif len(target) in (2, 3):
+        layer = "Conv1d" if len(target) == 2 else "Conv2d"
+        params = (("out_channels", target[0]), ("kernel_size", 1), ("padding", 0))
+        what = f"1×1 {layer} ({target[0]} channels)"
+    else:
+        return None
+    src = graph.node(edges[odd].src)
+    return Fix(f"insert a {what} after '{src.name}' to match {fmt_shape(target)}", "insert", node.id,
+               edge_id=edges[odd].id, layer_type=layer, params=params)
+
+
+def _reaches(graph: Graph, a: str, b: str) -> bool:
+    """Whether data flows from node ``a`` to node ``b``."""
+    seen, stack = {a}, [a]
+    while stack:
+        for e in graph.out_edges(stack.pop()):
+            if e.dst == b:
+                return True
+            if e.dst not in seen:
+                seen.add(e.dst)
+                stack.append(e.dst)
+    return False
 
 
 def _graph_issues(graph: Graph, cycle, out_edges: dict[str, list]) -> list[Issue]:

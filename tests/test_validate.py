@@ -326,6 +326,66 @@ def test_add_with_mismatched_shapes():
     assert analyze(g2, InferContext((4,), 2, "classification")).ok
 
 
+def _residual_block(kind: str, skip_width: int, main_width: int):
+    """x -> a -> b -> Add(a, b): the skip from ``a`` jumps ``b``; they differ in width."""
+    g = Graph()
+    inp = g.add_node("Input")
+    if kind == "mlp":
+        a = g.add_node("Linear", {"units": skip_width}, name="a")
+        b = g.add_node("Linear", {"units": main_width}, name="b")
+        head = [g.add_node("Linear", {"units": "auto"})]
+    else:
+        a = g.add_node("Conv2d", {"out_channels": skip_width}, name="a")
+        b = g.add_node("Conv2d", {"out_channels": main_width}, name="b")
+        head = [g.add_node("Flatten"), g.add_node("Linear", {"units": "auto"})]
+    add = g.add_node("Add", name="join")
+    out = g.add_node("Output")
+    g.connect(inp.id, a.id)
+    g.connect(a.id, b.id)
+    g.connect(b.id, add.id)  # the main branch first ...
+    g.connect(a.id, add.id)  # ... or second: the fix finds it either way
+    chain = [add, *head, out]
+    for x, y in zip(chain, chain[1:]):
+        g.connect(x.id, y.id)
+    return g, a, b, add
+
+
+@pytest.mark.parametrize("kind, ctx, layer, shape", [
+    ("mlp", InferContext((4,), 2, "classification"), "Linear", (32,)),
+    ("conv", CLS, "Conv2d", (32, 8, 8)),
+])
+def test_an_add_of_branches_of_different_widths_gets_a_projection_fix(kind, ctx, layer, shape):
+    """A skip connection whose branches differ in width had a sentence and no one-click fix."""
+    g, a, b, add = _residual_block(kind, 16, 32)
+    (err,) = analyze(g, ctx).errors
+    assert err.node_id == add.id and err.fix is not None and err.fix.kind == "insert"
+    assert err.fix.layer_type == layer and err.fix.edge_id == next(e.id for e in g.in_edges(add.id) if e.src == a.id)
+    assert err.fix.label.startswith(f"insert a {'Linear (32 units)' if kind == 'mlp' else '1×1 Conv2d (32 channels)'}"
+                                    " after 'a'")
+    before = g.to_dict()
+    undo = apply_fix(g, err.fix)
+    fixed = analyze(g, ctx)
+    assert fixed.ok, [str(i) for i in fixed.errors]
+    proj = g.nodes_of_type(layer)[-1]
+    assert fixed.nodes[proj.id].in_shapes == (fixed.nodes[a.id].shape,) and fixed.nodes[proj.id].shape == shape
+    model = compile_graph(g, ctx).module
+    assert model(torch.randn(2, *ctx.input_shape)).shape == (2, 2 if kind == "mlp" else 10)
+    undo()
+    assert g.to_dict() == before
+
+
+def test_an_add_of_different_image_sizes_has_no_projection_fix():
+    g = Graph()
+    inp, a = g.add_node("Input"), g.add_node("Conv2d", {"out_channels": 4}, name="a")
+    pool, add = g.add_node("MaxPool2d"), g.add_node("Add")
+    g.connect(inp.id, a.id)
+    g.connect(a.id, pool.id)
+    g.connect(pool.id, add.id)
+    g.connect(a.id, add.id)
+    err = next(i for i in analyze(g, CLS).errors if i.node_id == add.id)
+    assert err.fix is None and "same shape" in err.message  # the sentence stays; no one fix would do
+
+
 def test_concat_of_different_widths_is_fine_but_other_dims_must_match():
     ctx = InferContext((4,), 2, "classification")
     g, cat = two_branches(3, 5, "Concat")
