@@ -233,8 +233,11 @@ class MainWindow(QMainWindow):
         self.act_delete = self._action("&Delete", scene.delete_selection, SK.Delete, view, context=canvas)
         self.act_delete.setShortcuts(QKeySequence.keyBindings(SK.Delete) + [QKeySequence(Qt.Key_Backspace)])
         self.act_select_all = self._action("Select &All", self.select_all, SK.SelectAll, view, context=canvas)
+        self.act_add_layer = self._action("&Add Layer…", view.quick_add_after_selection, "Ctrl+K", view,
+                                          context=canvas, tip="Search the layers; the one you pick goes after "
+                                                              "the selected layer, connected to it.")
         for a in (self.act_cut, self.act_copy, self.act_paste, self.act_duplicate, self.act_delete,
-                  self.act_select_all):
+                  self.act_select_all, self.act_add_layer):
             view.addAction(a)
         self.act_layout = self._action("Auto-&layout", self.auto_layout, "Ctrl+L",
                                        tip="Arrange the layers in columns that follow the data flow.")
@@ -276,8 +279,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.act_quit)
 
         edit = mb.addMenu("&Edit")
-        for a in (self.act_undo, self.act_redo, None, self.act_cut, self.act_copy, self.act_paste,
-                  self.act_duplicate, self.act_delete, None, self.act_select_all, self.act_layout):
+        for a in (self.act_undo, self.act_redo, None, self.act_add_layer, None, self.act_cut, self.act_copy,
+                  self.act_paste, self.act_duplicate, self.act_delete, None, self.act_select_all, self.act_layout):
             edit.addSeparator() if a is None else edit.addAction(a)
 
         view_menu = mb.addMenu("&View")

@@ -22,8 +22,8 @@ from gui import dialogs, lab_locks, theme
 from gui.canvas.edge_item import EdgeItem
 from gui.canvas.interactions import ConnectionDrag, MoveTracker
 from gui.canvas.node_item import GRID, NODE_H, NODE_W, NodeItem, PortItem, param_summary
-from gui.commands import (AddNodeCommand, ApplyFixCommand, InsertOnEdgeCommand, can_splice, copy_fragment,
-                          delete_items, paste_fragment)
+from gui.commands import (AddNodeCommand, ApplyFixCommand, ConnectCommand, InsertOnEdgeCommand, can_splice,
+                          copy_fragment, delete_items, paste_fragment)
 
 SCENE_EXTENT = 40000.0
 QUICK_INSERT = ("ReLU", "Dropout", "BatchNorm1d", "Flatten", "Linear")
@@ -264,6 +264,28 @@ class GraphScene(QGraphicsScene):
                                 "Drag from its right-hand port to connect it.")
         return cmd.node_id
 
+    def add_after(self, node_id: str, type_name: str, scene_pos: QPointF) -> str | None:
+        """A new layer after ``node_id``: on its one outgoing connection when it has one (as a drop
+        there does), else fed by it; unconnected when neither fits (the status bar says why)."""
+        g = self.doc.graph
+        out = g.out_edges(node_id)
+        if len(out) == 1 and can_splice(type_name):
+            # between the two, a row below them: the next layer sits where a new one would go
+            a, b = self.nodes[node_id], self.nodes[out[0].dst]
+            ra, rb = a.sceneBoundingRect(), b.sceneBoundingRect()
+            overhang = a.pos().y() - ra.top()  # badges and chips reach above and below the body
+            y = max(ra.bottom(), rb.bottom()) + GRID * 2 + overhang + NODE_H / 2
+            return self.insert_layer_on(out[0].id, type_name, QPointF((ra.center().x() + rb.center().x()) / 2, y))
+        new = self.add_layer(type_name, scene_pos)
+        problem = g.connection_problem(node_id, new) if g.node(node_id).spec.outputs else "it has no output"
+        if problem is None:
+            self.connect_ends(node_id, new)
+        else:
+            self.statusMessage.emit(f"Added {type_name} '{g.node(new).name}', not connected to "
+                                    f"'{g.node(node_id).name}': {problem}")
+        self.select_only([new])
+        return new
+
     def splice_target(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:
         """The connection a ``type_name`` layer dropped at ``scene_pos`` goes onto: the edge there, when
         no node covers it and the layer has the one input and output a splice needs."""
@@ -427,19 +449,13 @@ class GraphScene(QGraphicsScene):
         if item is None:
             item = next((i.parentItem() for i in self.items(event.scenePos())
                          if isinstance(i.parentItem(), NodeItem)), None)
-        menu = QMenu()
         if isinstance(item, NodeItem):
             if not item.isSelected():
                 self.select_only([item.node_id])
-            fixes = [i.fix for i in item.errors if i.fix is not None]
-            for fix in fixes:
-                menu.addAction(f"Apply fix: {fix.label}", lambda f=fix: self.apply_fix(f))
-            if fixes:
-                menu.addSeparator()
-            menu.addAction("Duplicate", self.duplicate_selection)
-            menu.addAction("Copy", self.copy_selection)
-            menu.addAction("Delete", self.delete_selection)
-        elif isinstance(item, EdgeItem):
+            dialogs.exec_menu(self.node_menu(item.node_id), event.screenPos())
+            return
+        menu = QMenu()
+        if isinstance(item, EdgeItem):
             self.select_only(edge_ids=[item.edge_id])
             sub = menu.addMenu("Insert layer here")
             allowed = lab_locks.allowed_types(self.doc)
@@ -460,6 +476,74 @@ class GraphScene(QGraphicsScene):
                     cat.addAction(spec.type, lambda t=spec.type: self.add_layer(t, pos))
             menu.addAction("Paste", self.paste)
         dialogs.exec_menu(menu, event.screenPos())
+
+    def node_menu(self, node_id: str) -> QMenu:
+        """A layer's actions: its fixes, connecting it (what the mouse does by dragging between ports,
+        here for the keyboard too), duplicate, copy, delete."""
+        menu = QMenu()
+        item = self.nodes[node_id]
+        fixes = [i.fix for i in item.errors if i.fix is not None]
+        for fix in fixes:
+            menu.addAction(f"Apply fix: {fix.label}", lambda f=fix: self.apply_fix(f))
+        if fixes:
+            menu.addSeparator()
+        for title, ends in (("Connect output to", self.connectable(node_id, downstream=True)),
+                            ("Connect input from", self.connectable(node_id, downstream=False))):
+            sub = menu.addMenu(title)
+            for label, (src, dst, sp, dp) in ends:
+                sub.addAction(label, lambda e=(src, dst, sp, dp): self.connect_ends(*e))
+            sub.setEnabled(bool(ends))
+        menu.addSeparator()
+        menu.addAction("Duplicate", self.duplicate_selection)
+        menu.addAction("Copy", self.copy_selection)
+        menu.addAction("Delete", self.delete_selection)
+        return menu
+
+    def connectable(self, node_id: str, downstream: bool) -> list[tuple[str, tuple[str, str, str, str]]]:
+        """The connections ``node_id`` can take: to the layers its output may feed (``downstream``) or
+        from those that may feed it, left to right on the canvas, as (label, (src, dst, src_port, dst_port))."""
+        g = self.doc.graph
+        me = g.node(node_id)
+        found = []
+        for other in sorted(g.nodes, key=lambda n: (n.pos[0], n.pos[1])):
+            if other.id == node_id:
+                continue
+            src, dst = (me, other) if downstream else (other, me)
+            for sp in src.spec.outputs:
+                for dp in dst.spec.inputs:
+                    if g.connection_problem(src.id, dst.id, sp.name, dp.name) is None:
+                        port = f" ({dp.name})" if len(dst.spec.inputs) > 1 else ""
+                        found.append((f"{other.type} '{other.name}'{port}", (src.id, dst.id, sp.name, dp.name)))
+        return found
+
+    def connect_ends(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in") -> None:
+        try:
+            cmd = ConnectCommand(self.doc, src, dst, src_port, dst_port)
+            self.doc.push(cmd)
+        except LayerLabError as exc:
+            self.statusMessage.emit(f"Not connected: {exc}")
+            return
+        self.statusMessage.emit("Connected " + cmd.text().removeprefix("Connect ") + ".")
+
+    def select_step(self, step: int) -> bool:
+        """Select the layer after (``step`` 1) or before (-1) the selected one, left to right on the
+        canvas; False past either end (nothing is selected then), so Tab can move on to other widgets."""
+        order = [n.id for n in sorted(self.doc.graph.nodes, key=lambda n: (n.pos[0], n.pos[1]))]
+        ids = self.selected_node_ids()
+        if not order:
+            return False
+        if ids and ids[0] in order:
+            k = order.index(ids[0]) + step
+        else:
+            k = 0 if step > 0 else len(order) - 1
+        if not 0 <= k < len(order):
+            self.select_only([])
+            return False
+        self.select_only([order[k]])
+        node = self.doc.graph.node(order[k])
+        self.statusMessage.emit(f"Selected {node.type} '{node.name}': Tab for the next layer, the Menu key "
+                                "(or Shift+F10) for its actions, such as connecting it.")
+        return True
 
     def _insert_on_edge(self, edge_id: str, layer_type: str) -> None:
         try:

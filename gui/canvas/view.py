@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QLineF, QPoint, QPointF, QRect, QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QContextMenuEvent, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QGraphicsView
 
 from engine.errors import LayerLabError
-from gui import theme
+from gui import dialogs, theme
 from gui.mime import LAYER_MIME
-from gui.canvas.node_item import GRID, LOW_DETAIL
+from gui.canvas.node_item import GRID, LOW_DETAIL, NODE_W
 from gui.canvas.overlays import MARGIN, CanvasHint, EdgeLegend, finite, legend_stops
 from gui.canvas.scene import GraphScene
 
@@ -50,6 +50,7 @@ class GraphView(QGraphicsView):
         self.setMouseTracking(True)
         self._quick_add = None
         self._quick_add_pos = QPointF()
+        self._quick_add_after: str | None = None  # Add Layer's pick goes after this layer
         self.hint = CanvasHint(self)
         self.edge_legend = EdgeLegend(self)
         scene.doc.graphChanged.connect(self.place_overlays)
@@ -258,30 +259,82 @@ class GraphView(QGraphicsView):
             return
         super().mouseDoubleClickEvent(event)
 
-    def quick_add_at(self, scene_pos: QPointF, global_pos):
-        """Open the quick-add search; the layer picked there is added at ``scene_pos``."""
+    def quick_add_at(self, scene_pos: QPointF, global_pos, after: str | None = None):
+        """Open the quick-add search; the layer picked there is added at ``scene_pos`` (and goes after
+        the layer ``after``, connected to it)."""
         from gui.canvas.quick_add import QuickAdd
 
         if self._quick_add is None:
             self._quick_add = QuickAdd(self)
             self._quick_add.chosen.connect(self._quick_add_chosen)
         self._quick_add_pos = scene_pos
+        self._quick_add_after = after
         from gui.lab_locks import allowed_types
         self._quick_add.set_allowed(allowed_types(self.graph_scene.doc))
         self._quick_add.popup(global_pos)
         return self._quick_add
 
+    def quick_add_after_selection(self):
+        """Edit > Add Layer (Ctrl+K): the quick-add search beside the selected layer, whose pick goes
+        after it; with no single layer selected, in the middle of the view."""
+        ids = self.graph_scene.selected_node_ids()
+        after = ids[0] if len(ids) == 1 else None
+        if after is not None:
+            rect = self.graph_scene.nodes[after].sceneBoundingRect()
+            at = QPointF(rect.right() + GRID * 2 + NODE_W / 2, rect.center().y())
+        else:
+            at = self.mapToScene(self.viewport().rect().center())
+        return self.quick_add_at(at, self.viewport().mapToGlobal(self.mapFromScene(at)), after=after)
+
     @Slot(str)
     def _quick_add_chosen(self, type_name: str) -> None:
         try:
-            self.graph_scene.add_layer(type_name, self._quick_add_pos)
+            if self._quick_add_after is not None and self.graph_scene.doc.graph.has_node(self._quick_add_after):
+                self.graph_scene.add_after(self._quick_add_after, type_name, self._quick_add_pos)
+            else:
+                self.graph_scene.add_layer(type_name, self._quick_add_pos)
         except LayerLabError as exc:
             self.graph_scene.statusMessage.emit(str(exc))
         self.setFocus()
 
     NUDGE = {Qt.Key_Left: (-1, 0), Qt.Key_Right: (1, 0), Qt.Key_Up: (0, -1), Qt.Key_Down: (0, 1)}
 
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab walk the layers, left to right; past the last one focus moves on."""
+        if self.graph_scene.select_step(1 if next else -1):
+            self.ensure_selection_visible()
+            return True
+        return super().focusNextPrevChild(next)
+
+    def ensure_selection_visible(self) -> None:
+        ids = self.graph_scene.selected_node_ids()
+        if ids:
+            self.ensureVisible(self.graph_scene.nodes[ids[0]].sceneBoundingRect(), 40, 40)
+
+    def open_selection_menu(self) -> bool:
+        """The selected layer's menu, below it (the Menu key or Shift+F10)."""
+        ids = self.graph_scene.selected_node_ids()
+        if len(ids) != 1:
+            return False
+        self.ensure_selection_visible()
+        rect = self.graph_scene.nodes[ids[0]].sceneBoundingRect()
+        at = self.viewport().mapToGlobal(self.mapFromScene(rect.bottomLeft()))
+        dialogs.exec_menu(self.graph_scene.node_menu(ids[0]), at)
+        return True
+
+    def contextMenuEvent(self, event) -> None:
+        # the Menu key: Qt sends it as a context-menu request at the middle of the view, where no
+        # layer may be; it is meant for the selected one
+        if event.reason() == QContextMenuEvent.Keyboard and self.open_selection_menu():
+            event.accept()
+            return
+        super().contextMenuEvent(event)
+
     def keyPressEvent(self, event) -> None:
+        if (event.key() == Qt.Key_F10 and event.modifiers() & Qt.ShiftModifier
+                and self.open_selection_menu()):  # Shift+F10, as elsewhere: the selected layer's menu
+            event.accept()
+            return
         if event.key() == Qt.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(Qt.OpenHandCursor)
@@ -355,6 +408,23 @@ class GraphView(QGraphicsView):
         self.setFocus()
 
     # ------------------------------------------------------------------ painting
+    # ------------------------------------------------------------------ keyboard focus, shown
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.viewport().update()
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.viewport().update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.hasFocus():  # where the keys go: Tab, Delete, arrows and Ctrl+K act on the canvas
+            painter = QPainter(self.viewport())
+            painter.setPen(QPen(QColor(theme.current().selection), 2))
+            painter.drawRect(self.viewport().rect().adjusted(1, 1, -1, -1))
+            painter.end()
+
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         t = theme.current()
         painter.fillRect(rect, QColor(t.canvas))

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, QKeySequence  # noqa: E402
+from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, QKeySequence  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -223,6 +223,52 @@ def test_a_layer_dropped_on_a_connection_is_inserted_on_it(window):
     # a layer with no input (Input) cannot go on a connection: it is added beside it
     _palette_drag(window, "Input", on_edge)
     assert doc.graph.nodes[-1].type == "Input" and len(doc.graph.edges) == len(before["edges"])
+
+
+def test_the_keyboard_alone_walks_the_layers_and_connects_them(window, monkeypatch):
+    """Connecting two layers took a mouse drag between their ports, and Tab reached no layer: no
+    keyboard way to build a network.  Tab now walks the layers left to right (and past the last,
+    moves on); Shift+F10 or the Menu key opens the selected layer's menu, which connects it."""
+    from PySide6.QtGui import QContextMenuEvent
+
+    from gui.commands import delete_items
+
+    shown = []
+    monkeypatch.setattr(dialogs, "exec_menu", lambda menu, pos: shown.append(menu))
+    doc, view = window.document, window.view
+    g = doc.graph
+    relu2, fc3 = g.node_by_name("relu2"), g.node_by_name("fc3")
+    delete_items(doc, [], [next(e.id for e in g.edges if e.src == relu2.id and e.dst == fc3.id)])
+    settle(window)
+    assert not doc.analysis.ok
+    order = [n.id for n in sorted(g.nodes, key=lambda n: (n.pos[0], n.pos[1]))]
+    view.setFocus()
+    for k in range(order.index(relu2.id) + 1):
+        QTest.keyClick(view, Qt.Key_Tab)
+        assert doc.selected_node == order[k]
+    assert "Selected ReLU 'relu2'" in window.statusBar().currentMessage()
+    QTest.keyClick(view, Qt.Key_Tab, Qt.ShiftModifier)  # back one, and forward again
+    assert doc.selected_node == order[order.index(relu2.id) - 1]
+    QTest.keyClick(view, Qt.Key_Tab)
+    QTest.keyClick(view, Qt.Key_F10, Qt.ShiftModifier)
+    (menu,) = shown
+    connect_to = next(a.menu() for a in menu.actions() if a.text() == "Connect output to")
+    labels = [a.text() for a in connect_to.actions()]
+    assert "Linear 'fc3'" in labels and "Linear 'fc1'" not in labels  # fc1 would close a loop
+    next(a for a in connect_to.actions() if a.text() == "Linear 'fc3'").trigger()
+    settle(window)
+    assert any(e.src == relu2.id and e.dst == fc3.id for e in g.edges) and doc.analysis.ok
+    # the Menu key asks at the middle of the view; the menu is the selected layer's all the same
+    at = QPoint(3, 3)
+    QApplication.sendEvent(view.viewport(), QContextMenuEvent(QContextMenuEvent.Keyboard, at,
+                                                              view.viewport().mapToGlobal(at), Qt.NoModifier))
+    assert len(shown) == 2 and any(a.text() == "Connect input from" for a in shown[1].actions())
+    # past the last layer, Tab leaves the canvas with nothing selected
+    for _ in range(len(order) - 1 - order.index(relu2.id)):
+        QTest.keyClick(view, Qt.Key_Tab)
+    assert doc.selected_node == order[-1]
+    QTest.keyClick(view, Qt.Key_Tab)
+    assert doc.selected_node == ""
 
 
 def test_palette_double_click_and_search(window, qtbot):
@@ -595,6 +641,54 @@ def test_double_click_on_empty_canvas_finds_and_adds_a_layer_there(window):
     assert "ReLU" in popup.visible_types()
     QTest.keyClick(popup.edit, Qt.Key_Escape)
     assert not popup.isVisible() and len(doc.graph.nodes) == n
+
+
+def test_the_canvas_shows_when_it_has_the_keyboard(window, qtbot):
+    """Nothing showed where the keys would go: the canvas now has an accent border while it has focus."""
+    view = window.view
+    window.activateWindow()
+    view.setFocus()
+    qtbot.waitUntil(view.hasFocus)
+    selection = QColor(theme.current().selection)
+
+    def border() -> QColor:
+        view.viewport().repaint()
+        return view.viewport().grab().toImage().pixelColor(1, view.viewport().height() // 2)
+
+    assert border() == selection
+    window.palette.search.setFocus()
+    qtbot.waitUntil(lambda: not view.hasFocus())
+    assert border() != selection
+
+
+def test_add_layer_from_the_keyboard_goes_after_the_selected_layer(window):
+    """The quick-add search opened on a double-click only, and its layer came unconnected."""
+    doc, view, g = window.document, window.view, window.document.graph
+    fc2, relu2 = g.node_by_name("fc2"), g.node_by_name("relu2")
+    window.scene.select_only([fc2.id])
+    view.setFocus()
+    QTest.keySequence(view, QKeySequence("Ctrl+K"))
+    popup = view._quick_add
+    assert popup is not None and popup.isVisible()
+    QTest.keyClicks(popup.edit, "dropout")
+    QTest.keyClick(popup.edit, Qt.Key_Return)
+    settle(window)
+    new = g.nodes[-1]
+    assert new.type == "Dropout" and doc.selected_node == new.id
+    # fc2 fed relu2 alone: the new layer goes on that connection
+    assert {(e.src, e.dst) for e in g.edges if new.id in (e.src, e.dst)} == {(fc2.id, new.id), (new.id, relu2.id)}
+    assert doc.analysis.ok
+    rect = window.scene.nodes[new.id].sceneBoundingRect()
+    assert not any(rect.intersects(item.sceneBoundingRect()) for nid, item in window.scene.nodes.items()
+                   if nid != new.id)  # not on top of the layer that was there
+    # from the Output (no output of its own) the layer is added, unconnected, and the status bar says why
+    window.scene.select_only([g.nodes_of_type("Output")[0].id])
+    QTest.keySequence(view, QKeySequence("Ctrl+K"))
+    QTest.keyClicks(popup.edit, "relu")
+    QTest.keyClick(popup.edit, Qt.Key_Return)
+    settle(window)
+    assert g.nodes[-1].type == "ReLU" and not g.in_edges(g.nodes[-1].id)
+    assert "not connected" in window.statusBar().currentMessage()
 
 
 def test_arrow_keys_nudge_the_selection_and_a_run_of_nudges_undoes_at_once(window):
