@@ -434,8 +434,8 @@ class MainWindow(QMainWindow):
         undo = QKeySequence(QKeySequence.Undo).toString(QKeySequence.NativeText)
         steps = [
             "Pick data in the Dataset panel (e.g. moons), or open one of File > Starter projects.",
-            "Drag layers from the Layers palette onto the canvas, or double-click the canvas and type a "
-            "name (Enter adds the top match).",
+            "Drag layers from the Layers palette onto the canvas (onto a connection to insert one there), or "
+            "double-click the canvas and type a name (Enter adds the top match).",
             "Connect them: drag from a layer's right-hand dot to the next layer's left-hand dot, "
             "from Input through your layers to Output.",
             "Every layer shows its output shape and parameter count; red marks a problem, and the blue "
@@ -462,6 +462,9 @@ class MainWindow(QMainWindow):
             steps.append("File > Labs has step-by-step labs whose Lab panel ticks your work as you go.")
         lines = [f"{i}. {text}" for i, text in enumerate(steps, 1)]
         lines.append(f"\nZoom: mouse wheel · Pan: middle-drag or Space+drag · Undo: {undo}")
+        add = self.act_add_layer.shortcut().toString(QKeySequence.NativeText)
+        lines.append("Keyboard: Tab walks the layers · Shift+F10 (or the Menu key) opens the selected layer's "
+                     f"menu, to connect it · {add} adds a layer after it · arrows move it · Delete removes it")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ projects

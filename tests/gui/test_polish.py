@@ -534,6 +534,7 @@ def test_quick_start_mentions_training_in_the_names_the_window_uses(trainer):
     ctl = trainer.training
     assert "press Train" in text and ctl.panel.train_button.text() == "Train"
     assert trainer.act_train.text() in text and trainer.act_train.shortcut().toString() in text
+    assert trainer.act_add_layer.shortcut().toString() in text and "Shift+F10" in text  # the keyboard's way
     for view in ctl.views.values():
         assert view.title in text, f"Quick Start does not name the {view.title} view"
     docks = {d.windowTitle() for d in trainer.findChildren(QDockWidget)}
