@@ -78,12 +78,31 @@ def torchrun_runs(exports, tmp_path_factory):
     return {key: (folders[key], *result) for key, result in _run_all(commands).items()}
 
 
+#: runs a script as ``python -u script`` does, telling stderr what each write to stdout was
+#: ("WRITE '...'"): torchrun's ranks share one stdout, and a line written in two parts interleaves
+RECORD_WRITES = """
+import os, runpy, sys
+class Recorder:
+    def __init__(self, out):
+        self.out = out
+    def write(self, text):
+        sys.__stderr__.write("WRITE " + repr(text) + "\\n")
+        return self.out.write(text)
+    def __getattr__(self, name):
+        return getattr(self.out, name)
+sys.stdout = Recorder(sys.stdout)
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 @pytest.fixture(scope="module")
 def plain_runs(exports, tmp_path_factory):
     root = tmp_path_factory.mktemp("plain")
     folders = {key: _fresh_copy(exports, key, root) for key in PLAIN}
-    commands = {key: ([sys.executable, "-I", "train.py", "--epochs", "2", "--out", "run"], folder)
-                for key, folder in folders.items()}
+    commands = {key: ([sys.executable, "-I", "-u", "-c", RECORD_WRITES, "train.py", "--epochs", "2", "--out", "run"],
+                      folder) for key, folder in folders.items()}
     return {key: (folders[key], *result) for key, result in _run_all(commands).items()}
 
 
@@ -192,6 +211,8 @@ def test_plain_train_py_learns(plain_runs, key):
     folder, rc, out, err = plain_runs[key]
     assert rc == 0, err[-2000:]
     assert re.search(r"rank 0/1: parameters sha256 \w+", out)
+    # ... written whole, newline and all: two ranks' lines ran together ("...fe66rank 1/2: ...")
+    assert re.search(r"^WRITE 'rank 0/1: parameters sha256 \w+\\n'$", err, re.M), err[-800:]
     cls, data = _package(folder, "plain_" + key.replace(":", "_").replace("-", "_"))
     assert _train_loss(cls, data, folder / "run" / "weights.safetensors") < _train_loss(cls, data)
     rows = _metrics(folder)
