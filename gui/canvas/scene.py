@@ -276,14 +276,18 @@ class GraphScene(QGraphicsScene):
             overhang = a.pos().y() - ra.top()  # badges and chips reach above and below the body
             y = max(ra.bottom(), rb.bottom()) + GRID * 2 + overhang + NODE_H / 2
             return self.insert_layer_on(out[0].id, type_name, QPointF((ra.center().x() + rb.center().x()) / 2, y))
-        new = self.add_layer(type_name, scene_pos)
-        problem = g.connection_problem(node_id, new) if g.node(node_id).spec.outputs else "it has no output"
-        if problem is None:
-            self.connect_ends(node_id, new)
-        else:
+        stack = self.doc.undo_stack
+        stack.beginMacro(f"Add {type_name} after '{g.node(node_id).name}'")  # one undo step, connection and all
+        try:
+            new = self.add_layer(type_name, scene_pos)
+            problem = g.connection_problem(node_id, new) if g.node(node_id).spec.outputs else "it has no output"
+            if problem is None:
+                self.connect_ends(node_id, new)
+        finally:
+            stack.endMacro()
+        if problem is not None:
             self.statusMessage.emit(f"Added {type_name} '{g.node(new).name}', not connected to "
                                     f"'{g.node(node_id).name}': {problem}")
-        self.select_only([new])
         return new
 
     def splice_target(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:

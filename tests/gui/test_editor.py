@@ -687,8 +687,21 @@ def test_add_layer_from_the_keyboard_goes_after_the_selected_layer(window):
     QTest.keyClicks(popup.edit, "relu")
     QTest.keyClick(popup.edit, Qt.Key_Return)
     settle(window)
-    assert g.nodes[-1].type == "ReLU" and not g.in_edges(g.nodes[-1].id)
+    relu = g.nodes[-1]
+    assert relu.type == "ReLU" and not g.in_edges(relu.id)
     assert "not connected" in window.statusBar().currentMessage()
+    # from a layer that feeds nothing yet, the new one is fed by it: added and connected in one undo step
+    window.scene.select_only([relu.id])
+    before = g.to_dict()
+    QTest.keySequence(view, QKeySequence("Ctrl+K"))
+    QTest.keyClicks(popup.edit, "linear")
+    QTest.keyClick(popup.edit, Qt.Key_Return)
+    settle(window)
+    fc = g.nodes[-1]
+    assert fc.type == "Linear" and [e.src for e in g.in_edges(fc.id)] == [relu.id]
+    doc.undo_stack.undo()
+    settle(window)
+    assert g.to_dict() == before
 
 
 def test_arrow_keys_nudge_the_selection_and_a_run_of_nudges_undoes_at_once(window):
