@@ -304,9 +304,7 @@ class SnapshotCollector:
         units = None
         norm = getattr(dataset, "normalization", None)
         if norm is not None and (self._grid is not None or self._curve is not None):
-            f = self.input_shape[0]  # the inverse of the standardisation, as the data's own invert() gives it
-            zero, one = (norm.invert(torch.full((1, f), v)).double()[0] for v in (0.0, 1.0))
-            units = tuple((float(zero[i]), float(one[i] - zero[i])) for i in range(f))
+            units = norm.units(self.input_shape[0])
         shown = self.probe_x[:MAX_PROBE_ROWS].cpu().numpy()
         self.info = ProbeInfo(
             task=self.task, input_shape=self.input_shape, n_outputs=self.n_outputs,

@@ -84,6 +84,23 @@ def test_the_gradient_field_of_a_logistic_model_is_p_times_1_minus_p_times_the_w
     assert field.xs[0] == -2 and field.xs[-1] == 2 and field.ys[0] == -1  # rows follow y, as the live view
 
 
+def test_a_gradient_field_in_the_datas_units_is_autograd_through_the_standardisation():
+    """Explain draws the plane in the data's units, as the boundary view does: its positions and
+    gradients must be those of the model composed with the standardisation, checked by autograd."""
+    from engine.data.dataset import Normalization
+
+    compiled = linear_model(2, 2)
+    norm = Normalization(mean=[3.0, -1.0], std=[2.0, 0.25])
+    field = gradient_field(compiled, (-2, 2, -1, 1), n=5, target=1).in_units(norm.units(2))
+    yy, xx = np.meshgrid(field.ys, field.xs, indexing="ij")
+    raw = torch.tensor(np.stack([xx, yy], -1).reshape(-1, 2), dtype=torch.float32, requires_grad=True)
+    p = torch.softmax(compiled.module(norm.apply(raw)), 1)[:, 1]
+    (grad,) = torch.autograd.grad(p.sum(), raw)
+    np.testing.assert_allclose(field.value.reshape(-1), p.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(field.gradient.reshape(-1, 2), grad.numpy(), rtol=1e-4, atol=1e-7)
+    assert (field.xs[0], field.xs[-1], field.ys[0]) == (-1.0, 7.0, -1.25)  # -2 * 2 + 3, 2 * 2 + 3, -1 / 4 - 1
+
+
 # ----------------------------------------------------------------------------- Captum directly, same weights
 class RefFashionCNN(nn.Module):
     """The fashion-cnn starter written by hand: conv 32 3x3 -> ReLU -> max-pool 2 -> flatten -> linear."""

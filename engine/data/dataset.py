@@ -101,6 +101,14 @@ class Normalization:
         mean, std = self._broadcast(x)
         return x * std + mean
 
+    def units(self, n_features: int) -> tuple[tuple[float, float], ...]:
+        """Per feature (offset, scale): a standardised value ``x`` is ``x * scale + offset`` in the
+        data's own units (as ``invert`` gives it, near-zero stds included), for plots drawn in them."""
+        import torch
+
+        zero, one = (self.invert(torch.full((1, n_features), v)).double()[0] for v in (0.0, 1.0))
+        return tuple((float(zero[i]), float(one[i] - zero[i])) for i in range(n_features))
+
     def to_dict(self) -> dict:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 

@@ -673,6 +673,15 @@ class GradientField:
     gradient: np.ndarray  # (n, n, 2): d value / d (x, y)
     target: int
 
+    def in_units(self, units) -> "GradientField":
+        """The same field over axes in other units, ``units`` = ((offset, scale), (offset, scale)):
+        x' = x * scale + offset per axis (e.g. the data's own units for standardised inputs); the
+        gradient follows, d/dx' = d/dx / scale."""
+        (ox, sx), (oy, sy) = units
+        gradient = np.asarray(self.gradient, dtype=np.float64) / np.array([sx, sy])
+        return GradientField(np.asarray(self.xs) * sx + ox, np.asarray(self.ys) * sy + oy, self.value,
+                             gradient, self.target)
+
     def to_json(self) -> dict:
         return {"xs": self.xs.tolist(), "ys": self.ys.tolist(), "value": self.value.tolist(),
                 "gradient": self.gradient.tolist(), "target": self.target}

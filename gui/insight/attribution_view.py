@@ -343,15 +343,14 @@ class AttributionView(QWidget):
 
     def show_field(self, field, sample_xy, names: list[str], values: np.ndarray, feature_values: np.ndarray,
                    target_name: str, caption: str, points=None, labels=None, target: int = 0,
-                   n_classes: int = 2, standardised: bool = False) -> None:
-        """``standardised``: the plane is in the model's standardised inputs, while the bars name the
-        sample's values in the data's own units; the axes say so."""
+                   n_classes: int = 2) -> None:
+        """The plane ``field`` with the sample at ``sample_xy``, and the bars of its attribution;
+        the plane, the points and the bars in the same units (the data's, as the boundary view's)."""
         self.mode = "field"
         self.caption.setText(caption)
         self.field.set_field(field, sample_xy, points, labels, f"p({target_name})", target, n_classes)
-        unit = " (standardised)" if standardised else ""
-        self.field.plot.getPlotItem().setLabel("bottom", (names[0] if names else "x₁") + unit)
-        self.field.plot.getPlotItem().setLabel("left", (names[1] if len(names) > 1 else "x₂") + unit)
+        self.field.plot.getPlotItem().setLabel("bottom", names[0] if names else "x₁")
+        self.field.plot.getPlotItem().setLabel("left", names[1] if len(names) > 1 else "x₂")
         labels_ = [f"{n} = {v:.3g}" for n, v in zip(names, feature_values)]
         self.field_bars.set_bars(labels_, values, x_label="attribution")
         self._show_page(self.field_page)

@@ -835,9 +835,13 @@ class ExplainPanel(QWidget):
                 caption += (f"<br>Left: p({name}) over the input plane (in {name}'s colour where high, {low} "
                             "where low); the arrows point where it rises fastest, the black line is p = 0.5; the "
                             "star is this sample.")
-                self.view.show_field(outcome.gradient_field, x.numpy(), names, values, raw, name, caption,
-                                     outcome.points, outcome.labels, target, n_classes,
-                                     standardised=getattr(ds, "normalization", None) is not None)
+                field, points = outcome.gradient_field, outcome.points
+                norm = getattr(ds, "normalization", None)
+                if norm is not None:  # drawn in the data's units, as the decision boundary is
+                    field = field.in_units(norm.units(2))
+                    points = display_array(ds, points, batch=True) if points is not None else None
+                self.view.show_field(field, raw, names, values, raw, name, caption, points, outcome.labels,
+                                     target, n_classes)
             else:
                 self.view.show_bars(names, values, raw, name, caption)
         self.attributionRun.emit(a.method)

@@ -169,11 +169,19 @@ def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win)
     pts = [plot.contour.mapToItem(plot.img.parentItem(), QPointF(path.elementAt(i).x, path.elementAt(i).y))
            for i in range(0, path.elementCount(), 3)]
     assert len(pts) > 10
-    with torch.no_grad():
-        p = torch.softmax(model_of(win).module(torch.tensor([[q.x(), q.y()] for q in pts])), 1)[:, k].numpy()
+    ds = win.document.dataset
+    with torch.no_grad():  # the plane is in the data's units: the model is asked in its standardised ones
+        at = ds.normalization.apply(torch.tensor([[q.x(), q.y()] for q in pts], dtype=torch.float32))
+        p = torch.softmax(model_of(win).module(at), 1)[:, k].numpy()
     assert np.median(np.abs(p - 0.5)) < 0.1 and np.mean(np.abs(p - 0.5) < 0.25) > 0.8, np.round(p, 2)
     sx, sy = panel.view.field.sample.getData()
-    assert (sx[0], sy[0]) == pytest.approx(tuple(win.document.dataset.x_val[7].tolist()))
+    raw = ds.normalization.invert(ds.x_val[7:8])[0]
+    assert (sx[0], sy[0]) == pytest.approx(tuple(raw.tolist()), rel=1e-5)
+    # the plane spans what the live boundary view spans, in the data's units (the moons' x runs past 2)
+    mean, std = np.array(ds.normalization.mean), np.array(ds.normalization.std)
+    x0, x1 = plot.plot.getPlotItem().viewRange()[0]
+    assert (x0, x1) == pytest.approx((ref.xs[0] * std[0] + mean[0], ref.xs[-1] * std[0] + mean[0]), rel=1e-4)
+    assert x1 > 2.0
     # the plane is tinted with the classes' own colours, as the points are (a red-blue map had painted
     # the upper moon's region red around its blue points): where p(k) is high the tint leans to k's colour
     from gui.views import CLASS_COLORS
@@ -185,8 +193,8 @@ def test_two_feature_data_shows_the_gradient_field_over_the_boundary(qtbot, win)
         assert np.dot(towards, CLASS_COLORS[cls] - white) > 0.9 * np.linalg.norm(towards) * np.linalg.norm(
             CLASS_COLORS[cls] - white), (end, cls)
     assert np.allclose(lut[127], white, atol=3)  # p = 0.5: no class
-    # the plane is in the model's standardised inputs; the bars give the sample in the data's units
-    assert plot.plot.getPlotItem().getAxis("bottom").labelText.endswith("(standardised)")
+    # the plane was in the standardised inputs while the boundary view drew the data's units: one unit now
+    assert "standardised" not in plot.plot.getPlotItem().getAxis("bottom").labelText
     # at 1280x800 the plane keeps a readable height, and the bars come below it (the panel scrolls):
     # squeezed to the dock, the bars were drawn over the plane's lower half
     from gui.insight.attribution_view import FIELD_MIN_HEIGHT
