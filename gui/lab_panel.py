@@ -57,6 +57,29 @@ def _section_button(text: str) -> QToolButton:
     return b
 
 
+class OptionRow(QWidget):
+    """A choice question's option: a radio button and its text, which wraps to the panel's width (a
+    QRadioButton's own text does not wrap: a long option widened the whole panel, which then scrolled
+    sideways and cut every line's start).  A click on the text picks the option, as on the button."""
+
+    def __init__(self, option: str, parent=None):
+        super().__init__(parent)
+        self.button = QRadioButton()
+        self.button.setProperty("option", option)
+        self.button.setAccessibleName(option)
+        self.label = QLabel(html.escape(option))
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.RichText)
+        self.label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.label.setMinimumWidth(60)
+        self.label.mousePressEvent = lambda event: self.button.click()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        row.addWidget(self.button, 0, Qt.AlignTop)
+        row.addWidget(self.label, 1)
+
+
 class QuestionBox(QWidget):
     """One question of a step: options to pick, or a number to type, and "Check answer"."""
 
@@ -79,12 +102,11 @@ class QuestionBox(QWidget):
         if isinstance(question, ChoiceQuestion):
             self.group = QButtonGroup(self)
             for i, option in enumerate(question.options):
-                button = QRadioButton(option)
-                button.setStyleSheet("QRadioButton { padding-left: 2px; }")
-                self.group.addButton(button, i)
-                lay.addWidget(button)
+                row = OptionRow(option)
+                self.group.addButton(row.button, i)
+                lay.addWidget(row)
                 if given is not None and str(given) == option:
-                    button.setChecked(True)
+                    row.button.setChecked(True)
             self.group.idToggled.connect(lambda *_a: self.check_button.setEnabled(self.group.checkedId() >= 0))
             self.check_button.setEnabled(self.group.checkedId() >= 0)
             lay.addWidget(self.check_button, 0, Qt.AlignLeft)
@@ -102,14 +124,14 @@ class QuestionBox(QWidget):
     def value(self):
         if self.group is not None:
             button = self.group.checkedButton()
-            return button.text() if button is not None else None
+            return button.property("option") if button is not None else None
         return self.edit.text().strip() or None
 
     def choose(self, value) -> None:
         """Select an option or type a number (as the student would), without checking it."""
         if self.group is not None:
             for button in self.group.buttons():
-                button.setChecked(button.text() == str(value))
+                button.setChecked(button.property("option") == str(value))
         else:
             self.edit.setText(str(value))
 

@@ -12,9 +12,10 @@ import re
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.train_config import LOSSES, OPTIMIZERS, SCHEDULES
+from gui.responsive_row import ResponsiveRow
 from gui.wheel_guard import guard_wheel
 
 DEFAULTS = {"device": "auto", "loss": "auto", "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 10,
@@ -196,6 +197,9 @@ class TrainingPanel(QWidget):
         box = QGroupBox("Settings")
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        # a narrow dock (larger system fonts) puts a field under its label rather than widening the
+        # panel past the dock, which then slid sideways, cutting the start of every line
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
         self.device_box = _combo()
         self.device_box.addItem("Auto (CPU)", "auto")
         self.device_box.addItem("CPU", "cpu")
@@ -321,15 +325,11 @@ class TrainingPanel(QWidget):
         self.overlay_check.toggled.connect(self.overlayToggled)
         self.overlay_mode.currentIndexChanged.connect(lambda _i: self.overlayModeChanged.emit(self.overlay_mode.currentData()))
 
-        export_row = QHBoxLayout()
-        export_row.addWidget(QLabel("Export run:"))
         self.csv_button = QPushButton("CSV…")
         self.csv_button.setToolTip("The run's metrics, one row per epoch")
         self.tb_button = QPushButton("TensorBoard…")
         self.tb_button.setToolTip("Event files that TensorBoard opens (tensorboard --logdir FOLDER)")
-        export_row.addWidget(self.csv_button)
-        export_row.addWidget(self.tb_button)
-        outer.addLayout(export_row)
+        outer.addWidget(ResponsiveRow([QLabel("Export run:"), self.csv_button, self.tb_button]))
         outer.addStretch(1)
 
         self.train_button.clicked.connect(self.trainClicked)

@@ -7,7 +7,9 @@ epoch checkpoint: every view shows the model as it was at the end of that epoch,
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+
+from gui.responsive_row import ResponsiveRow
 
 
 class TimelineWidget(QWidget):
@@ -28,16 +30,13 @@ class TimelineWidget(QWidget):
         self.label = QLabel("no checkpoints yet")
         self.label.setWordWrap(True)
         col.addWidget(self.label)
-        row = QHBoxLayout()
         self.live_button = QPushButton("Live")
         self.live_button.setToolTip("Follow the training again")
         self.live_button.clicked.connect(self.go_live)
-        row.addWidget(self.live_button)
         self.restore_button = QPushButton("Restore these weights")
         self.restore_button.setEnabled(False)
         self.restore_button.clicked.connect(lambda: self.restoreRequested.emit(self.slider.value()))
-        row.addWidget(self.restore_button, 1)
-        col.addLayout(row)
+        col.addWidget(ResponsiveRow([self.live_button, self.restore_button], stretch=[0, 1]))
         self._checkpoints: list[tuple[int, dict]] = []  # (epoch, metrics)
         self._live = True
 

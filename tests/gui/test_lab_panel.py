@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QElapsedTimer, QPointF, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QPointF, Qt, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMenu  # noqa: E402
 
 import lab_support  # noqa: E402
@@ -72,6 +73,49 @@ def test_opening_a_bundled_lab_shows_its_steps_and_locks_in_force(qtbot, win):
     # the intro's picture (a data: URI in the lab) reached the text document
     assert panel.intro.document().toHtml().count("<img") == 1
     assert not panel.intro.document().resource(3, next(iter(panel.pictures))).isNull()
+
+
+def test_no_lab_widens_its_panel_past_the_dock_even_with_a_larger_font(qtbot, dlg):
+    """A choice's options were radio buttons, whose text does not wrap: a long option made the panel
+    wider than its dock, and it slid sideways (no scroll bar to bring it back), cutting every line's
+    start.  Options wrap now; checked for every bundled lab's every step, at this machine's font and
+    at 11 pt (a desktop's larger default), in a window made after the font was set."""
+    from PySide6.QtWidgets import QRadioButton
+
+    from engine.labs.format import list_labs
+    from gui.lab_panel import OptionRow
+
+    font = QApplication.font()
+    for points in (font.pointSizeF(), 11.0):
+        larger = QApplication.font()
+        larger.setPointSizeF(points)
+        QApplication.setFont(larger)
+        w = make_window(qtbot)
+        try:
+            panel = w.lab_panel
+            bar = panel.scroll.horizontalScrollBar()
+            for lab_id in [entry["id"] for entry in list_labs()]:
+                open_lab(qtbot, w, lab_id)
+                assert panel.font().pointSizeF() == points
+                for step_id, card in panel.cards.items():
+                    panel.open(step_id)
+                    QApplication.processEvents()
+                    width = panel.scroll.viewport().width()
+                    assert panel.scroll.widget().minimumSizeHint().width() <= width, (lab_id, step_id, points)
+                    for box in card.questions:
+                        for button in box.findChildren(QRadioButton):
+                            button.setFocus()  # focus scrolled the panel to the (too wide) button
+                    QApplication.processEvents()
+                    assert bar.maximum() == 0 and bar.value() == 0, (lab_id, step_id, points)
+            # an option is picked by a click on its text too, and the answer is the option's text
+            open_lab(qtbot, w, XOR)
+            box = panel.cards["single-neuron"].questions[0]
+            row = box.findChildren(OptionRow)[1]
+            QTest.mouseClick(row.label, Qt.LeftButton)
+            assert row.button.isChecked() and box.value() == box.question.options[1]
+        finally:
+            close(w)
+            QApplication.setFont(font)
 
 
 def test_a_step_ticks_when_an_edit_meets_its_goal(qtbot, win):

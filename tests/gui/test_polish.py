@@ -299,6 +299,46 @@ def test_the_window_never_grows_past_a_1280_screen_whatever_view_is_raised(train
     settle()
 
 
+def test_no_docked_panel_is_wider_than_its_dock_with_a_larger_font(trainer):
+    """At a larger font (a desktop's default of 11 pt and up), the Training panel was wider than its
+    dock (the timeline's two buttons side by side, the settings' labels beside their fields); it
+    never scrolls sideways, so a click in a field slid it over, cutting "Train" to "rain".  Rows
+    stack and fields go under their labels now; checked in every dock, raised in turn, in a window
+    made after the font was set (as a desktop's font is, before the app starts)."""
+    from gui.responsive_row import ResponsiveRow
+
+    font = QApplication.font()
+    for points in (11.0, 13.0):
+        larger = QApplication.font()
+        larger.setPointSizeF(points)
+        QApplication.setFont(larger)
+        w = MainWindow(Document(load_starter()), extensions=[lambda win: install_training_ui(win, mode="thread")],
+                       autosave=False)
+        try:
+            w.resize(1280, 800)
+            w.show()
+            settle()
+            assert w.training.panel.font().pointSizeF() == points
+            for dock in w.findChildren(QDockWidget):
+                if dock.isHidden():
+                    continue
+                dock.raise_()
+                settle()
+                for area in dock.findChildren(QScrollArea):
+                    if not area.isVisible() or area.widget() is None or \
+                            area.horizontalScrollBarPolicy() != Qt.ScrollBarAlwaysOff:
+                        continue
+                    width = area.viewport().width()
+                    assert area.widget().minimumSizeHint().width() <= width, (dock.windowTitle(), points)
+                    assert area.horizontalScrollBar().maximum() == 0, (dock.windowTitle(), points)
+            rows = w.training.panel.findChildren(ResponsiveRow) + w.training.timeline.findChildren(ResponsiveRow)
+            assert len(rows) == 2 and all(r.width() >= r.minimumSizeHint().width() for r in rows)
+        finally:
+            _close(w)
+            QApplication.setFont(font)
+            settle()
+
+
 # ----------------------------------------------------------------------------- 3. out-of-range settings
 def type_into(box, text: str) -> None:
     """Click into a spin box, replace its text and press Enter, as a person does."""
