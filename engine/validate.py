@@ -179,7 +179,9 @@ def _infer_node(graph: Graph, node: Node, edges, in_shapes, ctx) -> NodeInfo:
             fix = None
             if n == 0:
                 msg = f"{_label(node)} has no input; connect a layer to it."
-                if not edges and not graph.out_edges(node.id):  # on its own: deleting it loses nothing
+                # on its own, deleting it loses nothing; but the Output (and the Input) are the graph's
+                # ends, which a blank project has and needs: "delete it" was offered for its Output
+                if not edges and not graph.out_edges(node.id) and node.type not in ("Input", "Output"):
                     fix = Fix(f"delete the unconnected {node.type} '{node.name}'", "remove", node.id)
             else:
                 msg = f"{_label(node)} needs at least {port.min_edges} inputs to merge; it has {n}."

@@ -279,6 +279,12 @@ def test_a_layer_connected_to_nothing_gets_a_delete_fix_and_one_that_feeds_other
     g.connect(feeding.id, g.add_node("ReLU", name="after").id)
     fixes = [e.fix for e in analyze(g, ctx).errors if e.node_id == feeding.id]
     assert fixes and all(f is None or f.kind != "remove" for f in fixes)
+    # a blank project's Output, connected to nothing yet, is never offered for deletion
+    blank = Graph()
+    blank.add_node("Input")
+    out = blank.add_node("Output")
+    errors = [e for e in analyze(blank, ctx).errors if e.node_id == out.id]
+    assert errors and all(e.fix is None for e in errors), [str(e) for e in errors]
 
 
 def test_regression_output_and_classification_loss_mismatch():
