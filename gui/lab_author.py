@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
 from engine.errors import LayerLabError
 from engine.labs import save_lab
 from engine.labs.format import (BUNDLE_SUFFIX, LAB_FORMAT, LAB_VERSION, MAX_PICTURE_BYTES, PICTURES, NodeLock,
-                                lab_from_dict)
+                                lab_from_dict, lab_warnings)
 from gui import dialogs
 from gui.goal_form import GoalForm
 from gui.markdown_view import MarkdownView
@@ -665,9 +665,10 @@ class LabAuthor(QDialog):
         self.problem = ""
         pictures = f", {len(lab.pictures)} picture{'s' if len(lab.pictures) != 1 else ''}" if lab.pictures else ""
         steps = f"{len(lab.steps)} step{'s' if len(lab.steps) != 1 else ''}"
+        warnings = "".join(f"<br><span style='color:{t.warning}'>⚠ {_escape(w)}</span>" for w in lab_warnings(lab))
         self.status.setText(f"<span style='color:{t.ok}'>✓</span> The lab is ready: {steps}, "
                             f"{lab.max_points:g} point{'s' if lab.max_points != 1 else ''}{pictures}. "
-                            "Try it as a student, then save it.")
+                            "Try it as a student, then save it." + warnings)
         return lab
 
     def _valid_or_say(self):

@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from engine.labs.format import (LAB_MEMBER, MAX_LAB_FILE_BYTES, LabFileError, lab_bytes, lab_from_dict, list_labs,
-                                load_bundled_lab, load_lab, markdown_resources, resolve_lab, save_lab)
+from engine.labs.format import (LAB_MEMBER, MAX_LAB_FILE_BYTES, LabFileError, lab_bytes, lab_from_dict, lab_warnings,
+                                list_labs, load_bundled_lab, load_lab, markdown_resources, resolve_lab, save_lab)
 from engine.labs.goals import GOAL_KINDS, LabFormatError, goal_kinds
 from engine.labs.locks import (allowed_layer_types, lock_problems, refuse_data_edit, refuse_delete, refuse_edit,
                                refuse_layer, refuse_setting, setting_lock)
@@ -49,6 +49,7 @@ def test_ten_bundled_labs_in_order_with_stable_ids():
         assert loaded.training.get("seed") == 0 and setting_lock(loaded, "seed") == "fixed"
         assert any(s.training for s in loaded.steps), f"{info['id']} has no training goal"
         assert all(s.instructions and s.title for s in loaded.steps)
+        assert lab_warnings(loaded) == [], info["id"]  # no bundled lab defeats itself
 
 
 def test_a_lab_round_trips_and_its_hash_is_stable(tmp_path):
@@ -61,6 +62,23 @@ def test_a_lab_round_trips_and_its_hash_is_stable(tmp_path):
     edited["steps"][0]["points"] = 5
     assert lab_from_dict(edited).content_hash != xor.content_hash
     assert resolve_lab(str(path)).id == resolve_lab("xor-hidden-layer").id == "xor-hidden-layer"
+
+
+def test_a_metric_goal_within_fewer_epochs_than_the_lab_trains_is_a_warning_for_its_author():
+    """An author set "within 20 epochs" with the lab training 30: the lab said it was ready, and a
+    student who pressed Train failed the step."""
+    doc = xor_doc()
+    solve = next(s for s in doc["steps"] if s["id"] == "solve")
+    solve["goal"] = {"kind": "metric", "metric": "accuracy", "at_least": 0.9, "within_epochs": 20}
+    doc["training"]["epochs"] = 30
+    (warning,) = lab_warnings(lab_from_dict(doc))
+    assert f"Step '{solve['title']}' asks for its accuracy within 20 epochs, but the lab trains for 30" in warning
+    assert "just presses Train" in warning
+    doc["locks"].setdefault("settings", {})["epochs"] = "fixed"
+    (warning,) = lab_warnings(lab_from_dict(doc))
+    assert "no student can meet it" in warning
+    doc["training"]["epochs"] = 20
+    assert lab_warnings(lab_from_dict(doc)) == []
 
 
 def test_the_first_lab_shows_its_picture_from_a_data_uri():
@@ -83,7 +101,10 @@ def test_the_first_lab_shows_its_picture_from_a_data_uri():
     (lambda d: d["steps"][0].update(points="lots"), ["step 'single-neuron'", "points"]),
     (lambda d: d["steps"][3].update(goal={"kind": "telepathy"}), ["step 'solve'", "unknown goal kind"]),
     (lambda d: d["steps"][3].update(goal={"kind": "metric", "metric": "accuracy", "at_most": 0.5}),
-     ["'accuracy'", "at_least"]),
+     ["an 'accuracy' goal takes 'at_least'", "not 'at_most'"]),
+    # both bounds empty (the author's form as a new goal starts): what to fill in, not what to leave out
+    (lambda d: d["steps"][3].update(goal={"kind": "metric", "metric": "accuracy"}),
+     ["set 'at_least' for an 'accuracy' goal", "the value to reach"]),
     (lambda d: d["steps"][3].update(goal={"kind": "metric", "metric": "r2", "at_least": 0.5}),
      ["r2", "classification"]),
     (lambda d: d["steps"][3].update(goal={"kind": "layer_count", "layers": ["Conv9d"], "at_least": 1}), ["Conv9d"]),

@@ -290,6 +290,27 @@ def _steps(value: Any, where: str, pictures: dict[str, bytes], task: str | None)
     return tuple(steps)
 
 
+def lab_warnings(lab: Lab) -> list[str]:
+    """What a valid lab may still get wrong, for its author: a step whose metric must be reached
+    within N epochs while the lab's own settings train for more (a student who presses Train as
+    the lab opens misses it, and cannot meet it at all where the lab fixes the epochs)."""
+    from engine.labs.goals import MetricGoal
+    from engine.train_config import TrainConfig
+
+    epochs = TrainConfig.from_dict(lab.training).epochs
+    fixed = lab.locks.settings.get("epochs") == "fixed"
+    found = []
+    for step in lab.steps:
+        for goal in step.goal.walk():
+            if isinstance(goal, MetricGoal) and goal.within_epochs is not None and goal.within_epochs < epochs:
+                found.append(f"Step '{step.title}' asks for its {goal.metric} within {goal.within_epochs} epochs, "
+                             f"but the lab trains for {epochs}: "
+                             + ("the lab fixes the epochs, so no student can meet it; lower the lab's Epochs."
+                                if fixed else "a student who just presses Train misses it; lower the lab's "
+                                "Epochs, or tell the student to."))
+    return found
+
+
 def lab_from_dict(doc: Any, pictures: dict[str, bytes] | None = None, base_dir: str | None = None) -> Lab:
     """A Lab from its document (migrated to the current version); LabFormatError for a bad field."""
     from engine.graph import Graph

@@ -531,9 +531,13 @@ class MetricGoal(Goal):
     def validate(self, where):
         higher = higher_is_better(self.metric)
         want, other = ("at_least", "at_most") if higher else ("at_most", "at_least")
-        if getattr(self, want) is None or getattr(self, other) is not None:
-            raise LabFormatError(f"{where}: a '{self.metric}' goal takes '{want}' (higher is "
-                                 f"{'better' if higher else 'worse'}), not '{other}'.")
+        better = "higher" if higher else "lower"
+        if getattr(self, other) is not None:
+            raise LabFormatError(f"{where}: {_article(self.metric)} '{self.metric}' goal takes '{want}' ({better} "
+                                 f"is better), not '{other}'.")
+        if getattr(self, want) is None:  # both empty: say what to fill in, not what to leave out
+            raise LabFormatError(f"{where}: set '{want}' for {_article(self.metric)} '{self.metric}' goal ({better} "
+                                 f"is better): the value to {'reach' if higher else 'get below'}.")
 
     @property
     def threshold(self) -> float:
@@ -563,8 +567,9 @@ class MetricGoal(Goal):
                 return GoalResult(False, f"the {title} is {shown}, but the project has no record of how many "
                                          "epochs it trained: train it in LayerLab so the run is recorded", detail)
             if epochs > self.within_epochs:
-                return GoalResult(False, f"reach a {title} of {target} within {self.within_epochs} epochs: your "
-                                         f"weights come from epoch {epochs} (train from scratch, and faster)", detail)
+                return GoalResult(False, f"reach a {title} of {target} within {self.within_epochs} epochs: it is "
+                                         f"{shown}, but after {_count('epoch', epochs)}; train again from fresh "
+                                         f"weights for {self.within_epochs} epochs or fewer", detail)
             return GoalResult(True, f"the {title} is {shown} ({bound} {target}), reached in "
                                     f"{_count('epoch', epochs)}", detail)
         return GoalResult(True, f"the {title} is {shown} ({bound} {target})", detail)

@@ -108,6 +108,18 @@ def author_a_lab(win, qtbot):
     a.validate()
     assert a.problem == "", a.problem
     assert "The lab is ready: 3 steps, 5 points, 1 picture" in a.status.text()
+    assert "⚠" not in a.status.text()
+    # a goal its own lab's settings would miss is ready, with a warning (it said nothing)
+    a.tabs.setCurrentIndex(1)
+    a.step_list.setCurrentRow(1)
+    metric = a.goal_form.editors["goals"].widget.forms[1]
+    metric.set_field("within_epochs", "5")
+    a.validate()
+    assert a.problem == "" and "⚠ Step 'Train it' asks for its accuracy within 5 epochs, but the lab trains " \
+        "for" in a.status.text()
+    metric.set_field("within_epochs", "40")
+    a.validate()
+    assert "⚠" not in a.status.text()
     return a, input_id
 
 
