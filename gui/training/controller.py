@@ -119,7 +119,7 @@ class TrainingController(QObject):
         p.resumeClicked.connect(self.worker.resume)
         p.stopClicked.connect(self.worker.stop)
         p.stepClicked.connect(self.step)
-        p.resetClicked.connect(self.reset_weights)
+        p.resetClicked.connect(self.reset_clicked)
         p.retryClicked.connect(self._retry)
         p.settingsEdited.connect(self._settings_edited)
         p.overlayToggled.connect(self._overlay_toggled)
@@ -311,6 +311,20 @@ class TrainingController(QObject):
         self.train()
 
     @Slot()
+    def reset_clicked(self) -> bool:
+        """Reset weights, asked first when it throws a trained run away (one click had discarded the
+        run, its curves and the lab steps it ticked, with nothing to bring them back)."""
+        if not self.worker.busy and self.history.last_epoch > 0:
+            from gui import dialogs
+
+            saved = "" if not self.document.is_modified() else " Save the project first to keep them."
+            if not dialogs.ask_yes_no(self.panel.window(), "Reset weights",
+                                      f"Replace the trained weights (epoch {self.history.last_epoch}) and this "
+                                      f"run's curves with fresh weights from seed {int(self.panel.seed_box.value())}?"
+                                      f" Undo cannot bring them back.{saved}"):
+                return False
+        return self.reset_weights()
+
     def reset_weights(self) -> bool:
         """Fresh initial weights from the seed (the same seed always gives the same weights)."""
         if self.worker.busy:

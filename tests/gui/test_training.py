@@ -378,6 +378,28 @@ def test_reset_weights_is_a_function_of_the_seed(win):
     assert not all(torch.equal(a[k], v) for k, v in doc.project.weights.items())
 
 
+def test_reset_weights_asks_before_it_throws_a_trained_run_away(qtbot, win, monkeypatch):
+    """One click on Reset weights discarded the trained run, its curves and the lab steps it had
+    ticked, with nothing to bring them back."""
+    ctl, doc = win.training, win.document
+    settings(ctl, epochs=2)
+    assert ctl.train()
+    wait_idle(qtbot, ctl)
+    trained = {k: v.clone() for k, v in doc.project.weights.items()}
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, text: asked.append(text) or False)
+    ctl.panel.reset_button.click()
+    assert len(asked) == 1 and "trained weights (epoch 2)" in asked[0] and "Undo cannot bring them back" in asked[0]
+    assert all(torch.equal(v, trained[k]) for k, v in doc.project.weights.items())  # "No" keeps them
+    assert ctl.history.last_epoch == 2
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, text: asked.append(text) or True)
+    ctl.panel.reset_button.click()
+    assert len(asked) == 2 and ctl.history.last_epoch == 0
+    assert not all(torch.equal(v, trained[k]) for k, v in doc.project.weights.items())
+    ctl.panel.reset_button.click()  # fresh weights and no run: nothing to lose, nothing asked
+    assert len(asked) == 2
+
+
 def test_an_invalid_graph_or_missing_data_gives_a_sentence(win):
     ctl, doc = win.training, win.document
     saved = doc.dataset
