@@ -109,6 +109,15 @@ PROJECT_FIELDS = ("format", "version", "name", "description", "graph", "data", "
 MAX_TEXT_CHARS = 100_000
 
 
+def file_stem(text: str, fallback: str = "untitled", sep: str = "-") -> str:
+    """``text`` (a project's or a student's name) as a file name's stem every system takes: letters,
+    digits, ``-``, ``_`` and ``.`` kept, each run of anything else (spaces, ``: ? / \\ *``) one ``sep``.
+    "Moons: why a hidden layer?" had been offered as a file name as it was."""
+    kept = "".join(c if c.isalnum() or c in "-_." else sep for c in text.strip())
+    stem = sep.join(part for part in kept.split(sep) if part)[:60].strip(sep + ".")
+    return stem or fallback
+
+
 def _what(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)

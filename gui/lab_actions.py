@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMenu
 from engine.errors import LayerLabError
 from engine.labs import LabFileError, list_labs, load_bundled_lab, load_lab, new_project_from_lab, save_submission
 from engine.labs.submission import SUFFIX as SUBMISSION_SUFFIX
+from engine.project import file_stem
 from gui import busy, dialogs
 from gui.lab_session import remember_lab_file
 from gui.recent import app_settings
@@ -34,11 +35,6 @@ def file_menu(window) -> QMenu | None:
         if action.menu() is not None and action.text().replace("&", "") == "File":
             return action.menu()
     return None
-
-
-def _safe_name(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.strip())
-    return "-".join(p for p in keep.split("-") if p)[:60] or "student"
 
 
 class LabActions(QObject):
@@ -171,7 +167,7 @@ class LabActions(QObject):
         settings.setValue("lab/student_id", student["id"])
         settings.sync()
         folder = os.path.dirname(doc.path) if doc.path else os.path.expanduser("~")
-        who = _safe_name(student["name"] or student["id"])
+        who = file_stem(student["name"] or student["id"], "student")
         default = os.path.join(folder, f"{lab.id}-{who}{SUBMISSION_SUFFIX}")
         path = dialogs.get_save_path(window, "Save your submission", SUBMISSION_FILTERS, default)
         if not path:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabBar, QToolBar, QToolButton, QWidget
 
 from engine.errors import LayerLabError
-from engine.project import list_starters, load_starter
+from engine.project import file_stem, list_starters, load_starter
 from engine.templates import TEMPLATES
 from gui import dialogs, theme
 from gui.autosave import Autosaver
@@ -531,7 +531,8 @@ class MainWindow(QMainWindow):
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        start = self.document.path or os.path.join(self.start_folder(), f"{self.document.display_name}.layerlab")
+        start = self.document.path or os.path.join(self.start_folder(),
+                                                   f"{file_stem(self.document.display_name)}.layerlab")
         path = dialogs.get_save_path(self, "Save the project", FILE_FILTERS, start)
         if not path:
             return False

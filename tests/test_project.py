@@ -319,3 +319,13 @@ def test_default_starter_and_unknown_starter():
     assert load_starter().graph.nodes
     with pytest.raises(ProjectFileError, match="moons-mlp"):
         load_starter("no-such-starter")
+
+
+def test_a_name_becomes_a_file_stem_every_system_takes():
+    from engine.project import file_stem
+
+    assert file_stem("Moons: why a hidden layer?") == "Moons-why-a-hidden-layer"
+    assert file_stem("a/b\\c*d") == "a-b-c-d" and file_stem("  spaced  out  ") == "spaced-out"
+    assert file_stem("moons MLP", sep="_") == "moons_MLP" and file_stem("v1.2 final") == "v1.2-final"
+    assert file_stem("???") == "untitled" and file_stem("", "model") == "model" and file_stem("..") == "untitled"
+    assert len(file_stem("x" * 200)) == 60

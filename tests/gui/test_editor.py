@@ -1263,6 +1263,10 @@ def test_open_and_save_as_start_in_the_last_files_folder_not_home(window, dlg, m
     window.open_dialog()
     window.save_as()
     assert asked[0] == str(folder) and os.path.dirname(asked[1]) == str(folder), asked
+    # a project named with characters file systems refuse is offered under a name they take
+    window.document.project.name = "Moons: why a hidden layer?"
+    window.save_as()
+    assert os.path.basename(asked[2]) == "Moons-why-a-hidden-layer.layerlab", asked
 
 
 def test_a_layer_left_on_its_own_is_deleted_by_its_fix_chip_and_comes_back_on_undo(window, qtbot):
