@@ -267,9 +267,11 @@ def test_the_report_shows_distribution_missed_steps_and_every_student(graded):
     assert not any(w in lowered for w in ("src=", "href=", "@import", "url("))  # ... and nothing to fetch
     assert html.count("<svg") == 1 and "Score distribution" in html
     assert "5 graded" in html and "12 files" in html
-    missed = html[html.index("Steps most students missed"):html.index("<h2>Flags")]
+    missed = html[html.index("Steps, the most missed first"):html.index("<h2>Flags")]
     assert missed.index("Train one neuron") < missed.index("Solve XOR")  # Bob missed it: most missed first
     assert "answer the question" in missed
+    # a step nobody missed says so (it sat under "Steps most students missed" as "0 of 5")
+    assert "0 of 5 (0%)</td><td><span class='muted'>every student met it</span>" in missed
     for name in ("Alice", "Bob", "Carol", "Dave", "Erin"):
         assert f"<h3>{name} " in html
     assert "open the Decision boundary view: you have not opened it yet" in html

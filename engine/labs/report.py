@@ -97,14 +97,16 @@ def report_html(lab: Lab, rows: list[GradeRow], reproduce: bool = False) -> str:
     out.append("<h2>Score distribution</h2>")
     out.append(histogram_svg(totals, lab.max_points) if totals else "<p>No submission could be graded.</p>")
 
-    out.append("<h2>Steps most students missed</h2><table><tr><th>step</th><th class='num'>points</th>"
+    # every step, the most missed first (the heading said "most students missed" above steps nobody missed)
+    out.append("<h2>Steps, the most missed first</h2><table><tr><th>step</th><th class='num'>points</th>"
                "<th class='num'>missed by</th><th>what most of them were told</th></tr>")
     for d in missed_steps(lab, rows):
         share = f"{d['missed']} of {d['graded']}"
         if d["graded"]:
             share += f" ({100 * d['missed'] / d['graded']:.0f}%)"
+        told = _e(d["sentence"]) if d["missed"] else "<span class='muted'>every student met it</span>"
         out.append(f"<tr><td>{_e(d['title'])} <span class='muted'>({_e(d['id'])})</span></td>"
-                   f"<td class='num'>{d['points']:g}</td><td class='num'>{share}</td><td>{_e(d['sentence'])}</td></tr>")
+                   f"<td class='num'>{d['points']:g}</td><td class='num'>{share}</td><td>{told}</td></tr>")
     out.append("</table>")
 
     flag_counts = Counter(f.code for r in rows for f in r.flags)
