@@ -136,8 +136,10 @@ class LabActions(QObject):
         return True
 
     def _start_dir(self) -> str:
-        doc = self.window.document
-        return os.path.dirname(doc.path) if doc.path else os.path.expanduser("~")
+        """Where the lab dialogs start: the last lab file's folder, else where Open starts."""
+        from gui.lab_session import last_lab_folder
+
+        return last_lab_folder() or self.window.start_folder()
 
     # ------------------------------------------------------------------ submitting
     def submit(self) -> str | None:
@@ -212,6 +214,7 @@ class LabActions(QObject):
         except LayerLabError as exc:
             dialogs.show_error(self.window, "Cannot open the lab", str(exc))
             return None
+        remember_lab_file(lab.id, os.path.abspath(path))
         author = self.open_author(lab)
         author.path = os.path.abspath(path)
         return author

@@ -601,10 +601,11 @@ class LabAuthor(QDialog):
         return dict(self.pictures)
 
     def start_dir(self) -> str:
+        from gui.lab_session import last_lab_folder
+
         if self.path:
             return os.path.dirname(self.path)
-        doc = self.window.document
-        return os.path.dirname(doc.path) if doc.path else os.path.expanduser("~")
+        return last_lab_folder() or self.window.start_folder()
 
     def add_picture(self, path: str) -> str | None:
         """Put a picture file into the lab; returns the URL to write in markdown (None: refused, said why)."""

@@ -16,6 +16,7 @@ through ``engine.labs`` and mark the document modified: progress is saved with t
 """
 from __future__ import annotations
 
+import os
 import threading
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -30,12 +31,22 @@ from gui.recent import app_settings
 DEBOUNCE_MS = 250  # an edit burst (typing a number, a drag) costs one check
 CHECKING_SHOWN_MS = 150  # a check that takes longer than this shows "checking…"
 _FILES_KEY = "labs/file/"  # + lab id: the lab file last opened for that id
+_FOLDER_KEY = "labs/last_folder"  # the folder of the lab file opened or saved last
 
 
 def remember_lab_file(lab_id: str, path: str) -> None:
+    """Where lab ``lab_id``'s file is, and the folder the lab dialogs start in next time."""
     s = app_settings()
     s.setValue(_FILES_KEY + lab_id, path)
+    s.setValue(_FOLDER_KEY, os.path.dirname(os.path.abspath(path)))
     s.sync()
+
+
+def last_lab_folder() -> str | None:
+    """The folder of the lab file opened or saved last (the lab dialogs had started in the home
+    folder, away from the lab the instructor had just saved)."""
+    value = app_settings().value(_FOLDER_KEY)
+    return str(value) if value and os.path.isdir(str(value)) else None
 
 
 def remembered_lab_file(lab_id: str) -> str | None:

@@ -130,7 +130,7 @@ def picture(tmp_path):
     return path
 
 
-def test_a_lab_authored_in_the_app_round_trips(qtbot, win, tmp_path, picture, dlg):
+def test_a_lab_authored_in_the_app_round_trips(qtbot, win, tmp_path, picture, dlg, monkeypatch):
     win._picture_path = picture
     a, input_id = author_a_lab(win, qtbot)
     path = a.save_to(str(tmp_path / "moons-first-steps.json"))
@@ -153,10 +153,17 @@ def test_a_lab_authored_in_the_app_round_trips(qtbot, win, tmp_path, picture, dl
     assert lab.data["source"] == "moons" and lab.data["test_fraction"] > 0
     assert lab.starter == win.document.graph.to_dict()
 
-    # back into the author (File > Edit a lab file…): the widgets give the same document again
+    # back into the author (File > Edit a lab file…): the widgets give the same document again; the
+    # dialog starts where the lab was saved (it started in the home folder)
     a.close()
     dlg.open_path = path
+    asked = []
+    from gui import dialogs
+
+    monkeypatch.setattr(dialogs, "get_open_path",
+                        lambda parent, title, filters, directory="": asked.append(directory) or dlg.open_path)
     b = win.lab_actions.edit_lab_dialog()
+    assert asked == [str(tmp_path)]
     assert b is not None and b.path == path
     assert b.document() == lab.to_dict()
     b.tabs.setCurrentIndex(1)
