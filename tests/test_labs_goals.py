@@ -150,6 +150,8 @@ def test_metric_goal_and_within_epochs():
     r = check(goal, measured=measured(accuracy=0.95), epochs=None)
     assert not r.met and "no record of how many epochs" in r.sentence
     r = check({"kind": "metric", "metric": "loss", "at_most": 0.3}, measured=measured(loss=0.5))
+    assert not r.met and r.sentence == "lower the test loss to at most 0.3: it is 0.5 (no training run yet)"
+    r = check({"kind": "metric", "metric": "loss", "at_most": 0.3}, measured=measured(loss=0.5), epochs=3)
     assert not r.met and r.sentence == "lower the test loss to at most 0.3: it is 0.5"
     r = check(goal, measured=lambda: Measured(None, "train the network first: it has no trained weights yet"))
     assert not r.met and r.sentence == "train the network first: it has no trained weights yet"

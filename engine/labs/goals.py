@@ -349,7 +349,9 @@ class LayerCount(Goal):
 
 @register
 class HiddenLayers(Goal):
-    kind, title, category = "hidden_layers", "Has hidden layers", "graph"
+    # counts the layers with weights between the Input and the last one; whether an activation sits
+    # between them (without one the network is still linear) is a layer_count goal of its own
+    kind, title, category = "hidden_layers", "Has hidden layers (layers with weights; activations not counted)", "graph"
     FIELDS = _bounds_fields(1)
 
     def validate(self, where):
@@ -561,6 +563,8 @@ class MetricGoal(Goal):
         bound = "at least" if higher else "at most"
         if not good:
             after = f" after {_count('epoch', epochs)}" if within and epochs else ""
+            if epochs is None:  # no run recorded (the starter's weights): "it is 15.5%" read as a result
+                after = " (no training run yet)"
             return GoalResult(False, f"{verb} the {title} to {bound} {target}{within}: it is {shown}{after}", detail)
         if self.within_epochs is not None:
             if epochs is None:
