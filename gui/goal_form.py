@@ -77,7 +77,16 @@ class FieldEditor(QWidget):
         self.type = t
         required = field.get("required")
         default = field.get("default")
-        if t in ("int", "number", "text"):
+        if kind == "choice" and field["name"] == "answer":
+            # picked among the options typed above (kept in step by GoalForm), or typed: retyping an
+            # option exactly had been the only way
+            t = self.type = "option"
+            w = QComboBox()
+            w.setEditable(True)
+            w.setInsertPolicy(QComboBox.NoInsert)
+            w.lineEdit().setPlaceholderText("required: one of the options")
+            w.currentTextChanged.connect(lambda *_a: self.edited.emit())
+        elif t in ("int", "number", "text"):
             w = QLineEdit()
             if required:
                 w.setPlaceholderText("required")
@@ -119,8 +128,23 @@ class FieldEditor(QWidget):
         self.setToolTip(field.get("help", ""))
         w.setToolTip(field.get("help", ""))
 
+    def set_options(self, options: list[str]) -> None:
+        """An "option" editor's list (the question's options), keeping what it shows."""
+        w = self.widget
+        text = w.currentText()
+        w.blockSignals(True)
+        try:
+            w.clear()
+            w.addItems(options)
+            w.setEditText(text)
+        finally:
+            w.blockSignals(False)
+
     def value(self):
         w, t = self.widget, self.type
+        if t == "option":
+            v = w.currentText().strip()
+            return bool(v), v
         if t in ("int", "number"):
             v = _number(w.text(), t == "int")
             return v is not None, v
@@ -144,7 +168,9 @@ class FieldEditor(QWidget):
 
     def set_value(self, value) -> None:
         w, t = self.widget, self.type
-        if t in ("int", "number", "text"):
+        if t == "option":
+            w.setEditText("" if value is None else str(value))
+        elif t in ("int", "number", "text"):
             w.setText("" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)))
         elif t == "texts" and isinstance(w, QListWidget):
             values = set(value or [])
@@ -216,6 +242,11 @@ class GoalForm(QWidget):
             self.editors[f["name"]] = editor
         if not fields:
             self.form.addRow(QLabel("This goal has no settings."))
+        answer, options = self.editors.get("answer"), self.editors.get("options")
+        if answer is not None and answer.type == "option" and options is not None:
+            follow = lambda: answer.set_options(options.value()[1])  # noqa: E731
+            options.edited.connect(follow)
+            follow()
         self.help.setText(self._describe(kind))
 
     def _describe(self, kind: str) -> str:

@@ -94,7 +94,10 @@ def author_a_lab(win, qtbot):
     g.kind_box.setCurrentIndex(g.kind_box.findData("choice"))
     g.set_field("question", "What do the two classes look like?")
     g.set_field("options", ["Two half circles", "Two squares"])
-    g.set_field("answer", "Two half circles")
+    # the answer is picked among the options just typed (it had to be retyped, exactly)
+    answer = g.editors["answer"].widget
+    assert [answer.itemText(i) for i in range(answer.count())] == ["Two half circles", "Two squares"]
+    answer.setCurrentIndex(0)
     # locks: the Input picked on the canvas, a short palette, fixed seed, hidden epochs
     a.tabs.setCurrentIndex(2)
     input_id = win.document.graph.nodes_of_type("Input")[0].id
