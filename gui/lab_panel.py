@@ -57,6 +57,25 @@ def _section_button(text: str) -> QToolButton:
     return b
 
 
+class StepHeader(QToolButton):
+    """A step's header: a button whose size is its layout's (mark, title, points), so that a long
+    title wraps and the header grows with it (a QToolButton sizes itself by its own text, none
+    here, and cut a wrapped title to one line)."""
+
+    def sizeHint(self):
+        return self.layout().totalSizeHint()
+
+    def minimumSizeHint(self):
+        return self.layout().totalMinimumSize()
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        height = self.layout().totalHeightForWidth(width)
+        return height if height >= 0 else self.sizeHint().height()
+
+
 class OptionRow(QWidget):
     """A choice question's option: a radio button and its text, which wraps to the panel's width (a
     QRadioButton's own text does not wrap: a long option widened the whole panel, which then scrolled
@@ -70,8 +89,6 @@ class OptionRow(QWidget):
         self.label = QLabel(html.escape(option))
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.RichText)
-        self.label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.label.setMinimumWidth(60)
         self.label.mousePressEvent = lambda event: self.button.click()
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -157,7 +174,7 @@ class StepCard(QFrame):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 4, 6, 6)
         outer.setSpacing(4)
-        self.header = QToolButton()
+        self.header = StepHeader()
         self.header.setToolButtonStyle(Qt.ToolButtonTextOnly)
         self.header.setAutoRaise(True)
         self.header.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
@@ -167,7 +184,9 @@ class StepCard(QFrame):
         self.mark.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
         self.title = QLabel(f"<b>{index}.</b> {html.escape(step.title)}")
         self.title.setWordWrap(True)
-        self.title.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        wide = QSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        wide.setHeightForWidth(True)  # a wrapped title's height follows the width (the header's, too)
+        self.title.setSizePolicy(wide)
         self.title.setAttribute(Qt.WA_TransparentForMouseEvents)
         self.mark.setAttribute(Qt.WA_TransparentForMouseEvents)
         self.points = QLabel(points_text(step.points))

@@ -107,6 +107,11 @@ def test_no_lab_widens_its_panel_past_the_dock_even_with_a_larger_font(qtbot, dl
                             button.setFocus()  # focus scrolled the panel to the (too wide) button
                     QApplication.processEvents()
                     assert bar.maximum() == 0 and bar.value() == 0, (lab_id, step_id, points)
+                    # ... and nothing is cut instead: a wrapped title or option gets the height it needs
+                    for _ in range(3):
+                        QApplication.processEvents()
+                    for label in [card.title] + [r.label for b in card.questions for r in b.findChildren(OptionRow)]:
+                        assert label.height() >= label.heightForWidth(label.width()), (lab_id, step_id, label.text())
             # an option is picked by a click on its text too, and the answer is the option's text
             open_lab(qtbot, w, XOR)
             box = panel.cards["single-neuron"].questions[0]
