@@ -30,9 +30,6 @@ class ResponsiveRow(QWidget):
         width = max(w.minimumSizeHint().width() for w in shown)
         return QSize(width, super().minimumSizeHint().height())
 
-    def stacked(self) -> bool:
-        return self.box.direction() == QBoxLayout.TopToBottom
-
     def resizeEvent(self, event) -> None:
         direction = (QBoxLayout.LeftToRight if event.size().width() >= self._side_by_side_width()
                      else QBoxLayout.TopToBottom)
