@@ -117,6 +117,10 @@ def layer_match_rank(spec: LayerSpec, words: list[str]) -> int | None:
     return 4
 
 
+HINT = "Drag a layer onto the canvas, or double-click it. Double-click the canvas to search."
+SHORT_PALETTE_PX = 280  # below this height the palette leaves out HINT
+
+
 class Palette(QWidget):
     """Emits ``addRequested(type)`` on double-click (or Enter)."""
 
@@ -128,9 +132,10 @@ class Palette(QWidget):
         self.search.setPlaceholderText("Search layers…")
         self.search.setClearButtonEnabled(True)
         self.tree = LayerTree()
-        hint = QLabel("Drag a layer onto the canvas, or double-click it. Double-click the canvas to search.")
+        self.hint = hint = QLabel(HINT)
         hint.setObjectName("Muted")
         hint.setWordWrap(True)
+        self.search.setToolTip(HINT)  # still said when a short dock hides the line below the list
         # a lab that offers only some layer types says so above the list
         self.allowed_note = QLabel()
         self.allowed_note.setWordWrap(True)
@@ -148,6 +153,12 @@ class Palette(QWidget):
         self.search.textChanged.connect(self.filter)
         self.search.returnPressed.connect(self._add_first_visible)
         self.tree.itemDoubleClicked.connect(self._on_double_click)
+
+    def resizeEvent(self, event) -> None:
+        # under the Lab panel the dock is short: the list had one row left under the note, the search
+        # and this line; the list gets the room, and the line waits for a taller dock
+        self.hint.setVisible(event.size().height() >= SHORT_PALETTE_PX)
+        super().resizeEvent(event)
 
     def _populate(self) -> None:
         self.tree.clear()
