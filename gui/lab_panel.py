@@ -63,16 +63,19 @@ class StepHeader(QToolButton):
     here, and cut a wrapped title to one line)."""
 
     def sizeHint(self):
-        return self.layout().totalSizeHint()
+        lay = self.layout()  # none until StepCard gives it one
+        return lay.totalSizeHint() if lay is not None else super().sizeHint()
 
     def minimumSizeHint(self):
-        return self.layout().totalMinimumSize()
+        lay = self.layout()
+        return lay.totalMinimumSize() if lay is not None else super().minimumSizeHint()
 
     def hasHeightForWidth(self) -> bool:
-        return True
+        return self.layout() is not None
 
     def heightForWidth(self, width: int) -> int:
-        height = self.layout().totalHeightForWidth(width)
+        lay = self.layout()
+        height = lay.totalHeightForWidth(width) if lay is not None else -1
         return height if height >= 0 else self.sizeHint().height()
 
 
