@@ -269,13 +269,8 @@ class GraphScene(QGraphicsScene):
         there does), else fed by it; unconnected when neither fits (the status bar says why)."""
         g = self.doc.graph
         out = g.out_edges(node_id)
-        if len(out) == 1 and can_splice(type_name):
-            # between the two, a row below them: the next layer sits where a new one would go
-            a, b = self.nodes[node_id], self.nodes[out[0].dst]
-            ra, rb = a.sceneBoundingRect(), b.sceneBoundingRect()
-            overhang = a.pos().y() - ra.top()  # badges and chips reach above and below the body
-            y = max(ra.bottom(), rb.bottom()) + GRID * 2 + overhang + NODE_H / 2
-            return self.insert_layer_on(out[0].id, type_name, QPointF((ra.center().x() + rb.center().x()) / 2, y))
+        if len(out) == 1 and can_splice(type_name):  # the next layer sits where a new one would go
+            return self.insert_layer_on(out[0].id, type_name, self._below_ends(out[0].id))
         stack = self.doc.undo_stack
         stack.beginMacro(f"Add {type_name} after '{g.node(node_id).name}'")  # one undo step, connection and all
         try:
@@ -310,11 +305,24 @@ class GraphScene(QGraphicsScene):
         if edge is not None:
             edge.set_drop_target(True)
 
+    def _below_ends(self, edge_id: str) -> QPointF:
+        """Between a connection's two layers, a row below them: a centre where a new layer covers neither."""
+        edge = self.doc.graph.edge(edge_id)
+        a, b = self.nodes[edge.src], self.nodes[edge.dst]
+        ra, rb = a.sceneBoundingRect(), b.sceneBoundingRect()
+        overhang = a.pos().y() - ra.top()  # badges and chips reach above and below the body
+        y = max(ra.bottom(), rb.bottom()) + GRID * 2 + overhang + NODE_H / 2
+        return QPointF((ra.center().x() + rb.center().x()) / 2, y)
+
     def insert_layer_on(self, edge_id: str, type_name: str, scene_pos: QPointF) -> str | None:
-        """Insert a layer on a connection, centred at ``scene_pos`` (one undo step); returns its id, or
-        None when the lab refuses it (the status bar says why)."""
+        """Insert a layer on a connection, centred at ``scene_pos``, or a row below its ends where it
+        would cover a layer there (a drop between two close layers hid both); one undo step.  Returns
+        its id, or None when the lab refuses it (the status bar says why)."""
         edge = self.doc.graph.edge(edge_id)
         src, dst = self.doc.graph.node(edge.src).name, self.doc.graph.node(edge.dst).name
+        x, y = self._node_corner(scene_pos)
+        if any(QRectF(x, y, NODE_W, NODE_H).intersects(item.sceneBoundingRect()) for item in self.nodes.values()):
+            scene_pos = self._below_ends(edge_id)
         before = {n.id for n in self.doc.graph.nodes}
         try:
             self.doc.push(InsertOnEdgeCommand(self.doc, edge_id, type_name, self._node_corner(scene_pos)))
@@ -493,7 +501,8 @@ class GraphScene(QGraphicsScene):
             menu.addSeparator()
         for title, ends in (("Connect output to", self.connectable(node_id, downstream=True)),
                             ("Connect input from", self.connectable(node_id, downstream=False))):
-            sub = menu.addMenu(title)
+            # greyed out with no reason, the entry looked broken: say why there is nothing to pick
+            sub = menu.addMenu(title if ends else f"{title}: no free port fits")
             for label, (src, dst, sp, dp) in ends:
                 sub.addAction(label, lambda e=(src, dst, sp, dp): self.connect_ends(*e))
             sub.setEnabled(bool(ends))
@@ -542,11 +551,12 @@ class GraphScene(QGraphicsScene):
             k = 0 if step > 0 else len(order) - 1
         if not 0 <= k < len(order):
             self.select_only([])
+            self.statusMessage.emit("")  # it spoke of the layer selected last
             return False
         self.select_only([order[k]])
         node = self.doc.graph.node(order[k])
-        self.statusMessage.emit(f"Selected {node.type} '{node.name}': Tab for the next layer, the Menu key "
-                                "(or Shift+F10) for its actions, such as connecting it.")
+        # short: the status bar cut the longer sentence mid-word at 1280 px
+        self.statusMessage.emit(f"{node.type} '{node.name}' · Tab: next layer · Shift+F10: its menu")
         return True
 
     def _insert_on_edge(self, edge_id: str, layer_type: str) -> None:

@@ -154,6 +154,8 @@ class GraphView(QGraphicsView):
         super().scrollContentsBy(dx, dy)
         if self.hint.kind:
             self.place_overlays()
+        if self.hasFocus():  # Qt moves the painted pixels, the focus border among them: draw it anew
+            self.viewport().update()
 
     # ------------------------------------------------------------------ zoom
     def zoom(self) -> float:
@@ -307,9 +309,14 @@ class GraphView(QGraphicsView):
         return super().focusNextPrevChild(next)
 
     def ensure_selection_visible(self) -> None:
+        """Scroll to the selected layer only when it is not in sight already (a fitted graph scrolled
+        sideways at every Tab, its first layer half off the left edge)."""
         ids = self.graph_scene.selected_node_ids()
-        if ids:
-            self.ensureVisible(self.graph_scene.nodes[ids[0]].sceneBoundingRect(), 40, 40)
+        if not ids:
+            return
+        rect = self.graph_scene.nodes[ids[0]].sceneBoundingRect()
+        if not self.mapToScene(self.viewport().rect()).boundingRect().contains(rect):
+            self.ensureVisible(rect, 20, 20)
 
     def open_selection_menu(self) -> bool:
         """The selected layer's menu, below it (the Menu key or Shift+F10)."""
