@@ -279,7 +279,7 @@ class Graph:
         if existing and not port.multi:
             return (f"'{b.name}' already has an input ('{self._nodes[existing[0].src].name}'); "
                     f"use Add or Concat to merge branches.")
-        if check_cycle and self._reaches(dst, src):
+        if check_cycle and self.reaches(dst, src):
             return f"Connecting '{a.name}' to '{b.name}' would create a cycle."
         return None
 
@@ -296,7 +296,8 @@ class Graph:
             return list(err.args[1])
         return []
 
-    def _reaches(self, start: str, goal: str) -> bool:
+    def reaches(self, start: str, goal: str) -> bool:
+        """Whether data flows from node ``start`` to node ``goal`` (or they are the same node)."""
         succ: dict[str, list[str]] = {}
         for e in self._edges.values():
             succ.setdefault(e.src, []).append(e.dst)

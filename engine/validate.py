@@ -234,7 +234,7 @@ def _projection_fix(graph: Graph, node: Node, edges, in_shapes) -> Fix | None:
         return None
     sources = [e.src for e in edges]
     main = next((j for j, a in enumerate(sources)
-                 if not any(b != a and _reaches(graph, a, b) for b in sources)), 0)
+                 if not any(b != a and graph.reaches(a, b) for b in sources)), 0)
     target = tuple(in_shapes[main])
     odd = next((i for i, s in enumerate(in_shapes) if tuple(s) != target), None)
     if odd is None or len(in_shapes[odd]) != len(target):
@@ -253,19 +253,6 @@ def _projection_fix(graph: Graph, node: Node, edges, in_shapes) -> Fix | None:
     src = graph.node(edges[odd].src)
     return Fix(f"insert a {what} after '{src.name}' to match {fmt_shape(target)}", "insert", node.id,
                edge_id=edges[odd].id, layer_type=layer, params=params)
-
-
-def _reaches(graph: Graph, a: str, b: str) -> bool:
-    """Whether data flows from node ``a`` to node ``b``."""
-    seen, stack = {a}, [a]
-    while stack:
-        for e in graph.out_edges(stack.pop()):
-            if e.dst == b:
-                return True
-            if e.dst not in seen:
-                seen.add(e.dst)
-                stack.append(e.dst)
-    return False
 
 
 def _graph_issues(graph: Graph, cycle, out_edges: dict[str, list]) -> list[Issue]:

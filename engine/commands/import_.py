@@ -37,9 +37,14 @@ _OPTIONS_READ = {"py": {"class_name", "input_shape", "weights"}, "package": {"we
 _FLAGS = {"class_name": "--class", "input_shape": "--input-shape", "weights": "--weights"}
 
 
+def _kind(source: Path) -> str:
+    """"package" (a folder or .zip), else the suffix: "py", "onnx", "safetensors", ..."""
+    return "package" if source.is_dir() or source.suffix.lower() == ".zip" else source.suffix.lower().lstrip(".")
+
+
 def refuse_unread_options(args, source: Path) -> None:
     """``import model.onnx --weights w.pt`` imported the ONNX file's own weights and said nothing."""
-    kind = "package" if source.is_dir() or source.suffix.lower() == ".zip" else source.suffix.lower().lstrip(".")
+    kind = _kind(source)
     if not source.exists() or kind not in ("py", "package", "onnx", "safetensors"):
         return  # import_model says what is wrong with the file itself
     unread = [flag for key, flag in _FLAGS.items()
@@ -62,7 +67,7 @@ def run(args) -> int:
         raise BadInput(f"--out {out}: give a project path ending in .layerlab.")
     source = Path(args.file)
     refuse_unread_options(args, source)
-    runs_code = source.suffix.lower() == ".py" or source.is_dir() or source.suffix.lower() == ".zip"
+    runs_code = _kind(source) in ("py", "package")
     if runs_code:  # said before the file runs (on stdout: stderr is kept for the one error line)
         print(f"note: {TRUST_WARNING}", flush=True)
     check_output_file(out)

@@ -79,7 +79,6 @@ def write_format(source: ExportSource, fmt: str, out: str | Path, *, base_dir: s
 
 def default_path(project_name: str, fmt: str, folder: str | Path = ".") -> Path:
     from engine.export.codegen import class_name_for
-
     from engine.project import file_stem
 
     stem = class_name_for(project_name) if fmt == "python" else file_stem(project_name or "model", "model", sep="_")

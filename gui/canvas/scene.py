@@ -518,7 +518,7 @@ class GraphScene(QGraphicsScene):
         g = self.doc.graph
         me = g.node(node_id)
         found = []
-        for other in sorted(g.nodes, key=lambda n: (n.pos[0], n.pos[1])):
+        for other in self._left_to_right():
             if other.id == node_id:
                 continue
             src, dst = (me, other) if downstream else (other, me)
@@ -528,6 +528,10 @@ class GraphScene(QGraphicsScene):
                         port = f" ({dp.name})" if len(dst.spec.inputs) > 1 else ""
                         found.append((f"{other.type} '{other.name}'{port}", (src.id, dst.id, sp.name, dp.name)))
         return found
+
+    def _left_to_right(self) -> list:
+        """The layers in the order the keyboard walks and the Connect menus list them."""
+        return sorted(self.doc.graph.nodes, key=lambda n: (n.pos[0], n.pos[1]))
 
     def connect_ends(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in") -> None:
         try:
@@ -541,7 +545,7 @@ class GraphScene(QGraphicsScene):
     def select_step(self, step: int) -> bool:
         """Select the layer after (``step`` 1) or before (-1) the selected one, left to right on the
         canvas; False past either end (nothing is selected then), so Tab can move on to other widgets."""
-        order = [n.id for n in sorted(self.doc.graph.nodes, key=lambda n: (n.pos[0], n.pos[1]))]
+        order = [n.id for n in self._left_to_right()]
         ids = self.selected_node_ids()
         if not order:
             return False
