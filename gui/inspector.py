@@ -89,6 +89,9 @@ class ParamEditor(QWidget):
             self.widget = w
             lay.addWidget(w, 1)
             if k == "units":
+                # while "auto" is ticked the box shows the number it stands for (the dataset's
+                # classes or targets), "?" where no dataset gives one; never a stale number
+                w.setSpecialValueText("?")
                 self.auto = QCheckBox("auto")
                 self.auto.setToolTip("auto = as many as the dataset has classes (or regression targets). "
                                      "Use it on the last Linear before the Output.")
@@ -123,6 +126,7 @@ class ParamEditor(QWidget):
         self.setToolTip(_tip(param))
         self.widget.setToolTip(_tip(param))
         self._value = None
+        self._resolved: int | None = None  # what "auto" comes to, from the shape analysis
 
     def _emit(self, value, merge: bool) -> None:
         if self.auto is not None and self.auto.isChecked():
@@ -136,7 +140,29 @@ class ParamEditor(QWidget):
 
     def _auto_toggled(self, on: bool) -> None:
         self.widget.setEnabled(not on)
+        if not on:  # unticked: keep the number auto showed, so the model does not change under the user
+            self.widget.blockSignals(True)
+            self.widget.setValue(self._manual_units())
+            self.widget.blockSignals(False)
         self.committed.emit(AUTO if on else self.widget.value(), False)
+
+    def _manual_units(self) -> int:
+        if self._resolved is not None:
+            return self._resolved
+        default = self.param.default
+        return int(default) if default != AUTO else 64
+
+    def show_resolved(self, units: int | None) -> None:
+        """Tell a units editor what "auto" comes to now (None: unknown, e.g. no dataset)."""
+        self._resolved = units
+        if self.auto is not None and self.auto.isChecked():
+            self._show_auto()
+
+    def _show_auto(self) -> None:
+        w = self.widget
+        w.blockSignals(True)
+        w.setValue(self._resolved if self._resolved is not None else w.minimum())  # the minimum reads "?"
+        w.blockSignals(False)
 
     def set_value(self, value) -> None:
         """Show ``value`` without emitting a commit."""
@@ -153,8 +179,8 @@ class ParamEditor(QWidget):
                 w.setEnabled(not is_auto)
                 if not is_auto:
                     w.setValue(int(value))
-                elif w.value() < 1:
-                    w.setValue(int(self.param.default) if self.param.default != AUTO else 64)
+                else:
+                    self._show_auto()
             elif k == "int":
                 w.setValue(int(value))
             elif k == "float":
@@ -403,6 +429,9 @@ class Inspector(QWidget):
             return
         a = self.doc.analysis
         info = a.nodes.get(self.node_id)
+        for editor in self.editors.values():
+            if editor.param.kind == "units":  # what resolve_units gives "auto" in this context
+                editor.show_resolved(self.doc.context.n_outputs)
         if info is not None and info.shape is not None:
             ins = ", ".join(fmt_shape(s) for s in info.in_shapes) or "—"
             self.info.setText(f"<b>In:</b> {ins} &nbsp; <b>Out:</b> {fmt_shape(info.shape)}<br>"

@@ -1301,3 +1301,30 @@ def test_a_layer_left_on_its_own_is_deleted_by_its_fix_chip_and_comes_back_on_un
     doc.undo_stack.undo()
     settle(window)
     assert doc.graph.has_node(loose.id) and loose.id in window.scene.nodes
+
+
+def test_units_auto_shows_the_number_it_stands_for_and_keeps_it_when_unticked(window):
+    """With "auto" ticked, the greyed units box read the layer's last manual value (64) beside Out: (2)."""
+    doc = window.document
+    doc.new("mlp")
+    assert doc.set_data_spec({"source": "moons"})
+    settle(window)
+    fc = next(n for n in doc.graph.nodes if n.type == "Linear" and n.params["units"] == "auto")
+    window.scene.select_only([fc.id])
+    settle(window)
+    units = window.inspector.editors["units"]
+    assert units.auto.isChecked()
+    assert units.widget.text() == "2" == str(doc.analysis.nodes[fc.id].shape[-1])
+    assert doc.set_data_spec({"source": "blobs", "n_samples": 300, "noise": 1.0, "seed": 0, "n_classes": 4})
+    settle(window)
+    assert units.widget.text() == "4"  # follows the dataset, not the value it had
+    units.auto.setChecked(False)
+    settle(window)
+    assert doc.graph.node(fc.id).params["units"] == 4 == doc.analysis.nodes[fc.id].shape[-1]
+    doc.undo_stack.undo()
+    settle(window)
+    assert units.auto.isChecked() and units.widget.text() == "4" and not units.widget.isEnabled()
+    units.show_resolved(None)  # no dataset gives a number: the box says so rather than guessing
+    assert units.widget.text() == "?"
+    units.auto.setChecked(False)
+    assert units.widget.text() == "64" and units.widget.isEnabled()
