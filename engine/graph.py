@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 GRAPH_FORMAT = "layerlab.graph"
 GRAPH_VERSION = 1
+# x from one layer to the next in a row: the templates, auto-layout and an insert in line
+COLUMN_STEP = 190.0
 
 
 @dataclass
@@ -298,19 +300,20 @@ class Graph:
 
     def reaches(self, start: str, goal: str) -> bool:
         """Whether data flows from node ``start`` to node ``goal`` (or they are the same node)."""
+        return goal in self.downstream(start)
+
+    def downstream(self, start: str) -> set[str]:
+        """Node ``start`` and every node its data flows to."""
         succ: dict[str, list[str]] = {}
         for e in self._edges.values():
             succ.setdefault(e.src, []).append(e.dst)
         seen, stack = {start}, [start]
         while stack:
-            n = stack.pop()
-            if n == goal:
-                return True
-            for m in succ.get(n, ()):
+            for m in succ.get(stack.pop(), ()):
                 if m not in seen:
                     seen.add(m)
                     stack.append(m)
-        return False
+        return seen
 
     def connect(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in",
                 edge_id: str | None = None, index: int | None = None, check_cycle: bool = True) -> Edge:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from engine.graph import Graph
+from engine.graph import COLUMN_STEP, Graph
 
-COLUMN_STEP = 190.0
 ROW_STEP = 110.0
 
 

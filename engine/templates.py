@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from engine.graph import Graph
+from engine.graph import COLUMN_STEP, Graph
 
-X_STEP = 190.0
+X_STEP = COLUMN_STEP
 
 
 def chain(graph: Graph, layers: list[tuple[str, dict]], start=None, x0: float = 0.0, y: float = 0.0):

@@ -582,3 +582,14 @@ def test_a_document_whose_edges_form_a_cycle_is_refused_by_name():
     with pytest.raises(ProjectFileError, match="form a cycle \\((fc_a -> act_b -> fc_a|act_b -> fc_a -> act_b)\\)"):
         Graph.from_dict(doc)
     assert g.find_cycle() == []
+
+
+def test_downstream_is_what_networkx_calls_descendants_plus_the_node_itself():
+    import networkx as nx
+
+    g = templates.TEMPLATES["residual"][1]()
+    ng = g.to_networkx()
+    for n in g.nodes:
+        assert g.downstream(n.id) == nx.descendants(ng, n.id) | {n.id}
+        for m in g.nodes:
+            assert g.reaches(n.id, m.id) == (m.id in g.downstream(n.id))

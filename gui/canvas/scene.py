@@ -9,21 +9,22 @@ model and the view separately.
 from __future__ import annotations
 
 import json
+import math
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication, QGraphicsScene, QMenu
 
 from engine.errors import LayerLabError
-from engine.graph import GraphEvent
+from engine.graph import COLUMN_STEP, GraphEvent
 from engine.layers import REGISTRY
 from engine.validate import Analysis, Fix
 from gui import dialogs, lab_locks, theme
 from gui.canvas.edge_item import EdgeItem
 from gui.canvas.interactions import ConnectionDrag, MoveTracker
 from gui.canvas.node_item import GRID, NODE_H, NODE_W, NodeItem, PortItem, param_summary
-from gui.commands import (AddNodeCommand, ApplyFixCommand, ConnectCommand, InsertOnEdgeCommand, can_splice,
-                          copy_fragment, delete_items, paste_fragment)
+from gui.commands import (AddNodeCommand, ApplyFixCommand, ConnectCommand, InsertOnEdgeCommand, MoveNodesCommand,
+                          can_splice, copy_fragment, delete_items, paste_fragment)
 
 SCENE_EXTENT = 40000.0
 QUICK_INSERT = ("ReLU", "Dropout", "BatchNorm1d", "Flatten", "Linear")
@@ -270,7 +271,7 @@ class GraphScene(QGraphicsScene):
         g = self.doc.graph
         out = g.out_edges(node_id)
         if len(out) == 1 and can_splice(type_name):  # the next layer sits where a new one would go
-            return self.insert_layer_on(out[0].id, type_name, self._below_ends(out[0].id))
+            return self.insert_layer_on(out[0].id, type_name)  # in line, the layers after it moved right
         stack = self.doc.undo_stack
         stack.beginMacro(f"Add {type_name} after '{g.node(node_id).name}'")  # one undo step, connection and all
         try:
@@ -314,26 +315,68 @@ class GraphScene(QGraphicsScene):
         y = max(ra.bottom(), rb.bottom()) + GRID * 2 + overhang + NODE_H / 2
         return QPointF((ra.center().x() + rb.center().x()) / 2, y)
 
-    def insert_layer_on(self, edge_id: str, type_name: str, scene_pos: QPointF) -> str | None:
-        """Insert a layer on a connection, centred at ``scene_pos``, or a row below its ends where it
-        would cover a layer there (a drop between two close layers hid both); one undo step.  Returns
-        its id, or None when the lab refuses it (the status bar says why)."""
-        edge = self.doc.graph.edge(edge_id)
-        src, dst = self.doc.graph.node(edge.src).name, self.doc.graph.node(edge.dst).name
-        x, y = self._node_corner(scene_pos)
-        if any(QRectF(x, y, NODE_W, NODE_H).intersects(item.sceneBoundingRect()) for item in self.nodes.values()):
-            scene_pos = self._below_ends(edge_id)
-        before = {n.id for n in self.doc.graph.nodes}
+    def insert_layer_on(self, edge_id: str, type_name: str, scene_pos: QPointF | None = None) -> str | None:
+        """Insert a layer on a connection, centred at ``scene_pos`` (None: in line after its source);
+        one undo step.  Where it would cover a layer (a drop between two close layers hid both), the
+        layers the connection leads to move right to make room in line, as Blender's auto-offset
+        does; where that cannot clear it, it goes a row below the connection's ends.  Returns its id,
+        or None when the lab refuses it (the status bar says why)."""
+        g = self.doc.graph
+        edge = g.edge(edge_id)
+        src, dst = g.node(edge.src).name, g.node(edge.dst).name
+        corner, moves = (self._node_corner(scene_pos), {}) if scene_pos is not None else (None, {})
+        if corner is None or self._covers(corner):
+            corner, moves = self._room_in_line(edge_id)
+            if self._covers(corner, moves):
+                corner, moves = self._node_corner(self._below_ends(edge_id)), {}
+        before = {n.id for n in g.nodes}
         try:
-            self.doc.push(InsertOnEdgeCommand(self.doc, edge_id, type_name, self._node_corner(scene_pos)))
+            insert = InsertOnEdgeCommand(self.doc, edge_id, type_name, corner)
         except LayerLabError as exc:
             self.statusMessage.emit(str(exc))
             return None
-        node_id = next(n.id for n in self.doc.graph.nodes if n.id not in before)
+        stack = self.doc.undo_stack
+        stack.beginMacro(insert.text())
+        try:
+            if moves:
+                self.doc.push(MoveNodesCommand(self.doc, moves, f"Make room for {type_name}"))
+            self.doc.push(insert)
+        finally:
+            stack.endMacro()
+        node_id = next(n.id for n in g.nodes if n.id not in before)
         self.select_only([node_id])
-        self.statusMessage.emit(f"Inserted {type_name} '{self.doc.graph.node(node_id).name}' between "
-                                f"'{src}' and '{dst}'.")
+        self.statusMessage.emit(f"Inserted {type_name} '{g.node(node_id).name}' between '{src}' and '{dst}'.")
         return node_id
+
+    def _covers(self, corner: tuple[float, float], moves: dict | None = None) -> bool:
+        """Whether a new layer at ``corner`` would cover a layer (where ``moves`` has put them)."""
+        spot = QRectF(corner[0], corner[1], NODE_W, NODE_H)
+        for nid, item in self.nodes.items():
+            rect = item.sceneBoundingRect()
+            if moves and nid in moves:
+                (ox, oy), (nx, ny) = moves[nid]
+                rect.translate(nx - ox, ny - oy)
+            if spot.intersects(rect):
+                return True
+        return False
+
+    def _room_in_line(self, edge_id: str) -> tuple[tuple[float, float], dict]:
+        """A corner one column after the connection's source, level with it, and the moves that
+        shift the layers it leads to (from its destination on, those not left of it) right far
+        enough to clear that spot."""
+        g = self.doc.graph
+        edge = g.edge(edge_id)
+        a, b = g.node(edge.src).pos, g.node(edge.dst).pos
+        corner = (a[0] + COLUMN_STEP, a[1])
+        shift = math.ceil((corner[0] + COLUMN_STEP - b[0]) / GRID) * GRID
+        if shift <= 0:
+            return corner, {}
+        moves = {}
+        for nid in g.downstream(edge.dst):
+            x, y = g.node(nid).pos
+            if x >= b[0] - GRID / 2:
+                moves[nid] = ((x, y), (x + shift, y))
+        return corner, moves
 
     def apply_fix(self, fix: Fix) -> None:
         try:
@@ -472,7 +515,7 @@ class GraphScene(QGraphicsScene):
             sub = menu.addMenu("Insert layer here")
             allowed = lab_locks.allowed_types(self.doc)
             for t in [t for t in QUICK_INSERT if allowed is None or t in allowed]:
-                sub.addAction(t, lambda t=t, e=item.edge_id: self._insert_on_edge(e, t))
+                sub.addAction(t, lambda t=t, e=item.edge_id: self.insert_layer_on(e, t))
             sub.setEnabled(bool(sub.actions()))
             menu.addAction("Delete connection", self.delete_selection)
         else:
@@ -563,8 +606,3 @@ class GraphScene(QGraphicsScene):
         self.statusMessage.emit(f"{node.type} '{node.name}' · Tab: next layer · Shift+F10: its menu")
         return True
 
-    def _insert_on_edge(self, edge_id: str, layer_type: str) -> None:
-        try:
-            self.doc.push(InsertOnEdgeCommand(self.doc, edge_id, layer_type))
-        except LayerLabError as exc:
-            self.statusMessage.emit(str(exc))

@@ -22,6 +22,7 @@ from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, Q
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from engine.graph import COLUMN_STEP  # noqa: E402
 from engine.project import load_starter  # noqa: E402
 from gui import dialogs, theme  # noqa: E402
 from gui.canvas.node_item import GRID, NodeItem  # noqa: E402
@@ -215,7 +216,9 @@ def test_a_layer_dropped_on_a_connection_is_inserted_on_it(window):
     joined = {(e.src, e.dst) for e in doc.graph.edges if new.id in (e.src, e.dst)}
     assert joined == {(fc1.id, new.id), (new.id, relu.id)}
     assert not any(e.src == fc1.id and e.dst == relu.id for e in doc.graph.edges)
-    # fc1 and relu1 sit close: centred on the drop it would hide both, so it goes a row below them
+    # fc1 and relu1 sit close: centred on the drop it would hide both, so it goes in line after fc1
+    # and the layers from relu1 on move right (it had gone a row below them)
+    assert new.pos == (fc1.pos[0] + COLUMN_STEP, fc1.pos[1]) and relu.pos[0] == new.pos[0] + COLUMN_STEP
     rect = window.scene.nodes[new.id].sceneBoundingRect()
     assert not any(rect.intersects(it.sceneBoundingRect()) for nid, it in window.scene.nodes.items() if nid != new.id)
     assert doc.analysis.ok and "Inserted Dropout" in window.statusBar().currentMessage()
@@ -678,6 +681,9 @@ def test_add_layer_from_the_keyboard_goes_after_the_selected_layer(window):
     doc, view, g = window.document, window.view, window.document.graph
     fc2, relu2 = g.node_by_name("fc2"), g.node_by_name("relu2")
     window.scene.select_only([fc2.id])
+    before = g.to_dict()
+    after_fc2 = g.downstream(relu2.id)
+    at = {n.id: n.pos for n in g.nodes}
     view.setFocus()
     QTest.keySequence(view, QKeySequence("Ctrl+K"))
     popup = view._quick_add
@@ -693,6 +699,18 @@ def test_add_layer_from_the_keyboard_goes_after_the_selected_layer(window):
     rect = window.scene.nodes[new.id].sceneBoundingRect()
     assert not any(rect.intersects(item.sceneBoundingRect()) for nid, item in window.scene.nodes.items()
                    if nid != new.id)  # not on top of the layer that was there
+    # in line with fc2 (it went a row below the chain), the layers after it moved right to make room
+    assert new.pos == (fc2.pos[0] + COLUMN_STEP, fc2.pos[1])
+    shift = relu2.pos[0] - at[relu2.id][0]
+    assert shift > 0 and relu2.pos[0] >= new.pos[0] + COLUMN_STEP
+    assert all(n.pos == (at[n.id][0] + shift, at[n.id][1]) for n in g.nodes if n.id in after_fc2)
+    assert all(n.pos == at[n.id] for n in g.nodes if n.id in at and n.id not in after_fc2)
+    doc.undo_stack.undo()  # insert and room: one step
+    settle(window)
+    assert g.to_dict() == before
+    doc.undo_stack.redo()
+    settle(window)
+    assert new.id in window.scene.nodes and relu2.pos[0] == at[relu2.id][0] + shift
     # from the Output (no output of its own) the layer is added, unconnected, and the status bar says why
     window.scene.select_only([g.nodes_of_type("Output")[0].id])
     QTest.keySequence(view, QKeySequence("Ctrl+K"))
@@ -1257,7 +1275,11 @@ def test_context_menus_offer_fix_and_insert(window, monkeypatch):
     edge_menu = actions(menu_at(path_mid))
     edge_menu["Insert layer here/Dropout"].trigger()
     settle(window)
-    assert doc.graph.node(doc.graph.in_edges(doc.graph.node_by_name("output1").id)[0].src).type == "Dropout"
+    dropout = doc.graph.node(doc.graph.in_edges(doc.graph.node_by_name("output1").id)[0].src)
+    assert dropout.type == "Dropout"
+    # it went halfway between its ends, on top of both when they sat close; now in line, clear of them
+    rect = window.scene.nodes[dropout.id].sceneBoundingRect()
+    assert not any(rect.intersects(it.sceneBoundingRect()) for nid, it in window.scene.nodes.items() if nid != dropout.id)
     bg_menu = actions(menu_at(QPointF(-5000, -5000)))
     assert "Add layer/Core/Linear" not in bg_menu and "Add layer" in bg_menu and "Paste" in bg_menu
 
