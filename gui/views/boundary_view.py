@@ -52,6 +52,31 @@ def boundary_rgb(probs: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=200.0).clip(0, 255).astype(np.uint8)
 
 
+# Where the legend may go, in the order it is preferred when the corners hold as many points:
+# (x, y) as pyqtgraph anchors count, 0 the left or top edge, 1 the right or bottom one.
+CORNERS = ((1, 0), (0, 0), (1, 1), (0, 1))
+LEGEND_OFFSET = 8  # px from the corner
+
+
+def emptiest_corner(xy: np.ndarray, extent: tuple[float, float, float, float],
+                    size: tuple[float, float]) -> tuple[int, int]:
+    """The corner whose legend-sized patch (``size``: fractions of the plot's width and height)
+    covers the fewest of the points ``xy`` (N, 2) in ``extent`` (x0, x1, y0, y1; y grows up).
+    A legend fixed top-right covered a moon's tip; this is matplotlib's ``loc="best"`` for corners."""
+    x0, x1, y0, y1 = extent
+    fx = (xy[:, 0] - x0) / max(x1 - x0, 1e-12)
+    from_top = (y1 - xy[:, 1]) / max(y1 - y0, 1e-12)
+    w, h = size
+
+    def covered(corner) -> int:
+        cx, cy = corner
+        in_x = fx >= 1 - w if cx else fx <= w
+        in_y = from_top >= 1 - h if cy else from_top <= h
+        return int(np.count_nonzero(in_x & in_y))
+
+    return min(CORNERS, key=covered)  # min keeps the first of equals: top-right unless another is emptier
+
+
 def data_extent(info) -> tuple[float, float, float, float]:
     """The boundary grid's extent (in the model's standardised inputs) in the data's units."""
     x0, x1, y0, y1 = info.grid_extent
@@ -121,7 +146,20 @@ class BoundaryView(LiveView):
                 legend.addItem(pg.ScatterPlotItem(brush=pg.mkBrush(*class_color(i)), pen=None, size=8), str(name))
             legend.addItem(pg.ScatterPlotItem(brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(90, 90, 90), size=8),
                            "validation")
+            self._place_legend(np.concatenate([xt, xv]), (x0, x1, y0, y1))
         pi.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+
+    def _place_legend(self, xy: np.ndarray, extent) -> None:
+        legend = self.plot.getPlotItem().legend
+        box, plane = legend.boundingRect(), self.plot.getPlotItem().getViewBox().boundingRect()
+        if plane.width() > 50 and plane.height() > 50:
+            size = (min(1.0, (box.width() + LEGEND_OFFSET) / plane.width()),
+                    min(1.0, (box.height() + LEGEND_OFFSET) / plane.height()))
+        else:  # not laid out yet (a hidden tab): the legend's usual share of the view
+            size = (0.35, 0.35)
+        cx, cy = emptiest_corner(xy, extent, size)
+        legend.anchor(itemPos=(cx, cy), parentPos=(cx, cy),
+                      offset=(-LEGEND_OFFSET if cx else LEGEND_OFFSET, -LEGEND_OFFSET if cy else LEGEND_OFFSET))
 
     def render(self, frame) -> None:
         snap = frame.snapshot
