@@ -17,6 +17,9 @@ For the moons MLP, the digits MLP and the small digits CNN it measures, in one r
 * ``headless_with_a_busy_core``: headless samples/s with an unrelated process spinning on another
   core, over headless alone - what the machine itself takes from a trainer whose neighbour core
   is busy (cores that share a physical core or a power budget).  The GUI must draw on some core.
+* ``headless_vs_headless``: the same pairing with nothing different, headless against headless,
+  with its ``_ci95``: the ratio (and the interval) this machine gives when there is no gap at all.
+  On a shared VM a single 2 s run swings by tens of percent; read ``vs_headless`` against it.
 * ``vs_headless_ci95``: a ~95% confidence interval of the median ratio, and
   ``trainer_time_on_views``: the share of the training process's time its snapshot work took.
 
@@ -115,6 +118,12 @@ def busy_core_ratio(project, dataset, epochs: int, repeat: int) -> float:
         busy = with_spinner()
         alone = headless_run(project, dataset, epochs)["samples_per_s"]
     return busy / alone
+
+
+def same_pair_ratio(project, dataset, epochs: int) -> float:
+    """Headless over headless: what one pair gives when nothing differs (the bench's noise floor)."""
+    first = headless_run(project, dataset, epochs)["samples_per_s"]
+    return headless_run(project, dataset, epochs)["samples_per_s"] / first
 
 
 # ----------------------------------------------------------------------------- GUI side
@@ -334,6 +343,8 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--interference-repeats", type=int, default=5,
                     help="pairs per model measuring headless training beside an unrelated busy core (0: skip)")
+    ap.add_argument("--control-repeats", type=int, default=7,
+                    help="pairs per model of headless against headless, the noise floor (0: skip)")
     ap.add_argument("--screenshots", metavar="FOLDER", help="only take the docs screenshots into FOLDER")
     args = ap.parse_args()
     if args.screenshots:
@@ -368,6 +379,15 @@ def main() -> int:
             ratios = [busy_core_ratio(make_project(m), data[m], epochs[m], r) for r in range(args.interference_repeats)]
             interference[m] = statistics.median(ratios)
             print(f"  {m:11s} {interference[m]:.3f}  ({', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+
+    control = {}
+    if args.control_repeats:
+        print("\nheadless against headless, nothing different (the noise floor of a pair):", flush=True)
+        for m in models:
+            ratios = [same_pair_ratio(make_project(m), data[m], epochs[m]) for _ in range(args.control_repeats)]
+            control[m] = (statistics.median(ratios), *median_ci(ratios))
+            print(f"  {m:11s} {control[m][0]:.3f}  (95% CI {control[m][1]:.3f}-{control[m][2]:.3f}; "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
 
     results: dict[str, dict[str, list[dict]]] = {m: {mode: [] for mode in modes} for m in models}
     headless: dict[str, list[dict]] = {m: [] for m in models}
@@ -422,6 +442,9 @@ def main() -> int:
                 out[m].update(fig, mode=mode)
                 if m in interference:
                     out[m]["headless_with_a_busy_core"] = round(interference[m], 3)
+                if m in control:
+                    out[m]["headless_vs_headless"] = round(control[m][0], 3)
+                    out[m]["headless_vs_headless_ci95"] = [round(control[m][1], 3), round(control[m][2], 3)]
             else:
                 out[m][mode] = fig
     print(json.dumps(out))
