@@ -126,7 +126,7 @@ class ParamEditor(QWidget):
         self.setToolTip(_tip(param))
         self.widget.setToolTip(_tip(param))
         self._value = None
-        self._resolved: int | None = None  # what "auto" comes to, from the shape analysis
+        self._resolved: int | None = None  # what "auto" comes to: the dataset's classes or targets
 
     def _emit(self, value, merge: bool) -> None:
         if self.auto is not None and self.auto.isChecked():
