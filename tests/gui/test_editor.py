@@ -1350,3 +1350,12 @@ def test_units_auto_shows_the_number_it_stands_for_and_keeps_it_when_unticked(wi
     assert units.widget.text() == "?"
     units.auto.setChecked(False)
     assert units.widget.text() == "64" and units.widget.isEnabled()
+
+
+def test_a_status_message_cut_by_the_bar_can_be_read_whole_on_hover(window):
+    """At 1280 px long messages ran past the bar's free width and were cut, with no way to read them."""
+    long = "Added ReLU 'relu9', not connected to 'output1': " + "a reason that goes on and on " * 8
+    window.statusBar().showMessage(long)
+    assert window.statusBar().toolTip() == long
+    window.statusBar().clearMessage()
+    assert window.statusBar().toolTip() == ""
