@@ -100,7 +100,8 @@ class MainWindow(QMainWindow):
         for w in (self.state_label, self.totals_label, self.zoom_label):
             self.statusBar().addPermanentWidget(w)
         # a message longer than the bar's free width is cut at its edge: hovering shows all of it
-        self.statusBar().messageChanged.connect(self.statusBar().setToolTip)
+        bar = self.statusBar()
+        bar.messageChanged.connect(lambda text: bar.setToolTip(text))  # not a slot: PySide warned of a dynamic one
 
         self.autosaver = Autosaver(self.document, parent=self) if autosave else None
         self._build_actions()
