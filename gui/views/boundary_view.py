@@ -1,12 +1,14 @@
 """The decision boundary of a classifier on 2-D data, with the training and validation points."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QGraphicsItem, QLabel
 
-from gui.views import CLASS_COLORS, LiveView, add_legend, class_color, make_plot
+from gui.views import CLASS_COLORS, LiveView, class_color, make_plot
 
 UPSAMPLE = 5  # the grid is computed coarse (cheap for training) and smoothed here, in the GUI
 
@@ -52,29 +54,16 @@ def boundary_rgb(probs: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=200.0).clip(0, 255).astype(np.uint8)
 
 
-# Where the legend may go, in the order it is preferred when the corners hold as many points:
-# (x, y) as pyqtgraph anchors count, 0 the left or top edge, 1 the right or bottom one.
-CORNERS = ((1, 0), (0, 0), (1, 1), (0, 1))
-LEGEND_OFFSET = 8  # px from the corner
-
-
-def emptiest_corner(xy: np.ndarray, extent: tuple[float, float, float, float],
-                    size: tuple[float, float]) -> tuple[int, int]:
-    """The corner whose legend-sized patch (``size``: fractions of the plot's width and height)
-    covers the fewest of the points ``xy`` (N, 2) in ``extent`` (x0, x1, y0, y1; y grows up).
-    A legend fixed top-right covered a moon's tip; this is matplotlib's ``loc="best"`` for corners."""
-    x0, x1, y0, y1 = extent
-    fx = (xy[:, 0] - x0) / max(x1 - x0, 1e-12)
-    from_top = (y1 - xy[:, 1]) / max(y1 - y0, 1e-12)
-    w, h = size
-
-    def covered(corner) -> int:
-        cx, cy = corner
-        in_x = fx >= 1 - w if cx else fx <= w
-        in_y = from_top >= 1 - h if cy else from_top <= h
-        return int(np.count_nonzero(in_x & in_y))
-
-    return min(CORNERS, key=covered)  # min keeps the first of equals: top-right unless another is emptier
+def key_html(names, max_classes: int = 10) -> str:
+    """The key above the plane: each class's dot in its colour and its name, then the validation
+    points' ring.  Outside the plane, it covers no data (a legend inside sat on a moon's tip: at the
+    docked size it took half the plane's width, and every corner of the moons holds points)."""
+    parts = [f"<span style='color:rgb{class_color(i)}'>●</span>&nbsp;{html.escape(str(n))}"
+             for i, n in enumerate(names[:max_classes])]
+    if len(names) > max_classes:
+        parts.append(f"(+{len(names) - max_classes} more)")
+    parts.append("○&nbsp;validation")
+    return " &nbsp; ".join(parts)
 
 
 def data_extent(info) -> tuple[float, float, float, float]:
@@ -100,7 +89,11 @@ class BoundaryView(LiveView):
         pi.addItem(self.val_pts)
         for pts in (self.train_pts, self.val_pts):  # static between runs: repaint as a cached pixmap
             pts.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        add_legend(self.plot)
+        self.key = QLabel()
+        self.key.setTextFormat(Qt.RichText)
+        self.key.setWordWrap(True)  # many classes wrap, they do not widen the dock
+        self.key.hide()
+        self._layout.addWidget(self.key)
         self._layout.addWidget(self.plot, 1)
         self.info = None
         self._shown = None  # (points, class names) drawn now: a new run on the same data keeps them
@@ -112,8 +105,8 @@ class BoundaryView(LiveView):
         if info is None or info.grid_extent is None:
             self.train_pts.setData([])
             self.val_pts.setData([])
-            if pi.legend is not None:  # the last run's class names go with its points
-                pi.legend.clear()
+            self.key.clear()  # the last run's class names go with its points
+            self.key.hide()
             self._shown = None
             self.show_message(None if info is None else
                               "The decision boundary is drawn for classification data with two input features.",
@@ -139,27 +132,9 @@ class BoundaryView(LiveView):
         pens = [pg.mkPen(*class_color(c), width=1.6) for c in range(n_classes)]
         self.train_pts.setData(xt[:, 0], xt[:, 1], brush=[brushes[int(c)] for c in yt])
         self.val_pts.setData(xv[:, 0], xv[:, 1], pen=[pens[int(c)] for c in yv])
-        legend = pi.legend
-        if legend is not None:
-            legend.clear()
-            for i, name in enumerate(names[:10]):
-                legend.addItem(pg.ScatterPlotItem(brush=pg.mkBrush(*class_color(i)), pen=None, size=8), str(name))
-            legend.addItem(pg.ScatterPlotItem(brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(90, 90, 90), size=8),
-                           "validation")
-            self._place_legend(np.concatenate([xt, xv]), (x0, x1, y0, y1))
+        self.key.setText(key_html(names))
+        self.key.show()
         pi.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
-
-    def _place_legend(self, xy: np.ndarray, extent) -> None:
-        legend = self.plot.getPlotItem().legend
-        box, plane = legend.boundingRect(), self.plot.getPlotItem().getViewBox().boundingRect()
-        if plane.width() > 50 and plane.height() > 50:
-            size = (min(1.0, (box.width() + LEGEND_OFFSET) / plane.width()),
-                    min(1.0, (box.height() + LEGEND_OFFSET) / plane.height()))
-        else:  # not laid out yet (a hidden tab): the legend's usual share of the view
-            size = (0.35, 0.35)
-        cx, cy = emptiest_corner(xy, extent, size)
-        legend.anchor(itemPos=(cx, cy), parentPos=(cx, cy),
-                      offset=(-LEGEND_OFFSET if cx else LEGEND_OFFSET, -LEGEND_OFFSET if cy else LEGEND_OFFSET))
 
     def render(self, frame) -> None:
         snap = frame.snapshot

@@ -5,7 +5,6 @@ from __future__ import annotations
 import types
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -79,39 +78,38 @@ def test_the_boundary_and_its_points_are_drawn_in_the_datas_units(qapp):
     assert (rect.left(), rect.right(), rect.top(), rect.bottom()) == pytest.approx((4.0, 16.0, -2.5, 0.5))
 
 
-def test_the_legend_goes_to_the_corner_the_data_leaves_free(qtbot):
-    """The legend sat top-right whatever lay there; on data filling that corner it covered points."""
-    from engine.snapshots import ProbeInfo
+def test_the_key_sits_above_the_plane_and_covers_no_data(qtbot):
+    """The legend sat inside the plane, top-right, over a moon's tip: docked, it took half the
+    plane's width, and every corner of the moons holds points.  The key is a line above it now."""
+    from gui.views import class_color
 
-    rng = np.random.default_rng(0)
-    # a cloud that fills the top half, the bottom-left corner empty
-    xy = np.column_stack([rng.uniform(-3, 3, 400), rng.uniform(-1, 3, 400)]).astype(np.float32)
-    xy = np.concatenate([xy, np.column_stack([rng.uniform(1, 3, 100), rng.uniform(-3, -1, 100)])]).astype(np.float32)
-    labels = (xy[:, 0] > 0).astype(int)
-    data = ProbeInfo(task="classification", input_shape=(2,), n_outputs=2, class_names=["left", "right"],
-                     layers=(), nodes=(), relu_nodes=(), node_ids={}, hist_bins=64, probe_x=np.zeros((1, 2)),
-                     probe_y=np.zeros(1), grid_extent=(-3.0, 3.0, -3.0, 3.0), grid_size=4,
-                     train_xy=(xy, labels), val_xy=(xy[:0], labels[:0]))
     view = BoundaryView()
     qtbot.addWidget(view)
     view.resize(420, 330)
     view.show()
     qtbot.waitExposed(view)
+    data = info(0, n=200)
     view.reset(data)
-    qtbot.wait(50)  # the anchor moves the legend when the layout settles
-    legend = view.plot.getPlotItem().legend
-    vb = view.plot.getPlotItem().getViewBox()
-    box = legend.sceneBoundingRect()
-    under = [p for p in xy if box.contains(vb.mapViewToScene(pg.Point(float(p[0]), float(p[1]))))]
-    assert not under, f"{len(under)} points under the legend"
-    assert box.center().x() < vb.sceneBoundingRect().center().x()  # bottom-left, the one empty corner
-    assert box.center().y() > vb.sceneBoundingRect().center().y()
+    qtbot.wait(20)
+    pi = view.plot.getPlotItem()
+    assert pi.legend is None  # nothing drawn over the points
+    assert view.key.isVisible()
+    plane = view.plot.mapToGlobal(view.plot.rect().topLeft()).y()
+    assert view.key.mapToGlobal(view.key.rect().bottomLeft()).y() < plane  # above the plot, not on it
+    text = view.key.text()
+    for i, name in enumerate(data.class_names):
+        assert f"rgb{class_color(i)}'>●</span>&nbsp;{name}" in text  # each name beside its colour
+    assert "validation" in text
+    image = view.key.grab().toImage()  # the dots are drawn in the classes' colours
+    seen = {image.pixelColor(x, y).getRgb()[:3] for x in range(image.width()) for y in range(image.height())}
+    assert class_color(0) in seen and class_color(1) in seen
+    view.reset(None)  # no data: no names of the last run's classes
+    assert not view.key.isVisible() and view.key.text() == ""
 
 
-@pytest.mark.parametrize("where, expected", [((2.5, 2.5), (0, 0)), ((-2.5, 2.5), (1, 0)), (None, (1, 0))])
-def test_emptiest_corner_prefers_top_right_and_avoids_points(where, expected):
-    from gui.views.boundary_view import emptiest_corner
+def test_the_key_names_ten_classes_and_counts_the_rest():
+    from gui.views.boundary_view import key_html
 
-    rng = np.random.default_rng(1)
-    xy = np.zeros((0, 2)) if where is None else rng.normal(where, 0.2, size=(50, 2))
-    assert emptiest_corner(xy, (-3, 3, -3, 3), (0.3, 0.3)) == expected
+    text = key_html([f"c{i}" for i in range(12)])
+    assert "c9" in text and "c10" not in text and "(+2 more)" in text
+    assert "&lt;b&gt;" in key_html(["<b>"])  # a class name is text, not markup

@@ -210,6 +210,9 @@ def looks(view) -> list:
         out.append(np.round(np.asarray(pi.getViewBox().targetRange(), float), 4).tolist())
         if pi.legend is not None:
             out.append([label.text for _, label in pi.legend.items])
+    key = getattr(view, "key", None)  # a key above a plot (the decision boundary's classes)
+    if key is not None:
+        out.append((key.isVisibleTo(view), key.text()))
     out.extend(tuple(round(float(v), 4) for v in bar.levels()) for bar, _, _ in view._colour_bars)
     return out
 
