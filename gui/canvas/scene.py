@@ -335,6 +335,9 @@ class GraphScene(QGraphicsScene):
         except LayerLabError as exc:
             self.statusMessage.emit(str(exc))
             return None
+        # a view that showed the whole graph keeps showing it when layers move right to make room
+        # (the Output had slid off a fitted canvas's edge)
+        whole = [v for v in self.views() if moves and hasattr(v, "shows_whole_graph") and v.shows_whole_graph()]
         stack = self.doc.undo_stack
         stack.beginMacro(insert.text())
         try:
@@ -343,6 +346,9 @@ class GraphScene(QGraphicsScene):
             self.doc.push(insert)
         finally:
             stack.endMacro()
+        for view in whole:
+            if not view.shows_whole_graph():
+                view.fit_to_view(max_zoom=view.zoom())  # out just enough, never in
         node_id = next(n.id for n in g.nodes if n.id not in before)
         self.select_only([node_id])
         self.statusMessage.emit(f"Inserted {type_name} '{g.node(node_id).name}' between '{src}' and '{dst}'.")

@@ -208,6 +208,10 @@ class GraphView(QGraphicsView):
             self.centerOn(rect.center())
         self.zoomChanged.emit(self.zoom())
 
+    def shows_whole_graph(self) -> bool:
+        rect = self.graph_scene.nodes_rect()
+        return not rect.isNull() and self.mapToScene(self.viewport().rect()).boundingRect().contains(rect)
+
     def visible_centre(self) -> QPointF:
         return self.mapToScene(self.viewport().rect().center())
 

@@ -684,6 +684,9 @@ def test_add_layer_from_the_keyboard_goes_after_the_selected_layer(window):
     before = g.to_dict()
     after_fc2 = g.downstream(relu2.id)
     at = {n.id: n.pos for n in g.nodes}
+    view.fit_to_view()
+    settle(window)
+    assert view.shows_whole_graph()
     view.setFocus()
     QTest.keySequence(view, QKeySequence("Ctrl+K"))
     popup = view._quick_add
@@ -705,6 +708,8 @@ def test_add_layer_from_the_keyboard_goes_after_the_selected_layer(window):
     assert shift > 0 and relu2.pos[0] >= new.pos[0] + COLUMN_STEP
     assert all(n.pos == (at[n.id][0] + shift, at[n.id][1]) for n in g.nodes if n.id in after_fc2)
     assert all(n.pos == at[n.id] for n in g.nodes if n.id in at and n.id not in after_fc2)
+    settle(window)
+    assert view.shows_whole_graph()  # the moved Output did not slide off the fitted canvas
     doc.undo_stack.undo()  # insert and room: one step
     settle(window)
     assert g.to_dict() == before
