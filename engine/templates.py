@@ -8,14 +8,12 @@ from typing import Callable
 
 from engine.graph import COLUMN_STEP, Graph
 
-X_STEP = COLUMN_STEP
-
 
 def chain(graph: Graph, layers: list[tuple[str, dict]], start=None, x0: float = 0.0, y: float = 0.0):
     """Add ``layers`` in a row, each fed by the previous; returns the list of new nodes."""
     nodes, prev = [], start
     for k, (type_name, params) in enumerate(layers):
-        n = graph.add_node(type_name, params, (x0 + k * X_STEP, y))
+        n = graph.add_node(type_name, params, (x0 + k * COLUMN_STEP, y))
         if prev is not None:
             graph.connect(prev.id, n.id)
         nodes.append(n)
@@ -46,11 +44,11 @@ def residual_mlp(width: int = 64) -> Graph:
     g = Graph()
     inp, fc_in, relu_in = chain(g, [("Input", {}), ("Linear", {"units": width}), ("ReLU", {})])
     body = chain(g, [("Linear", {"units": width}), ("ReLU", {}), ("Linear", {"units": width})],
-                 start=relu_in, x0=3 * X_STEP, y=-90)
-    add = g.add_node("Add", {}, (6 * X_STEP, 0))
+                 start=relu_in, x0=3 * COLUMN_STEP, y=-90)
+    add = g.add_node("Add", {}, (6 * COLUMN_STEP, 0))
     g.connect(body[-1].id, add.id)
     g.connect(relu_in.id, add.id)  # the skip connection
-    chain(g, [("ReLU", {}), ("Linear", {"units": "auto"}), ("Output", {})], start=add, x0=7 * X_STEP)
+    chain(g, [("ReLU", {}), ("Linear", {"units": "auto"}), ("Output", {})], start=add, x0=7 * COLUMN_STEP)
     return g
 
 
@@ -65,12 +63,12 @@ def lstm_classifier(steps: int = 8, features: int = 8, hidden: int = 64) -> Grap
 def two_branch_concat() -> Graph:
     g = Graph()
     (inp,) = chain(g, [("Input", {})])
-    a = chain(g, [("Linear", {"units": 32}), ("ReLU", {})], start=inp, x0=X_STEP, y=-90)
-    b = chain(g, [("Linear", {"units": 32}), ("Tanh", {})], start=inp, x0=X_STEP, y=90)
-    cat = g.add_node("Concat", {}, (3 * X_STEP, 0))
+    a = chain(g, [("Linear", {"units": 32}), ("ReLU", {})], start=inp, x0=COLUMN_STEP, y=-90)
+    b = chain(g, [("Linear", {"units": 32}), ("Tanh", {})], start=inp, x0=COLUMN_STEP, y=90)
+    cat = g.add_node("Concat", {}, (3 * COLUMN_STEP, 0))
     g.connect(a[-1].id, cat.id)
     g.connect(b[-1].id, cat.id)
-    chain(g, [("Linear", {"units": "auto"}), ("Output", {})], start=cat, x0=4 * X_STEP)
+    chain(g, [("Linear", {"units": "auto"}), ("Output", {})], start=cat, x0=4 * COLUMN_STEP)
     return g
 
 

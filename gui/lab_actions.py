@@ -136,10 +136,9 @@ class LabActions(QObject):
         return True
 
     def _start_dir(self) -> str:
-        """Where the lab dialogs start: the last lab file's folder, else where Open starts."""
-        from gui.lab_session import last_lab_folder
+        from gui.lab_session import lab_dialog_folder
 
-        return last_lab_folder() or self.window.start_folder()
+        return lab_dialog_folder(self.window)
 
     # ------------------------------------------------------------------ submitting
     def submit(self) -> str | None:

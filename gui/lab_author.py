@@ -601,11 +601,9 @@ class LabAuthor(QDialog):
         return dict(self.pictures)
 
     def start_dir(self) -> str:
-        from gui.lab_session import last_lab_folder
+        from gui.lab_session import lab_dialog_folder
 
-        if self.path:
-            return os.path.dirname(self.path)
-        return last_lab_folder() or self.window.start_folder()
+        return lab_dialog_folder(self.window, self.path)
 
     def add_picture(self, path: str) -> str | None:
         """Put a picture file into the lab; returns the URL to write in markdown (None: refused, said why)."""

@@ -49,6 +49,14 @@ def last_lab_folder() -> str | None:
     return str(value) if value and os.path.isdir(str(value)) else None
 
 
+def lab_dialog_folder(window, lab_path: str | None = None) -> str:
+    """Where a lab's file dialogs start: the lab's own folder, else the last lab file's folder, else
+    where Open starts."""
+    if lab_path:
+        return os.path.dirname(lab_path)
+    return last_lab_folder() or window.start_folder()
+
+
 def remembered_lab_file(lab_id: str) -> str | None:
     value = app_settings().value(_FILES_KEY + lab_id)
     return str(value) if value else None

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QToolTip
 
 from gui.canvas.edge_item import PreviewEdgeItem
 from gui.canvas.node_item import NodeItem, PortItem
-from gui.commands import ConnectCommand, move_nodes
+from gui.commands import move_nodes
 
 
 class ConnectionDrag:
@@ -97,12 +97,9 @@ class ConnectionDrag:
             return problem
         if target is None:
             return None
-        src, dst, sp, dp = self._ends(target)
-        cmd = ConnectCommand(self.scene.doc, src, dst, sp, dp)
-        self.scene.doc.push(cmd)
-        self.scene.last_refusal = None
-        self.scene.statusMessage.emit("Connected " + cmd.text().removeprefix("Connect ") + ".")
-        return None
+        refusal = self.scene.connect_ends(*self._ends(target))
+        self.scene.last_refusal = refusal
+        return refusal
 
     def cancel(self) -> None:
         for p in self._marked:

@@ -298,8 +298,14 @@ class GraphScene(QGraphicsScene):
                 return None
         return None
 
-    def show_splice(self, edge: EdgeItem | None) -> None:
-        """Mark ``edge`` as the one a drop would split (None: no edge)."""
+    def show_splice(self, edge: EdgeItem | None, type_name: str = "") -> None:
+        """Mark ``edge`` as the one a drop of a ``type_name`` layer would split (None: no edge), and
+        say so in the status bar when the target changes."""
+        if edge is not None and edge is not self._splice:
+            g = self.doc.graph
+            e = g.edge(edge.edge_id)
+            self.statusMessage.emit(f"Drop to insert {type_name} between '{g.node(e.src).name}' "
+                                    f"and '{g.node(e.dst).name}'.")
         if self._splice is not None and self._splice is not edge and self._splice.scene() is self:
             self._splice.set_drop_target(False)
         self._splice = edge
@@ -582,14 +588,16 @@ class GraphScene(QGraphicsScene):
         """The layers in the order the keyboard walks and the Connect menus list them."""
         return sorted(self.doc.graph.nodes, key=lambda n: (n.pos[0], n.pos[1]))
 
-    def connect_ends(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in") -> None:
+    def connect_ends(self, src: str, dst: str, src_port: str = "out", dst_port: str = "in") -> str | None:
+        """Connect as one undo step and say so in the status bar; returns the refusal (None: connected)."""
         try:
             cmd = ConnectCommand(self.doc, src, dst, src_port, dst_port)
             self.doc.push(cmd)
         except LayerLabError as exc:
             self.statusMessage.emit(f"Not connected: {exc}")
-            return
+            return str(exc)
         self.statusMessage.emit("Connected " + cmd.text().removeprefix("Connect ") + ".")
+        return None
 
     def select_step(self, step: int) -> bool:
         """Select the layer after (``step`` 1) or before (-1) the selected one, left to right on the

@@ -385,12 +385,7 @@ class GraphView(QGraphicsView):
             return
         type_name = bytes(mime.data(LAYER_MIME)).decode("utf-8")
         edge = self.graph_scene.splice_target(type_name, self.mapToScene(event.position().toPoint()))
-        if edge is not self.graph_scene._splice and edge is not None:
-            g = self.graph_scene.doc.graph
-            e = g.edge(edge.edge_id)
-            self.graph_scene.statusMessage.emit(f"Drop to insert {type_name} between '{g.node(e.src).name}' "
-                                                f"and '{g.node(e.dst).name}'.")
-        self.graph_scene.show_splice(edge)
+        self.graph_scene.show_splice(edge, type_name)
         event.acceptProposedAction()
 
     def dragLeaveEvent(self, event) -> None:
