@@ -375,7 +375,7 @@ class GraphScene(QGraphicsScene):
     def _room_in_line(self, edge_id: str) -> tuple[tuple[float, float], dict]:
         """A corner one column after the connection's source, level with it, and the moves that
         shift the layers it leads to (from its destination on, those not left of it) right far
-        enough to clear that spot."""
+        enough to clear that spot, with any other layer right of it that they would then cover."""
         g = self.doc.graph
         edge = g.edge(edge_id)
         a, b = g.node(edge.src).pos, g.node(edge.dst).pos
@@ -383,11 +383,21 @@ class GraphScene(QGraphicsScene):
         shift = math.ceil((corner[0] + COLUMN_STEP - b[0]) / GRID) * GRID
         if shift <= 0:
             return corner, {}
+        movable = {n.id for n in g.nodes if n.pos[0] >= b[0] - GRID / 2}
         moves = {}
-        for nid in g.downstream(edge.dst):
+        for nid in g.downstream(edge.dst) & movable:
             x, y = g.node(nid).pos
-            if x >= b[0] - GRID / 2:
-                moves[nid] = ((x, y), (x + shift, y))
+            moves[nid] = ((x, y), (x + shift, y))
+        # a layer the moved ones would now cover (a parallel branch's, level with them) moves too
+        pushed = True
+        while pushed:
+            moved = [self.nodes[nid].sceneBoundingRect().translated(shift, 0) for nid in moves]
+            pushed = False
+            for nid in sorted(movable - moves.keys()):
+                if any(self.nodes[nid].sceneBoundingRect().intersects(r) for r in moved):
+                    x, y = g.node(nid).pos
+                    moves[nid] = ((x, y), (x + shift, y))
+                    pushed = True
         return corner, moves
 
     def apply_fix(self, fix: Fix) -> None:

@@ -9,6 +9,7 @@ out-of-range value, and bad project files leave the document untouched.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import zipfile
@@ -737,6 +738,34 @@ def test_add_layer_from_the_keyboard_goes_after_the_selected_layer(window):
     doc.undo_stack.undo()
     settle(window)
     assert g.to_dict() == before
+
+
+def test_an_in_line_insert_moves_a_parallel_layer_the_moved_ones_would_cover(window):
+    """Only the layers the connection leads to moved; a parallel branch's layer level with them,
+    where one of them landed, ended up under it."""
+    doc, g = window.document, window.document.graph
+    fc2, relu2 = g.node_by_name("fc2"), g.node_by_name("relu2")
+    after = g.downstream(relu2.id)
+    last = max((g.node(n) for n in after), key=lambda n: n.pos[0])
+    shift = math.ceil((fc2.pos[0] + 2 * COLUMN_STEP - relu2.pos[0]) / GRID) * GRID
+    # a side branch from relu1, ending where the last layer will land
+    doc.push(AddNodeCommand(doc, "Linear", {"units": 4}, (last.pos[0] + shift, last.pos[1])))
+    side = g.nodes[-1]
+    doc.push(ConnectCommand(doc, g.node_by_name("relu1").id, side.id))
+    settle(window)
+    at = {n.id: n.pos for n in g.nodes}
+    edge = next(e for e in g.edges if (e.src, e.dst) == (fc2.id, relu2.id))
+    window.scene.insert_layer_on(edge.id, "Dropout")
+    settle(window)
+    assert side.pos == (at[side.id][0] + shift, at[side.id][1])
+    assert all(n.pos == (at[n.id][0] + shift, at[n.id][1]) for n in g.nodes if n.id in after)
+    rects = {nid: item.sceneBoundingRect() for nid, item in window.scene.nodes.items()}
+    assert not [(a, b) for a in rects for b in rects if a < b and rects[a].intersects(rects[b])]
+    left = [n for n in g.nodes if n.id in at and n.pos[0] < relu2.pos[0] - shift and n.id != side.id]
+    assert left and all(n.pos == at[n.id] for n in left)  # nothing left of the gap moved
+    doc.undo_stack.undo()
+    settle(window)
+    assert {n.id: n.pos for n in g.nodes} == at
 
 
 def test_arrow_keys_nudge_the_selection_and_a_run_of_nudges_undoes_at_once(window):
