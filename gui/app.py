@@ -91,10 +91,10 @@ def offer_recovery(window) -> bool:
     latest, older = found[0], found[1:]
     for r in older:  # only the newest is offered; the rest are superseded
         r.discard()
-    if not dialogs.ask_yes_no(window, "Recover unsaved work?",
-                              f"LayerLab did not close properly last time. Recover {latest.describe()}?\n\n"
-                              "Yes opens the recovered project (save it to keep it); No discards it."):
-        latest.discard()
+    answer = dialogs.ask_recover(window, latest.describe())
+    if answer != "recover":
+        if answer == "discard":  # unanswered, it is offered again at the next start
+            latest.discard()
         return False
     try:
         project = load_recovered(latest)
@@ -192,6 +192,7 @@ LOADING_MESSAGE = "Loading PyTorch… the editor works already; training, the co
 def run_app(argv: list[str], project_path: str | None = None) -> int:
     """The editor is on screen before torch has loaded (it needs none of it); torch loads in the
     background (gui/torch_loader.py), and the parts that need it are installed when it is in."""
+    from gui.quit_signals import install_quit_signals
     from gui.torch_loader import TorchLoader, set_loader
 
     from PySide6.QtCore import QTimer
@@ -205,6 +206,7 @@ def run_app(argv: list[str], project_path: str | None = None) -> int:
     except LayerLabError as exc:  # e.g. the bundled starter is missing from a broken install
         dialogs.show_error(None, APP_NAME, str(exc))
         return 2
+    install_quit_signals(window)  # Ctrl+C closes as the window's close button does; SIGTERM keeps unsaved work
     window.show()
     window.statusBar().showMessage(LOADING_MESSAGE)
     probe = StartupProbe.from_environment(window)
@@ -219,7 +221,8 @@ def run_app(argv: list[str], project_path: str | None = None) -> int:
     loader.when_loaded(torch_in)
     loader.failed.connect(lambda err: dialogs.show_error(window, APP_NAME, f"PyTorch could not be loaded ({err}); "
                                                           "the editor works, but nothing can be trained."))
-    offer_recovery(window)
+    # asked from the event loop, so that a quit signal while it is open ends the app too
+    QTimer.singleShot(0, lambda: offer_recovery(window))
     previous = sys.excepthook
     sys.excepthook = _excepthook_for(window, previous)
     try:

@@ -172,10 +172,12 @@ class Autosaver(QObject):
             except OSError:
                 pass
 
-    def shutdown(self) -> None:
-        """Clean exit: the recovery file and the lock go away."""
+    def shutdown(self, keep_file: bool = False) -> None:
+        """Exit: the lock goes away, and the recovery file too unless ``keep_file`` (a quit that
+        could not ask about unsaved work: the next start offers it)."""
         self.timer.stop()
-        self.remove_file()
+        if not keep_file:
+            self.remove_file()
         self.lock.unlock()
 
 

@@ -35,6 +35,19 @@ def ask_stop_run(parent: QWidget | None) -> bool:
     return box.clickedButton() is stop
 
 
+def ask_recover(parent: QWidget | None, description: str) -> str:
+    """'recover', 'discard', or 'later' when the question went unanswered (closed, or the app was
+    ended while it was open): the autosave is then kept for the next start."""
+    box = QMessageBox(QMessageBox.Question, "Recover unsaved work?",
+                      f"LayerLab did not close properly last time. Recover {description}?\n\n"
+                      "Recover opens it (save it to keep it); Discard deletes it.", QMessageBox.NoButton, parent)
+    recover = box.addButton("Recover", QMessageBox.AcceptRole)
+    discard = box.addButton("Discard", QMessageBox.DestructiveRole)
+    box.setDefaultButton(recover)
+    box.exec()
+    return {recover: "recover", discard: "discard"}.get(box.clickedButton(), "later")
+
+
 def ask_save_changes(parent: QWidget | None, name: str) -> str:
     """'save', 'discard' or 'cancel' for a document with unsaved changes."""
     box = QMessageBox(QMessageBox.Warning, "Unsaved changes",

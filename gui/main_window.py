@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowTabbedDocks | QMainWindow.AllowNestedDocks)
         self._close_confirmed = False
+        self._keep_recovery = False  # a close that could not ask keeps the recovery file
         # Asked before the open project goes away (quit, New, Open): each returns False to keep it.
         self._leave_guards: list[Callable[[], bool]] = []
 
@@ -583,5 +584,16 @@ class MainWindow(QMainWindow):
             return
         self._save_state()
         if self.autosaver is not None:
-            self.autosaver.shutdown()
+            self.autosaver.shutdown(keep_file=self._keep_recovery)
         event.accept()
+
+    def end_without_asking(self) -> str | None:
+        """Close with no questions (SIGTERM, a logout): unsaved work goes into the recovery file,
+        kept for the next start to offer.  Returns that file's path (None: nothing was unsaved)."""
+        kept = None
+        if self.autosaver is not None and self.document.is_modified() and self.autosaver.save_now():
+            kept = self.autosaver.path
+        self._keep_recovery = kept is not None
+        self._close_confirmed = True
+        self.close()
+        return kept

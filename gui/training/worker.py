@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import queue as queue_mod
+import signal
 import sys
 import threading
 import time
@@ -63,9 +64,16 @@ def _start_without_main(proc) -> None:
     """
     real_main = sys.modules.get("__main__")
     sys.modules["__main__"] = types.ModuleType("__main__")
+    # A terminal's Ctrl+C reaches the child too (one process group), and the GUI decides what it
+    # means.  An interpreter started with SIGINT ignored keeps it ignored, from its first import
+    # on: set in child_main, it came too late for a Ctrl+C during the child's start-up.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
     try:
         proc.start()
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         if real_main is not None:
             sys.modules["__main__"] = real_main
 

@@ -42,6 +42,7 @@ class DialogLog:
         self.infos: list[tuple[str, str]] = []
         self.yes_no = True
         self.save_changes = "discard"
+        self.recover = "recover"
         self.save_path = ""
         self.open_path = ""
         self.questions: list[str] = []
@@ -63,8 +64,13 @@ def dlg(monkeypatch, tmp_path):
         log.questions.append(f"save {name}?")
         return log.save_changes
 
+    def ask_recover(parent, description):
+        log.questions.append(f"Recover {description}?")
+        return log.recover
+
     monkeypatch.setattr(dialogs, "ask_yes_no", ask)
     monkeypatch.setattr(dialogs, "ask_save_changes", ask_save)
+    monkeypatch.setattr(dialogs, "ask_recover", ask_recover)
     monkeypatch.setattr(dialogs, "get_save_path", lambda *a, **k: log.save_path)
     monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: log.open_path)
     return log
@@ -469,6 +475,10 @@ def test_autosave_recovery(window, qtbot, dlg, tmp_path):
     fresh = MainWindow(Document(load_starter()), extensions=[])
     try:
         assert fresh.document.graph.to_dict() != edited
+        # left unanswered (closed, or the app ended while it was open), it is offered again
+        dlg.recover = "later"
+        assert not offer_recovery(fresh) and os.path.exists(recovery_file)
+        dlg.recover = "recover"
         assert offer_recovery(fresh)
         assert dlg.questions and "Recover" in dlg.questions[-1]
         assert fresh.document.graph.to_dict() == edited
