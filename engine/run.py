@@ -72,9 +72,20 @@ def run_config(stored: Mapping | None, graph, task: str | None, overrides: Mappi
     return TrainConfig.from_dict(merged)
 
 
+def _mend_step_counters(own: Mapping, weights: Mapping) -> Mapping:
+    """Projects trained in the app before 2026-12-08 stored each BatchNorm's ``num_batches_tracked``
+    (a 0-d tensor) with shape (1,); they load again, as the one number it is."""
+    bad = [k for k, v in own.items() if k.endswith("num_batches_tracked") and v.dim() == 0
+           and k in weights and tuple(weights[k].shape) == (1,)]
+    if not bad:
+        return weights
+    return {**weights, **{k: weights[k].reshape(()) for k in bad}}
+
+
 def load_weights(module, weights: Mapping) -> None:
     """Load a state dict that must fit ``module`` exactly (names, shapes); WeightsMismatch otherwise."""
     own = module.state_dict()
+    weights = _mend_step_counters(own, weights)
     missing = sorted(set(own) - set(weights))
     extra = sorted(set(weights) - set(own))
     wrong = sorted(k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape))

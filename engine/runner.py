@@ -180,7 +180,9 @@ def state_to_numpy(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 
 def state_from_numpy(state: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    # not np.ascontiguousarray: it makes a 0-d array 1-d, and BatchNorm's num_batches_tracked
+    # came back (1,), which no graph would load again
+    return {k: torch.from_numpy(v if v.flags.c_contiguous else v.copy()) for k, v in state.items()}
 
 
 def device_name(device: torch.device | str) -> str:

@@ -141,3 +141,22 @@ def test_no_decision_is_taken_on_an_error_sentence():
             if needle in text:
                 offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert not offenders, offenders
+
+
+def test_a_batchnorm_step_counter_stored_as_one_element_loads_as_the_number_it_is():
+    """Projects trained in the app before the fix stored num_batches_tracked with shape (1,)."""
+    from torch import nn
+
+    from engine.run import load_weights
+    from engine.runner import state_from_numpy, state_to_numpy
+
+    bn = nn.BatchNorm1d(3)
+    bn(torch.randn(4, 3))
+    assert {k: v.shape for k, v in state_from_numpy(state_to_numpy(bn.state_dict())).items()} == \
+        {k: v.shape for k, v in bn.state_dict().items()}  # the round trip through the process seam
+    old = {**bn.state_dict(), "num_batches_tracked": torch.tensor([7])}
+    fresh = nn.BatchNorm1d(3)
+    load_weights(fresh, old)
+    assert fresh.num_batches_tracked.shape == () and int(fresh.num_batches_tracked) == 7
+    with pytest.raises(WeightsMismatch):  # any other shape is still refused
+        load_weights(fresh, {**bn.state_dict(), "num_batches_tracked": torch.tensor([7, 8])})

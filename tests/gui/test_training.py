@@ -442,6 +442,36 @@ def test_editing_the_graph_during_a_run_never_stores_weights_that_do_not_fit(qtb
     assert not any("graph changed" in v._message.text() for v in ctl.views.values())
 
 
+def test_a_batchnorm_graph_trained_in_the_app_keeps_weights_that_load_again(qtbot, win, tmp_path):
+    """BatchNorm's num_batches_tracked (0-d) came back from the training process with shape (1,):
+    Evaluation, Export, training on and the saved project then all refused the weights."""
+    from engine.compile import compile_graph
+    from engine.project import load_project, save_project
+    from engine.run import load_weights
+
+    ctl, doc = win.training, win.document
+    g = doc.graph
+    edge = next(e for e in g.edges if g.node(e.src).name == "fc1")
+    bn_id = win.scene.insert_layer_on(edge.id, "BatchNorm1d")
+    try:
+        settings(ctl, epochs=2)
+        assert ctl.reset_weights() and ctl.train()
+        wait_idle(qtbot, ctl)
+        weights = doc.project.weights
+        key = f"{g.node(bn_id).name}.num_batches_tracked"
+        assert tuple(weights[key].shape) == () and int(weights[key]) > 0
+        load_weights(compile_graph(g, doc.context).module, weights)  # what Evaluation and Export do
+        path = tmp_path / "bn.layerlab"
+        save_project(path, doc.snapshot())
+        again = load_project(path)
+        load_weights(compile_graph(again.graph, doc.context).module, again.weights)
+        for state in again.checkpoints.values():  # the timeline's epochs too
+            assert tuple(state[key].shape) == ()
+    finally:
+        doc.undo_stack.undo()  # the module's window goes back to the starter's graph
+    assert bn_id not in {n.id for n in g.nodes}
+
+
 def test_closing_the_window_during_a_run_stops_the_subprocess(qtbot, win):
     ctl = win.training
     settings(ctl, epochs=LONG)
