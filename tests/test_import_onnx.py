@@ -130,3 +130,42 @@ def test_an_op_without_a_layer_is_refused_naming_the_node(tmp_path):
     onnx.save(_hand_made(nodes, {}, (4,), (4,)), str(tmp_path / "batch.onnx"))
     with pytest.raises(ImportRefused, match="'stack' .*batch axis"):
         import_model(tmp_path / "batch.onnx")
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(13, 16)
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class TwoBranches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.left = nn.Linear(13, 8)
+        self.right = nn.Linear(13, 8)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(torch.cat([torch.relu(self.left(x)), torch.tanh(self.right(x))], dim=1))
+
+
+@pytest.mark.parametrize("model_class", [Mlp, TwoBranches])
+def test_a_file_with_a_fixed_batch_of_one_imports_and_takes_any_batch(tmp_path, model_class):
+    from engine.model_at import ready_model
+    from engine.spec import InferContext
+
+    torch.manual_seed(0)
+    model = model_class().eval()
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.randn(1, 13),), str(path))  # the plain call: the file's batch is 1
+    assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    result = import_model(path)
+    assert result.max_abs_diff <= 1e-5
+    imported = ready_model(result.project.graph, InferContext((13,), 3, "classification"), result.project.weights)
+    x = torch.randn(5, 13)
+    with torch.no_grad():
+        assert torch.allclose(imported.module(x), model(x), atol=1e-5)

@@ -38,6 +38,8 @@ from engine.importers.fx_import import ImportedGraph, ImportRefused
 MAX_ONNX_BYTES = 2 << 30
 BATCH = "B"
 TOLERANCE = 1e-4
+#: random samples the import is checked on
+SAMPLES = 4
 
 
 # ----------------------------------------------------------------------------- values
@@ -757,14 +759,19 @@ def check_against_onnxruntime(model, imported: ImportedGraph, ctx, input_name: s
 
     compiled = compile_graph(imported.graph, ctx)
     load_weights(compiled.module, imported.weights)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    # a file exported with a fixed batch (torch.onnx.export's default) takes only that many samples
+    # at once: onnxruntime gets them in batches of that size, the graph (any batch size) all together
+    declared = session.get_inputs()[0].shape[0] if session.get_inputs()[0].shape else None
+    per_run = declared if isinstance(declared, int) and declared > 0 else SAMPLES
+    count = per_run * -(-SAMPLES // per_run)  # whole batches, at least SAMPLES samples
     g = torch.Generator().manual_seed(0)
     embedding = next((n for n in imported.graph.nodes if n.type == "Embedding"), None)
     if embedding is not None:
-        x = torch.randint(0, embedding.params["num_embeddings"], (4, *imported.input_shape), generator=g).float()
+        x = torch.randint(0, embedding.params["num_embeddings"], (count, *imported.input_shape), generator=g).float()
     else:
-        x = torch.randn((4, *imported.input_shape), generator=g)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    want = session.run(None, {input_name: x.numpy()})[0]
+        x = torch.randn((count, *imported.input_shape), generator=g)
+    want = np.concatenate([session.run(None, {input_name: part.numpy()})[0] for part in x.split(per_run)])
     with torch.no_grad():
         got = compiled.module.eval()(x).numpy()
     if got.shape != want.shape:
