@@ -79,6 +79,7 @@ class ExportDialog(QDialog):
         self.window_ = window
         self.document = window.document
         self._job: _Job | None = None
+        self._replace_confirmed = ""  # the path Browse's save dialog confirmed replacing
         self.setWindowTitle("Export model")
         self.setModal(True)
         self.setMinimumWidth(620)
@@ -151,6 +152,7 @@ class ExportDialog(QDialog):
         if self.epoch.count() == 0:
             self.epoch.addItem("No trained weights yet: train first", None)
             self.epoch.setEnabled(False)
+            self.export_button.setEnabled(False)  # nothing to export; the Weights row says why
 
     def _folder(self) -> str:
         path = self.document.path
@@ -166,8 +168,11 @@ class ExportDialog(QDialog):
         current = self.path.text().strip()
         folder = os.path.dirname(current) if current else self._folder()
         self.path.setText(str(default_path(self.document.project.name or "model", fmt.name, folder or self._folder())))
-        if not self.busy:
+        if not self.busy:  # the last export's result and messages were about another format
             self.status.setText("")
+            self.details.clear()
+            self.details_button.setChecked(False)
+            self.details_button.setVisible(False)
 
     def browse(self) -> None:
         from engine.export import FORMATS
@@ -178,6 +183,7 @@ class ExportDialog(QDialog):
         chosen = dialogs.get_save_path(self, "Export to", filters, self.path.text())
         if chosen:
             self.path.setText(chosen)
+            self._replace_confirmed = chosen  # the save dialog asked before picking an existing file
 
     # ------------------------------------------------------------------ export
     @property
@@ -197,6 +203,8 @@ class ExportDialog(QDialog):
             self._show_failure("Choose where to save the export.")
             return
         fmt, epoch = self.format.currentData(), self.epoch.currentData()
+        if not self._may_replace(out, fmt):
+            return
         project = project_snapshot(self.document.project)
         base_dir = os.path.dirname(os.path.abspath(self.document.path)) if self.document.path else None
         self._set_busy(True, f"Exporting {self.format.currentText()}…"
@@ -204,6 +212,23 @@ class ExportDialog(QDialog):
         self._job = _Job(lambda: export_project(project, fmt, Path(out), epoch=epoch, base_dir=base_dir))
         self._job.done.connect(self._export_done, Qt.QueuedConnection)
         self._job.start()
+
+    def _may_replace(self, out: str, fmt: str) -> bool:
+        """Ask before an export replaces an existing file (a typed path; Browse asked already).
+        The default name sits beside the project, so a model imported from m.onnx would have
+        been written over its own source without a word."""
+        if out == self._replace_confirmed or not os.path.exists(out):
+            return True
+        if fmt == "python" and os.path.isdir(out):  # the exporter replaces only an earlier package
+            question = f"{out} holds an earlier export. Replace it?"
+        elif os.path.isdir(out):
+            return True  # the exporter says a folder is no file name
+        else:
+            question = f"{os.path.basename(out)} already exists in {os.path.dirname(out) or '.'}. Replace it?"
+        if not dialogs.ask_yes_no(self, "Replace the file?", question):
+            self.status.setText("Not exported: choose another name, or confirm replacing the file.")
+            return False
+        return True
 
     def _set_busy(self, on: bool, text: str = "") -> None:
         self.progress.setVisible(on)

@@ -24,13 +24,19 @@ torch.set_num_threads(1)
 @pytest.fixture
 def answers(monkeypatch, tmp_path):
     """Every modal dialog replaced: errors recorded, paths and options answered from this dict."""
-    log = {"errors": [], "open": "", "save": "", "options": None, "asked": []}
+    log = {"errors": [], "open": "", "save": "", "options": None, "asked": [], "questions": [], "yes": True}
     monkeypatch.setenv("LAYERLAB_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("LAYERLAB_RECOVERY_DIR", str(tmp_path / "recovery"))
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: log["errors"].append(text))
     monkeypatch.setattr(dialogs, "ask_save_changes", lambda parent, name: "discard")
     monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: log["open"])
     monkeypatch.setattr(dialogs, "get_save_path", lambda *a, **k: log["save"])
+
+    def yes_no(parent, title, text):
+        log["questions"].append(text)
+        return log["yes"]
+
+    monkeypatch.setattr(dialogs, "ask_yes_no", yes_no)
 
     def options(parent, filename, warning, ask_class):
         log["asked"].append(warning)
@@ -146,10 +152,55 @@ def test_an_untrained_project_says_train_first(qtbot, answers, tmp_path):
     w.act_export.trigger()
     dialog = w.export_dialog
     assert not dialog.epoch.isEnabled() and "train first" in dialog.epoch.currentText()
-    dialog.export_button.click()
+    assert not dialog.export_button.isEnabled()  # it had been clickable, only to refuse
+    dialog.start_export()
     assert "no trained weights yet" in dialog.status.text()
     dialog.close()
     w.close()
+
+
+def test_a_typed_path_that_exists_is_replaced_only_when_confirmed(trained_window, qtbot, answers, tmp_path):
+    """The default name sits beside the project: a model imported from m.onnx was written over its
+    own source without a word."""
+    source = tmp_path / "model.onnx"
+    source.write_bytes(b"the user's own model")
+    trained_window.act_export.trigger()
+    dialog = trained_window.export_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("onnx"))
+    dialog.path.setText(str(source))
+    answers["yes"] = False
+    dialog.export_button.click()
+    assert answers["questions"] == [f"model.onnx already exists in {tmp_path}. Replace it?"]
+    assert source.read_bytes() == b"the user's own model" and "Not exported" in dialog.status.text()
+    assert not dialog.busy
+    answers["yes"] = True
+    with qtbot.waitSignal(dialog.finished_export, timeout=180_000):
+        dialog.export_button.click()
+    assert source.read_bytes().startswith(b"\x08")  # an ONNX protobuf now
+    # a path chosen with Browse… was confirmed by the save dialog itself: not asked twice
+    answers.update(save=str(tmp_path / "other.safetensors"), questions=[])
+    (tmp_path / "other.safetensors").write_bytes(b"old")
+    dialog.format.setCurrentIndex(dialog.format.findData("safetensors"))
+    dialog.browse()
+    with qtbot.waitSignal(dialog.finished_export, timeout=60_000):
+        dialog.export_button.click()
+    assert answers["questions"] == [] and (tmp_path / "other.safetensors").read_bytes() != b"old"
+    dialog.close()
+
+
+def test_switching_format_drops_the_last_exports_messages(trained_window, qtbot, tmp_path):
+    trained_window.act_export.trigger()
+    dialog = trained_window.export_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("torchscript"))
+    dialog.path.setText(str(tmp_path / "m.pt"))
+    with qtbot.waitSignal(dialog.finished_export, timeout=120_000):
+        dialog.export_button.click()
+    assert dialog.details_button.isVisibleTo(dialog) == bool(dialog.details.toPlainText() != "(the exporter said nothing)")
+    dialog.details_button.setChecked(True)
+    dialog.format.setCurrentIndex(dialog.format.findData("python"))
+    assert not dialog.details_button.isVisibleTo(dialog) and not dialog.details.isVisibleTo(dialog)
+    assert dialog.details.toPlainText() == "" and dialog.status.text() == ""
+    dialog.close()
 
 
 def test_import_model_warns_then_opens_the_imported_project(qtbot, answers, tmp_path):
