@@ -212,6 +212,8 @@ class TrainingController(QObject):
         elif not self.history.is_empty():
             self.scheduler.reset(self.info, max(self.epochs, self.history.last_epoch))
             self._show_current()
+        else:  # no run to show (an imported project's weights): the idle message, not the stale one
+            self.scheduler.clear()
 
     @Slot()
     def _store_unstored_run_if_it_fits(self) -> None:

@@ -472,6 +472,24 @@ def test_a_batchnorm_graph_trained_in_the_app_keeps_weights_that_load_again(qtbo
     assert bn_id not in {n.id for n in g.nodes}
 
 
+def test_undoing_the_edit_that_made_untrained_weights_stale_brings_the_idle_views_back(win):
+    """An imported project has weights but no run: after an edit and its undo, the views still
+    said the weights no longer fit."""
+    from gui.commands import SetParamCommand
+    from gui.views import IDLE_MESSAGE
+
+    ctl, doc = win.training, win.document
+    assert ctl.reset_weights() and ctl.history.is_empty() and doc.project.weights
+    fc2 = doc.graph.node_by_name("fc2")
+    doc.push(SetParamCommand(doc, fc2.id, "units", 24))
+    doc.flush()
+    assert all("no longer fit" in v._message.text() for v in ctl.views.values())
+    doc.undo_stack.undo()
+    doc.flush()
+    assert not doc.weights_stale
+    assert all(v._message.text() == IDLE_MESSAGE for v in ctl.views.values())
+
+
 def test_closing_the_window_during_a_run_stops_the_subprocess(qtbot, win):
     ctl = win.training
     settings(ctl, epochs=LONG)
