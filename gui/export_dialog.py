@@ -147,8 +147,12 @@ class ExportDialog(QDialog):
         self.epoch.clear()
         if project.weights:
             self.epoch.addItem(CURRENT, None)
-        for k in sorted(project.checkpoints or {}):
-            self.epoch.addItem("Before training (epoch 0)" if k == 0 else f"Timeline epoch {k}", k)
+        from gui.views.timeline import epoch_metrics_text
+
+        metrics = {r.get("epoch"): r for r in project.history or []}
+        for k in sorted(project.checkpoints or {}):  # with its figures: the best epoch is picked by them
+            self.epoch.addItem(("Before training (epoch 0)" if k == 0 else f"Timeline epoch {k}")
+                               + epoch_metrics_text(metrics.get(k, {})), k)
         if self.epoch.count() == 0:
             self.epoch.addItem("No trained weights yet: train first", None)
             self.epoch.setEnabled(False)

@@ -87,11 +87,14 @@ def test_default_extensions_include_the_export_ui(monkeypatch):
 
 
 def test_export_onnx_shows_the_verification(trained_window, qtbot, tmp_path):
+    trained_window.document.project.history = [{"epoch": 1, "val_loss": 0.9}, {"epoch": 2, "val_loss": 0.4567,
+                                                                               "val_accuracy": 0.875}]
     trained_window.act_export.trigger()
     dialog = trained_window.export_dialog
     assert isinstance(dialog, ExportDialog) and dialog.isVisible()
+    # each epoch with its figures: the best one is picked by them
     assert [dialog.epoch.itemText(i) for i in range(dialog.epoch.count())] == \
-        ["Current weights", "Before training (epoch 0)", "Timeline epoch 2"]
+        ["Current weights", "Before training (epoch 0)", "Timeline epoch 2 · val loss 0.457 · val accuracy 0.875"]
     dialog.format.setCurrentIndex(dialog.format.findData("onnx"))
     dialog.path.setText(str(tmp_path / "digits.onnx"))
     with qtbot.waitSignal(dialog.finished_export, timeout=180_000) as done:
