@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         self._fit_timer = QTimer(self)
         self._fit_timer.setSingleShot(True)
         self._fit_timer.setInterval(0)
-        self._fit_timer.timeout.connect(self.view.fit_to_view)
+        self._fit_timer.timeout.connect(self.view.fit_readable)
         self._fit_timer.start()
 
         # --- extensions (the training UI installs itself here)

@@ -189,7 +189,9 @@ class GraphView(QGraphicsView):
     def reset_zoom(self) -> None:
         self.set_zoom(1.0)
 
-    def fit_to_view(self, max_zoom: float = 1.0) -> None:
+    def fit_to_view(self, max_zoom: float = 1.0, min_zoom: float = MIN_ZOOM) -> None:
+        """Show the whole graph, at most at ``max_zoom``.  Where that needs less than ``min_zoom``,
+        show it at ``min_zoom`` from its left end (its Input), where a network is read from."""
         rect = self.graph_scene.nodes_rect()
         if rect.isNull():
             self.resetTransform()
@@ -202,11 +204,17 @@ class GraphView(QGraphicsView):
             self.resetTransform()
             self.scale(max_zoom, max_zoom)
             self.centerOn(rect.center())
-        elif self.zoom() < MIN_ZOOM:
+        elif self.zoom() < min_zoom:
             self.resetTransform()
-            self.scale(MIN_ZOOM, MIN_ZOOM)
-            self.centerOn(rect.center())
+            self.scale(min_zoom, min_zoom)
+            half_width = self.viewport().width() / min_zoom / 2
+            self.centerOn(min(rect.center().x(), rect.left() + half_width), rect.center().y())
         self.zoomChanged.emit(self.zoom())
+
+    def fit_readable(self) -> None:
+        """A project just opened: the whole graph if its layers can still be read, else as much
+        of it as can, from the left (a 19-layer CNN fitted at 22 % was blocks without a word)."""
+        self.fit_to_view(min_zoom=LOW_DETAIL)
 
     def shows_whole_graph(self) -> bool:
         rect = self.graph_scene.nodes_rect()

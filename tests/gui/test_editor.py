@@ -778,6 +778,29 @@ def test_an_in_line_insert_moves_a_parallel_layer_the_moved_ones_would_cover(win
     assert {n.id: n.pos for n in g.nodes} == at
 
 
+def test_a_long_network_opens_readable_from_its_input_and_a_short_one_whole(window):
+    """A 19-layer CNN opened fitted at 22 %: coloured blocks without a word on them."""
+    from engine.graph import Graph
+    from engine.project import Project
+    from engine.templates import chain
+    from gui.canvas.node_item import LOW_DETAIL
+
+    view = window.view
+    g = Graph()
+    chain(g, [("Input", {})] + [("Linear", {"units": 8}), ("ReLU", {})] * 20 + [("Output", {})])
+    window.document.open_project(Project(graph=g, data={"source": "moons"}))
+    settle(window)
+    assert abs(view.zoom() - LOW_DETAIL) < 1e-6 and not view.shows_whole_graph()
+    shown = view.mapToScene(view.viewport().rect()).boundingRect()
+    inp = window.scene.nodes[g.nodes_of_type("Input")[0].id].sceneBoundingRect()
+    assert shown.contains(inp)  # read from its start
+    window.view.fit_to_view()  # Fit to View still shows it all, however small
+    assert view.shows_whole_graph() and view.zoom() < LOW_DETAIL
+    window.document.new("mlp")
+    settle(window)
+    assert view.shows_whole_graph() and view.zoom() >= LOW_DETAIL
+
+
 def test_arrow_keys_nudge_the_selection_and_a_run_of_nudges_undoes_at_once(window):
     doc = window.document
     a, b = item_of(window, "fc1"), item_of(window, "relu1")
