@@ -238,3 +238,109 @@ def test_a_model_on_28x28_images_opens_on_fashion_data_not_moons(tmp_path):
     five = import_model(tmp_path / "net.py", class_name="Five", input_shape=(1, 28, 28))
     assert five.project.data["source"] == "fashion_mnist"
     assert any("'fashion_mnist', whose inputs fit" in n for n in five.notes)
+
+
+FUNCTIONAL = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class Functional(nn.Module):
+        """Functional calls and modules that are catalog layers, spelled as people write them."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.bn_eps = nn.BatchNorm2d(4, eps=1e-3)
+            self.act = nn.ReLU(inplace=True)
+            self.gap = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(4 * 4 * 4 + 4 + 4 + 4 * 2 * 2, 6)
+
+        def forward(self, x):
+            h = F.leaky_relu(self.bn(self.act(self.conv(x))))
+            h = self.bn_eps(F.leaky_relu(h, 0.1))
+            pooled = F.max_pool2d(h, 2)
+            avg = F.avg_pool2d(h, 4)
+            side = torch.flatten(F.adaptive_avg_pool2d(h, 1), 1)
+            joined = torch.cat([torch.flatten(pooled, 1), side, torch.flatten(self.gap(avg), start_dim=1), avg.flatten(1)], 1)
+            out = F.dropout(F.silu(F.gelu(self.fc(joined))), 0.2, training=self.training)
+            return F.leaky_relu(out, negative_slope=0.2)
+
+
+    class InPlaceShared(nn.Module):
+        """An in-place ReLU on a value that is read again: the graph must keep its effect."""
+
+        def __init__(self):
+            super().__init__()
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            h = x * 2.0
+            return torch.cat([self.act(h), h], 1)  # torch: both halves are relu(h)
+
+
+    class DropoutInEval(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return F.dropout(self.fc(x), p=0.2)
+''')
+
+
+def test_functional_calls_and_modules_become_their_layers(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "functional.py"
+    path.write_text(FUNCTIONAL)
+    torch.manual_seed(0)
+    ref = _load(path, "Functional")().eval()
+    for bn in (ref.bn, ref.bn_eps):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    result = import_model(path, class_name="Functional", input_shape=(1, 8, 8), weights=tmp_path / "w.safetensors")
+    g = result.project.graph
+    layers = [(n.type, n.params) for n in g.nodes if n.type not in ("Input", "Output")]
+    for wanted in [("LeakyReLU", {"negative_slope": 0.01}), ("LeakyReLU", {"negative_slope": 0.1}),
+                   ("LeakyReLU", {"negative_slope": 0.2}), ("ReLU", {}), ("GELU", {}), ("SiLU", {}),
+                   ("MaxPool2d", {"kernel_size": 2, "stride": 0, "padding": 0}),
+                   ("AvgPool2d", {"kernel_size": 4, "stride": 0, "padding": 0}),
+                   ("AdaptiveAvgPool2d", {"output_size": 1}), ("Dropout", {"p": 0.2}),
+                   ("BatchNorm2d", {"momentum": 0.1})]:
+        assert wanted in layers, wanted
+    assert [t for t, _ in layers].count("AdaptiveAvgPool2d") == 2 and [t for t, _ in layers].count("Flatten") == 4
+    # BatchNorm2d has no eps param: a non-default eps stays a Custom nn.BatchNorm2d, with its weights
+    customs = [p for t, p in layers if t == "Custom"]
+    assert {"op": "nn.BatchNorm2d", "args": [4], "kwargs": {"eps": 0.001}} in customs
+    assert len(customs) == 1
+    assert torch.equal(result.project.weights["bn_eps.running_var"], ref.bn_eps.running_var)
+    assert torch.equal(result.project.weights["bn.running_mean"], ref.bn.running_mean)
+    assert result.max_abs_diff <= 1e-5
+    from engine.model_at import ready_model
+    from engine.spec import InferContext
+
+    model = ready_model(g, InferContext((1, 8, 8), 6, "regression"), result.project.weights).module
+    x = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-5)
+
+
+def test_an_in_place_layer_whose_input_is_read_again_keeps_its_effect(tmp_path):
+    path = tmp_path / "functional.py"
+    path.write_text(FUNCTIONAL)
+    result = import_model(path, class_name="InPlaceShared", input_shape=(3,))
+    act = result.project.graph.node_by_name("act")
+    assert act.type == "Custom" and act.params["kwargs"] == {"inplace": True}
+    assert result.max_abs_diff == 0.0
+
+
+def test_dropout_that_also_drops_in_eval_mode_is_refused_with_a_fix(tmp_path):
+    path = tmp_path / "functional.py"
+    path.write_text(FUNCTIONAL)
+    with pytest.raises(ImportRefused, match=r"functional.py line \d+ .*training argument defaults to True") as caught:
+        import_model(path, class_name="DropoutInEval")
+    assert "training=self.training" in str(caught.value)

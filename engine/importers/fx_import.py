@@ -6,8 +6,10 @@
   for its torch.nn class (allow-listed, with literal constructor arguments), else the import is
   refused with a sentence naming the module;
 * ``operator.add`` / ``torch.cat`` (and ``*``) between tensors become Add / Concat (/ Multiply)
-  nodes, ``a + b + c`` one Add with three inputs; functional activations (``F.relu``...) and
-  ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)`` become their catalog layers;
+  nodes, ``a + b + c`` one Add with three inputs; functional activations (``F.relu``,
+  ``F.leaky_relu``...), pools (``F.max_pool2d``...), ``F.dropout`` and ``torch.flatten(x, 1)`` /
+  ``x.view(x.size(0), -1)`` become their catalog layers (a call as the module it computes, so
+  ``F.gelu(x, approximate="tanh")``, which the GELU layer lacks, stays a Custom node);
 * any other allow-listed operation becomes a Custom node that names it, with its literal arguments
   (see engine/layers/custom.py); an operation outside the list is refused, naming its line;
 * untraceable code (an ``if`` on tensor values...) is refused with a sentence naming the line.
@@ -126,20 +128,25 @@ def _function_names() -> dict[int, str]:
     return out
 
 
-def _same_module(a, b) -> bool:
+def _same_module(a, b, inplace_ok: bool = False) -> bool:
     """Same constructor arguments (repr without the class name: TokenEmbedding stands in for
-    nn.Embedding) and the same weight names and shapes."""
+    nn.Embedding) and the same weight names and shapes.  ``kernel_size=(2, 2)`` counts as
+    ``kernel_size=2`` (the layers keep square sizes as one number); with ``inplace_ok`` (nothing
+    else reads the input, so overwriting it changes nothing) ``inplace`` is left out."""
     def body(m):
         text = repr(m)
-        return text[text.index("("):] if "(" in text else text
+        text = text[text.index("("):] if "(" in text else text
+        text = re.sub(r"=[(\[](-?\d+), \1[)\]]", r"=\1", text)
+        return re.sub(r"(, )?inplace=(True|False)", "", text).replace("(, ", "(") if inplace_ok else text
 
     return body(a) == body(b) and {k: tuple(v.shape) for k, v in a.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in b.state_dict().items()}
 
 
-def catalog_layer(module, in_shapes, ctx: InferContext) -> tuple[str, dict] | None:
+def catalog_layer(module, in_shapes, ctx: InferContext, inplace_ok: bool = False) -> tuple[str, dict] | None:
     """(layer type, params) of the layer that IS ``module``: a catalog type where one describes it
-    (Custom, which the registry lists last, only for the rest), or None."""
+    (Custom, which the registry lists last, only for the rest), or None.  ``inplace_ok``: an
+    in-place module counts as its plain layer (see ``_same_module``)."""
     import torch
     from torch import nn
 
@@ -157,13 +164,43 @@ def catalog_layer(module, in_shapes, ctx: InferContext) -> tuple[str, dict] | No
                 rebuilt = spec.build(params, in_shapes, ctx)
         except Exception:
             continue
-        if _same_module(rebuilt, module):
+        if _same_module(rebuilt, module, inplace_ok):
             return spec.type, params
     return None
 
 
 #: returned by _Converter.as_layer when the call was folded into an existing node
 _FOLDED = object()
+
+_NEEDED = object()
+#: functional calls that compute what a torch.nn module computes: the module's class and the call's
+#: arguments after the input, in order, with their defaults.  The module they describe becomes a
+#: layer as a module in the model would (``catalog_layer``), so the specs' inverses decide the params
+_AS_MODULE = {
+    "F.leaky_relu": ("LeakyReLU", {"negative_slope": 0.01, "inplace": False}),
+    "F.gelu": ("GELU", {"approximate": "none"}),
+    "F.silu": ("SiLU", {"inplace": False}),
+    "F.max_pool2d": ("MaxPool2d", {"kernel_size": _NEEDED, "stride": None, "padding": 0, "dilation": 1,
+                                   "ceil_mode": False, "return_indices": False}),
+    "F.avg_pool2d": ("AvgPool2d", {"kernel_size": _NEEDED, "stride": None, "padding": 0, "ceil_mode": False,
+                                   "count_include_pad": True, "divisor_override": None}),
+    "F.adaptive_avg_pool2d": ("AdaptiveAvgPool2d", {"output_size": _NEEDED}),
+    "F.dropout": ("Dropout", {"p": 0.5, "training": True, "inplace": False}),
+    "torch.flatten": ("Flatten", {"start_dim": 0, "end_dim": -1}),
+    "Tensor.flatten": ("Flatten", {"start_dim": 0, "end_dim": -1}),
+}
+
+
+def bind_call(signature: dict, args, kwargs) -> dict | None:
+    """A call's arguments by name (defaults filled in), or None if they do not fit ``signature``."""
+    if len(args) > len(signature) or any(k not in signature for k in kwargs):
+        return None
+    bound = dict(signature) | dict(zip(signature, args))
+    for k, v in kwargs.items():
+        if k in list(signature)[:len(args)]:
+            return None  # given twice: not a call that ran
+        bound[k] = v
+    return None if _NEEDED in bound.values() else bound
 
 
 class _Converter:
@@ -260,7 +297,7 @@ class _Converter:
             self.refuse(node, f"the layer '{node.target}' is called with extra arguments; LayerLab layers take "
                               "their input tensor(s) only.")
         in_shapes = [self.shape(a) for a in inputs]
-        found = catalog_layer(module, in_shapes, self.ctx)
+        found = catalog_layer(module, in_shapes, self.ctx, inplace_ok=all(len(a.users) == 1 for a in inputs))
         if found is None:
             self.refuse(node, f"the layer '{node.target}' ({type(module).__name__}) has no LayerLab layer type "
                               "and is not one of the PyTorch modules a Custom node can hold.")
@@ -352,30 +389,51 @@ class _Converter:
         if not isinstance(x, fx.Node) or x not in self.value:
             return None
         rest, shape = args[1:], self.shape(x)
-        if op in ("torch.flatten", "Tensor.flatten") and not kwargs and list(rest) == [1] and len(shape) > 1:
-            return "Flatten", {}, [x]
+        if op in _AS_MODULE:
+            found = self.as_module(node, op, rest, kwargs, shape)
+            return None if found is None else (*found, [x])
         if op in ("Tensor.view", "Tensor.reshape", "torch.reshape") and rest:
             dims = list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else list(rest)
             if dims and dims[0] in self.batch and all(isinstance(d, int) for d in dims[1:]):
                 target = tuple(dims[1:])
                 return ("Flatten", {}, [x]) if target == (-1,) and len(shape) > 1 else ("Reshape", {"shape": target}, [x])
-        activation = {"F.relu": "ReLU", "torch.relu": "ReLU", "Tensor.relu": "ReLU", "F.gelu": "GELU",
-                      "F.silu": "SiLU", "torch.sigmoid": "Sigmoid", "Tensor.sigmoid": "Sigmoid",
-                      "torch.tanh": "Tanh", "Tensor.tanh": "Tanh"}.get(op)
-        extra = {k: v for k, v in kwargs.items() if not (k == "inplace" or (k == "approximate" and v == "none"))}
+        activation = {"F.relu": "ReLU", "torch.relu": "ReLU", "Tensor.relu": "ReLU", "torch.sigmoid": "Sigmoid",
+                      "Tensor.sigmoid": "Sigmoid", "torch.tanh": "Tanh", "Tensor.tanh": "Tanh"}.get(op)
+        # in place is the same only where nothing else reads x (as for modules, see _same_module)
+        extra = {k: v for k, v in kwargs.items() if not (k == "inplace" and (not v or len(x.users) == 1))}
         if activation and not rest and not extra:
             return activation, {}, [x]
-        if op == "F.leaky_relu" and not extra and len(rest) <= 1:
-            slope = rest[0] if rest else kwargs.get("negative_slope", 0.01)
-            return "LeakyReLU", {"negative_slope": slope}, [x]
         if op in ("F.softmax", "torch.softmax", "Tensor.softmax"):
             dim = kwargs.get("dim", rest[0] if rest else None)
             if dim == -1 or (dim == len(shape) and dim is not None):
                 return "Softmax", {}, [x]
-        if op == "F.dropout":
-            p = kwargs.get("p", rest[0] if rest else 0.5)
-            return "Dropout", {"p": p}, [x]
         return None
+
+    def as_module(self, node, op, rest, kwargs, shape) -> tuple[str, dict] | None:
+        """(layer type, params) of the catalog layer a functional call computes, or None (a Custom node)."""
+        from torch import fx, nn
+
+        cls_name, signature = _AS_MODULE[op]
+        bound = bind_call(signature, rest, kwargs)
+        if bound is None or any(isinstance(v, fx.Node) for v in bound.values()):
+            return None
+        if bound.pop("return_indices", False) or bound.get("divisor_override") is not None:
+            return None  # two results, or a divisor an AvgPool2d layer (and its repr) does not have
+        if op == "F.dropout" and bound.pop("training"):
+            self.refuse(node, "F.dropout drops values even when the model is evaluated (its training argument "
+                              "defaults to True), so the model's outputs are random and the import cannot be checked.",
+                        "pass training=self.training, or use an nn.Dropout layer")
+        if cls_name == "Flatten":
+            if len(shape) < 2:
+                return None
+            rank = len(shape) + 1
+            bound = {k: v % rank if isinstance(v, int) else v for k, v in bound.items()}
+            bound["end_dim"] = -1 if bound["end_dim"] == rank - 1 else bound["end_dim"]
+        try:
+            module = getattr(nn, cls_name)(**bound)
+        except Exception:
+            return None
+        return catalog_layer(module, [shape], self.ctx, inplace_ok=len(node.args[0].users) == 1)
 
 
 def _failed_node(exc: BaseException) -> str | None:
@@ -397,7 +455,7 @@ def convert(module, input_shape, *, ctx: InferContext | None = None, source_file
     try:
         # ShapeProp prints the traceback of a failing node itself: kept off the user's terminal
         with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
-            ShapeProp(gm).propagate(x)
+            ShapeProp(gm).propagate(x.clone())  # clones: an in-place op in forward() must not change x
     except Exception as exc:
         node = _failed_node(exc)
         cause = exc.__cause__ or exc  # ShapeProp wraps the layer's own error in a long one of its own
@@ -407,7 +465,7 @@ def convert(module, input_shape, *, ctx: InferContext | None = None, source_file
         raise ImportRefused(f"The model does not run on inputs of shape {input_shape} ({where}: {text[:300]}).",
                             "give the shape of one sample with --input-shape, e.g. 1,28,28") from None
     with torch.no_grad():
-        reference = module(x)
+        reference = module(x.clone())
     if not isinstance(reference, torch.Tensor) or reference.dim() < 2:
         raise ImportRefused("forward() must return one tensor of shape (batch, outputs).")
     output_shape = tuple(int(s) for s in reference.shape[1:])
