@@ -169,3 +169,32 @@ def test_a_file_with_a_fixed_batch_of_one_imports_and_takes_any_batch(tmp_path, 
     x = torch.randn(5, 13)
     with torch.no_grad():
         assert torch.allclose(imported.module(x), model(x), atol=1e-5)
+
+
+def test_layerlabs_own_export_of_a_model_ending_in_log_softmax_comes_back(tmp_path):
+    """LayerLab has no LogSoftmax layer: F.log_softmax imports from Python as a Custom node, and
+    its ONNX export (a LogSoftmax node) was then refused: 'this operation has no LayerLab layer'."""
+    from engine.export import export_project
+
+    (tmp_path / "net.py").write_text(
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc1 = nn.Linear(13, 16)\n"
+        "        self.fc2 = nn.Linear(16, 3)\n\n"
+        "    def forward(self, x):\n"
+        "        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)\n")
+    torch.manual_seed(0)
+    project = import_model(tmp_path / "net.py").project
+    export_project(project, "onnx", tmp_path / "net.onnx")
+    assert "LogSoftmax" in {n.op_type for n in onnx.load(str(tmp_path / "net.onnx")).graph.node}
+    back = import_model(tmp_path / "net.onnx")
+    assert [n.type for n in back.project.graph.nodes] == ["Input", "Linear", "ReLU", "Linear", "Custom", "Output"]
+    custom = next(n for n in back.project.graph.nodes if n.type == "Custom")
+    assert custom.params == {"op": "F.log_softmax", "args": [], "kwargs": {"dim": -1}}
+    assert back.max_abs_diff <= 1e-5
+    nodes = [helper.make_node("LogSoftmax", ["in"], ["out"], axis=0, name="over_batch")]
+    onnx.save(_hand_made(nodes, {}, (4,), (4,)), str(tmp_path / "batch.onnx"))
+    with pytest.raises(ImportRefused, match="'over_batch' .*batch axis"):
+        import_model(tmp_path / "batch.onnx")

@@ -9,6 +9,7 @@ nodes are read in order and each becomes a catalog layer, or part of one:
     GlobalAveragePool, ReduceMean(H, W)  AdaptiveAvgPool2d(1)
     Relu, LeakyRelu, Sigmoid, Tanh,
     Gelu, Softmax, x * Sigmoid(x)        the activations (SiLU)
+    LogSoftmax                           a Custom F.log_softmax (no layer computes it)
     BatchNormalization                   BatchNorm1d / BatchNorm2d
     LayerNormalization                   LayerNorm
     Flatten, Reshape                     Flatten / Reshape
@@ -562,6 +563,17 @@ class _Converter:
         if a.get("axis", -1) % (len(x.shape) + 1) != len(x.shape):
             self.refuse(node, "a softmax over another axis than the last.")
         return self._activation("Softmax")(node, ins, a)
+
+    def op_LogSoftmax(self, node, ins, a):
+        # no catalog layer computes it (Softmax has no log option): a Custom node, as a model's
+        # F.log_softmax imports from Python, so LayerLab's own export of one comes back
+        x = self.tensor(node, ins[0])
+        rank = len(x.shape) + 1
+        axis = a.get("axis", -1) % rank
+        if axis == 0:
+            self.refuse(node, "a log-softmax over the batch axis.")
+        params = {"op": "F.log_softmax", "args": [], "kwargs": {"dim": -1 if axis == rank - 1 else axis}}
+        return T(self.add_layer("Custom", params, [x], _scope(node)), x.shape)
 
     def op_Dropout(self, node, ins, a):
         return ins[0], Zeros()  # inference: dropout does nothing
