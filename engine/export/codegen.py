@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
+import textwrap
 from dataclasses import dataclass
 
 from engine.layers import REGISTRY, modules
@@ -127,7 +128,7 @@ def model_source(graph, compiled, metadata: dict, class_name: str | None = None)
         f"    model = {name}()",
         '    model.load_state_dict(load_file("weights.safetensors"))',
         "",
-        f"Input: a batch of shape (batch, {', '.join(map(str, in_shape))}), standardised as data.py does.",
+        *_input_lines(in_shape, metadata.get("preprocessing")),
         f"Output: {out_doc}.",
         '"""',
         "from __future__ import annotations",
@@ -138,6 +139,18 @@ def model_source(graph, compiled, metadata: dict, class_name: str | None = None)
         f"CLASS_NAMES = {classes!r}",
     ]
     return ModelSource("\n".join(header) + "\n\n\n" + cls.text + "\n", name, cls.input_name)
+
+
+def _input_lines(in_shape, preprocessing: dict | None) -> list[str]:
+    """What the model takes and how a raw input becomes it, for model.py's docstring (the numbers are
+    in data.py and layerlab.json)."""
+    shape = f"(batch, {', '.join(map(str, in_shape))})"
+    if not preprocessing:
+        return [f"Input: a batch of shape {shape}, prepared as data.py does."]
+    text = (f"Input: a batch of shape {shape} prepared from raw inputs ({preprocessing['raw_input']}): "
+            f"{preprocessing['formula']}.  data.preprocess(raw) does it; layerlab.json lists the steps "
+            "with their numbers (metadata.preprocessing).")
+    return textwrap.wrap(text.replace("\\", "/").replace('"', "'"), 100)  # inside the module's docstring
 
 
 def _layer_summary(graph, analysis) -> str:

@@ -134,11 +134,13 @@ def prepare_export(project, epoch: int | None = None, *, base_dir: str | None = 
     if len(samples) < 2:
         samples = torch.cat([samples, samples])  # one-sample data: trace on a batch of two anyway
     return ExportSource(project, ready.module, ready.compiled, dataset, epoch, samples,
-                        describe(project, dataset, epoch))
+                        describe(project, dataset, epoch, base_dir))
 
 
-def describe(project, dataset, epoch: int | None) -> dict:
+def describe(project, dataset, epoch: int | None, base_dir: str | None = None) -> dict:
     """The facts every exported file carries: what goes in, what comes out, where it came from."""
+    from engine.export.preprocessing import describe_preprocessing
+
     norm = dataset.normalization.to_dict() if dataset.normalization is not None else None
     return {
         "layerlab_version": layerlab_version(),
@@ -150,6 +152,8 @@ def describe(project, dataset, epoch: int | None) -> dict:
         "class_names": [str(c) for c in dataset.class_names],
         "feature_names": [str(f) for f in dataset.feature_names],
         "normalization": norm,
+        # the loader's scaling too: the normalisation alone applies to pixels already divided by 16 or 255
+        "preprocessing": describe_preprocessing(project.data, norm, dataset.input_shape, base_dir),
         "output": "logits (one per class)" if dataset.task == "classification" else "predicted targets",
         "data": dict(project.data),
         "training": dict(project.training or {}),  # so that a re-imported model trains on as it did

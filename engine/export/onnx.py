@@ -4,7 +4,8 @@
 * ONE self-contained file (``external_data=False``: otherwise a ``.onnx.data`` file is written
   beside it even for tiny models, and the ``.onnx`` alone does not load);
 * the exporter's console chatter captured into the result's log;
-* class names, input shape, normalisation and the LayerLab version in ``metadata_props``;
+* class names, input shape, the preprocessing (the loader's scaling, then the normalisation) and the
+  LayerLab version in ``metadata_props``;
 * the per-node stack traces the exporter records (they hold this machine's file paths) dropped,
   the node's layer name (``pkg.torch.onnx.name_scopes``) kept: importers and Netron show it.
 
@@ -72,8 +73,9 @@ def _finish(path: Path, source: ExportSource) -> None:
     model.producer_name = "LayerLab"
     model.producer_version = source.metadata["layerlab_version"]
     model.doc_string = (f"{source.project.name}: input {INPUT_NAME} (batch, "
-                        f"{', '.join(map(str, source.metadata['input_shape']))}), standardised as in "
-                        f"layerlab.normalization; output {output_name(source)}.")
+                        f"{', '.join(map(str, source.metadata['input_shape']))}), prepared from "
+                        f"{source.metadata['preprocessing']['raw_input']} as layerlab.preprocessing says: "
+                        f"{source.metadata['preprocessing']['formula']}; output {output_name(source)}.")
     onnx.save(model, str(path))  # tiny models: one file, no external data
     onnx.checker.check_model(str(path), full_check=True)
 

@@ -155,6 +155,7 @@ def data_py(source: ExportSource, config, csv_encoding: dict | None) -> str:
     from engine.spec import py_literal
 
     ds, meta = source.dataset, source.metadata
+    scale = next((s["by"] for s in meta["preprocessing"]["steps"] if s["op"] == "divide"), None)
     split = {k: ds.spec[k] for k in ("val_fraction", "test_fraction", "split_seed", "stratify")}
     settings = "\n".join([
         f"#: the data spec LayerLab loaded\nSOURCE = {py_literal(dict(source.project.data))}",
@@ -163,6 +164,9 @@ def data_py(source: ExportSource, config, csv_encoding: dict | None) -> str:
         f"FEATURE_NAMES = {[str(f) for f in ds.feature_names]!r}",
         f"INPUT_SHAPE = {tuple(int(s) for s in ds.input_shape)!r}",
         f"#: the train/val/test split: its fractions and seed\nSPLIT = {py_literal(split)}",
+        f"#: what LayerLab's loader divided the raw values by before anything else (None: nothing); data.npz\n"
+        f"#: holds x already divided by it, new raw inputs go through preprocess()\n"
+        f"INPUT_SCALE = {py_literal(scale)}",
         f"#: standardisation statistics LayerLab fitted on the training split (None: not standardised)\n"
         f"NORMALIZATION = {py_literal(meta['normalization'])}",
     ])
@@ -256,7 +260,7 @@ def predict_py(import_line: str, has_csv: bool) -> str:
                  CSV_ARGUMENT='    p.add_argument("--csv", help="a CSV file with the training file\'s columns")'
                  if has_csv else "",
                  CSV_BRANCH="    elif args.csv:\n        raw_x, y = data.read_csv(args.csv)\n"
-                            "        x = data.standardize(raw_x)" if has_csv else "")
+                            "        x = data.preprocess(raw_x)" if has_csv else "")
 
 
 def requirements() -> str:
@@ -270,6 +274,8 @@ def requirements() -> str:
 
 def readme(source: ExportSource, class_name: str, config, has_data: bool, has_csv: bool) -> str:
     meta = source.metadata
+    pre = meta["preprocessing"]
+    scale = next((step["by"] for step in pre["steps"] if step["op"] == "divide"), None)
     epoch = "its current weights" if source.epoch is None else f"the weights of timeline epoch {source.epoch}"
     shape = ", ".join(map(str, meta["input_shape"]))
     lines = [
@@ -287,6 +293,17 @@ def readme(source: ExportSource, class_name: str, config, has_data: bool, has_cs
         "| `pool_order.py` | a training-step speed-up train.py uses (the same numbers, see its docstring) |",
         "| `predict.py` | predictions |",
         "| `layerlab.json` | where it came from, to open it again in LayerLab |",
+        "",
+        "## Inputs",
+        "",
+        f"Raw inputs are {pre['raw_input']}. "
+        + (f"The model takes them after these steps, in order (`{pre['formula']}`):" if pre["steps"]
+           else "The model takes them as they are."),
+        *(["", *(f"- {_step_sentence(step)}" for step in pre["steps"])] if pre["steps"] else []),
+        "",
+        "`data.preprocess(raw)` applies these steps (`predict.py --npz` and `predict(model, raw)` take raw "
+        "inputs); `layerlab.json` lists them with their numbers (`metadata.preprocessing`)."
+        + (f" The x in `data.npz` is already divided by {scale:g}, as LayerLab's loader gave it." if scale else ""),
         "",
         "## Commands",
         "",
@@ -315,6 +332,14 @@ def readme(source: ExportSource, class_name: str, config, has_data: bool, has_cs
         "",
     ]
     return "\n".join(lines)
+
+
+def _step_sentence(step: dict) -> str:
+    if step["op"] == "divide":
+        return f"divide by {step['by']:g} (LayerLab's loader does this before anything else);"
+    numbers = lambda values: ", ".join(f"{v:.6g}" for v in values)  # noqa: E731
+    return (f"subtract mean [{numbers(step['mean'])}] and divide by std [{numbers(step['std'])}] along axis "
+            f"{step['axis']} (a std below {step['min_std']:g} counts as 1).")
 
 
 # ----------------------------------------------------------------------------- verification
