@@ -198,3 +198,17 @@ def test_layerlabs_own_export_of_a_model_ending_in_log_softmax_comes_back(tmp_pa
     onnx.save(_hand_made(nodes, {}, (4,), (4,)), str(tmp_path / "batch.onnx"))
     with pytest.raises(ImportRefused, match="'over_batch' .*batch axis"):
         import_model(tmp_path / "batch.onnx")
+
+
+def test_a_missing_weights_file_beside_the_onnx_is_named(tmp_path):
+    """torch's exporter writes the weights to m.onnx.data by default; without it the sentence was
+    onnx's own: 'Data of TensorProto ( tensor name: fc1.weight) should be stored in ...'."""
+    path = tmp_path / "mlp.onnx"
+    torch.onnx.export(Mlp().eval(), (torch.randn(1, 13),), str(path), external_data=True)
+    weights = tmp_path / "mlp.onnx.data"
+    assert weights.is_file()
+    assert import_model(path).max_abs_diff <= 1e-5  # with it beside the .onnx, it imports
+    weights.rename(tmp_path / "elsewhere.data")
+    with pytest.raises(ImportRefused) as caught:
+        import_model(path)
+    assert str(caught.value) == "mlp.onnx: its weights file mlp.onnx.data is missing (keep it beside the .onnx)."

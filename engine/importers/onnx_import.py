@@ -797,6 +797,20 @@ def check_against_onnxruntime(model, imported: ImportedGraph, ctx, input_name: s
     return diff
 
 
+def external_data_files(model) -> list[str]:
+    """The files beside the .onnx that hold its weights (torch's exporter writes ``m.onnx.data`` for
+    larger models), as the model names them."""
+    from onnx import TensorProto
+
+    found = []
+    for tensor in model.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            location = next((e.value for e in tensor.external_data if e.key == "location"), None)
+            if location and location not in found:
+                found.append(location)
+    return found
+
+
 def import_onnx(path: Path, input_shape: tuple | None = None):
     import onnx
 
@@ -806,7 +820,18 @@ def import_onnx(path: Path, input_shape: tuple | None = None):
     if size > MAX_ONNX_BYTES:
         raise ImportRefused(f"{path.name} is {size / 2**30:.1f} GiB, more than LayerLab imports.")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ImportRefused(f"{path.name} is not a valid ONNX model ({str(exc).splitlines()[0][:160]}).") from None
+    weights_files = external_data_files(model)
+    missing = [f for f in weights_files if not (path.parent / f).is_file()]
+    if missing:
+        raise ImportRefused(f"{path.name}: its weights file {missing[0]} is missing (keep it beside the .onnx).")
+    size += sum((path.parent / f).stat().st_size for f in weights_files)
+    if size > MAX_ONNX_BYTES:
+        raise ImportRefused(f"{path.name} and its weights are {size / 2**30:.1f} GiB, more than LayerLab imports.")
+    try:
+        onnx.load_external_data_for_model(model, str(path.parent))
         onnx.checker.check_model(model)
     except Exception as exc:
         raise ImportRefused(f"{path.name} is not a valid ONNX model ({str(exc).splitlines()[0][:160]}).") from None
