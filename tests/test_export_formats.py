@@ -150,6 +150,18 @@ def test_python_package_matches_in_a_fresh_interpreter(fresh_interpreter_results
     assert res["data_equal"]  # data.py rebuilt LayerLab's validation split exactly
 
 
+@pytest.mark.parametrize("key", ["model:mlp", "model:cnn", "starter:iris-mlp"])
+def test_pt2_stores_no_sample_of_the_data(exports, key):
+    """ep.example_inputs held two real (standardised) rows: a user's CSV data inside the model file."""
+    result = exports.export(key, "pt2")
+    (example,), kwargs = torch.export.load(str(result.path)).example_inputs
+    ds = model_at(exports.project(key), device="cpu").dataset
+    assert kwargs == {} and example.dtype == ds.x_val.dtype and example.shape[1:] == ds.x_val.shape[1:]
+    every_sample = torch.cat([ds.x_train, ds.x_val, ds.x_test]).flatten(1).double()
+    assert torch.cdist(example.flatten(1).double(), every_sample).min() > 1e-3
+    assert result.verification.samples == 8 and result.verification.unit == "real sample"
+
+
 def test_labels_and_notes(exports):
     pt2 = exports.export("starter:moons-mlp", "pt2")
     assert any("inference only" in n and ".train()" in n for n in pt2.notes)

@@ -3,6 +3,9 @@
 Inference only: ``torch.export.load(path).module()`` runs forward passes, but it has no
 ``.train()`` mode (dropout and batch norm stay as exported, in eval mode), so it is no way to
 go on training.  For training elsewhere, export the PyTorch package (``--format python``).
+
+The program is exported on a synthetic example (zeros of the input's shape and dtype), since
+``torch.export.save`` stores it in the file (``ep.example_inputs``); it is checked on real samples.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ def export_pt2(source: ExportSource, path: str | Path) -> ExportResult:
     t0 = time.perf_counter()
     with captured_console() as log:
         try:
-            program = torch.export.export(source.module, (source.example,), dynamic_shapes=({0: batch_dim()},))
+            # the file keeps the example as its example_inputs: a synthetic one, not two rows of the data
+            program = torch.export.export(source.module, (source.synthetic_example,),
+                                          dynamic_shapes=({0: batch_dim()},))
             extra = {"layerlab.json": json.dumps(source.metadata)}
             write_atomically(path, lambda tmp: torch.export.save(program, str(tmp), extra_files=extra))
         except Exception as exc:
