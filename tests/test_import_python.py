@@ -344,3 +344,38 @@ def test_dropout_that_also_drops_in_eval_mode_is_refused_with_a_fix(tmp_path):
     with pytest.raises(ImportRefused, match=r"functional.py line \d+ .*training argument defaults to True") as caught:
         import_model(path, class_name="DropoutInEval")
     assert "training=self.training" in str(caught.value)
+
+
+def test_a_file_that_builds_its_model_at_top_level_imports_that_module(tmp_path):
+    """`model = nn.Sequential(...)` and no class: the import said only 'defines no nn.Module class.'"""
+    (tmp_path / "seq.py").write_text(textwrap.dedent('''
+        import torch
+        import torch.nn as nn
+
+        torch.manual_seed(0)
+        body = nn.Linear(13, 16)
+        model = nn.Sequential(body, nn.ReLU(), nn.Linear(16, 3))
+        '''))
+    result = import_model(tmp_path / "seq.py")
+    assert [n.type for n in result.project.graph.nodes] == ["Input", "Linear", "ReLU", "Linear", "Output"]
+    assert result.project.name == "model" and result.max_abs_diff == 0.0
+    assert any("defines no nn.Module class: imported the module it builds as `model`" in n for n in result.notes)
+    ref = _load(tmp_path / "seq.py", "model")
+    assert torch.equal(result.project.weights["_0.weight"], ref[0].weight)  # the weights the file made
+    other = nn.Sequential(nn.Linear(13, 16), nn.ReLU(), nn.Linear(16, 3))
+    torch.save(other.state_dict(), tmp_path / "w.pt")
+    given = import_model(tmp_path / "seq.py", weights=tmp_path / "w.pt")
+    assert torch.equal(given.project.weights["_0.weight"], other[0].weight)
+
+
+def test_several_top_level_modules_need_a_name_and_none_gets_a_sentence(tmp_path):
+    (tmp_path / "two.py").write_text("import torch.nn as nn\n\nencoder = nn.Sequential(nn.Linear(13, 16), nn.ReLU())\n"
+                                     "head = nn.Linear(16, 3)\n")
+    with pytest.raises(ImportRefused, match=r"builds several modules at top level \(encoder, head\).*--class"):
+        import_model(tmp_path / "two.py")
+    head = import_model(tmp_path / "two.py", class_name="head")  # one layer: that layer, not its insides
+    assert [(n.type, n.name) for n in head.project.graph.nodes][1:-1] == [("Linear", "head")]
+    (tmp_path / "none.py").write_text("import torch\n\nx = 3\n")
+    with pytest.raises(ImportRefused, match=r"defines no nn.Module class, and builds no module at top level.*"
+                                            r"model = nn.Sequential"):
+        import_model(tmp_path / "none.py")

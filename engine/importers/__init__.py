@@ -4,7 +4,8 @@
     save_project("net.layerlab", result.project)
 
 Accepted:
-    *.py                 a file defining an nn.Module (traced with torch.fx; RUNS THE FILE: trusted files only)
+    *.py                 a file defining an nn.Module (traced with torch.fx; RUNS THE FILE: trusted files only),
+                         or building one at top level (model = nn.Sequential(...))
     a folder / *.zip     a LayerLab PyTorch package (model.py + weights.safetensors + layerlab.json)
     *.onnx               through LayerLab's own converter for the ops its layers cover
     *.safetensors        a LayerLab safetensors export (the graph is in its header)
@@ -90,29 +91,38 @@ def import_python(path: Path, *, class_name: str | None = None, input_shape: tup
                   weights: str | Path | None = None, name: str | None = None) -> ImportResult:
     """A .py file's nn.Module (runs the file) -> a project."""
     from engine.importers.fx_import import convert
-    from engine.importers.python_source import choose_class, input_shape_of, instantiate, load_file
+    from engine.importers.python_source import choose_model, input_shape_of, load_file
     from engine.importers.weights import load_state_dict
 
     file_module = load_file(path)
-    cls = choose_class(path, file_module, class_name)
-    model = instantiate(path, cls)
+    model, model_name = choose_model(path, file_module, class_name)
     notes = []
+    built = getattr(file_module, model_name, None) is model  # a top-level `model = nn.Sequential(...)`
+    if built:
+        notes.append(f"{path.name} defines no nn.Module class: imported the module it builds as `{model_name}`"
+                     + (", with the weights it has once the file ran." if weights is None else "."))
     if weights is not None:
         state = load_state_dict(weights)
         try:
             model.load_state_dict(state)
         except Exception as exc:
             why = state_mismatch(model.state_dict(), state) or str(exc).strip().splitlines()[0][:200]
-            raise ImportRefused(f"{Path(weights).name} does not fit {cls.__name__}: {why}.") from None
-    else:
-        notes.append(f"No weights were given (--weights FILE): the graph has {cls.__name__}'s freshly "
+            raise ImportRefused(f"{Path(weights).name} does not fit {model_name}: {why}.") from None
+    elif not built:
+        notes.append(f"No weights were given (--weights FILE): the graph has {model_name}'s freshly "
                      "initialised weights.")
     shape = input_shape_of(file_module, model, input_shape)
     if shape is None:
-        raise ImportRefused(f"LayerLab cannot tell the input shape of {cls.__name__}.",
+        raise ImportRefused(f"LayerLab cannot tell the input shape of {model_name}.",
                             "give the shape of one sample with --input-shape, e.g. 1,28,28")
+    if built and not list(model.children()):  # `model = nn.Linear(13, 3)`: traced as one layer, not into it
+        from collections import OrderedDict
+
+        from torch import nn
+
+        model = nn.Sequential(OrderedDict([(model_name, model)]))
     imported = convert(model, shape, source_file=str(path))
-    project = project_from(imported, name or cls.__name__, notes=notes)
+    project = project_from(imported, name or model_name, notes=notes)
     return ImportResult(project, "python", imported.max_abs_diff, notes)
 
 

@@ -1,4 +1,5 @@
-"""A Python file that defines an ``nn.Module`` class -> an instance of it, ready to trace.
+"""A Python file that defines an ``nn.Module`` class -> an instance of it, ready to trace (or, in a
+file that defines no class, the module it builds: ``model = nn.Sequential(...)``).
 
 IMPORTING A .py FILE RUNS IT: its top-level code and the class's ``__init__`` execute with this
 user's rights (that is what defining the class takes).  The CLI and the GUI say so before they do
@@ -75,9 +76,41 @@ def choose_class(path: Path, module, class_name: str | None) -> type:
     if len(roots) == 1:
         return roots[0]
     if not candidates:
-        raise ImportRefused(f"{path.name} defines no nn.Module class.")
+        raise ImportRefused(f"{path.name} defines no nn.Module class, and builds no module at top level.",
+                            "define the model as a class, or build it in the file, e.g. model = nn.Sequential(...)")
     raise ImportRefused(f"{path.name} defines several nn.Module classes ({', '.join(c.__name__ for c in candidates)}); "
                         "say which one is the model.", "give --class NAME")
+
+
+def module_instances(module) -> dict:
+    """The nn.Module instances the file builds at top level (``model = nn.Sequential(...)``), by
+    variable name, less those that are parts of another one (``body`` in ``nn.Sequential(body, ...)``)."""
+    from torch import nn
+
+    found = {name: v for name, v in vars(module).items() if isinstance(v, nn.Module) and not name.startswith("_")}
+    parts = {id(m) for v in found.values() for m in list(v.modules())[1:]}
+    roots, seen = {}, set()
+    for name, v in found.items():
+        if id(v) not in parts and id(v) not in seen:  # `net = model = ...`: one model under two names
+            roots[name] = v
+            seen.add(id(v))
+    return roots
+
+
+def choose_model(path: Path, module, class_name: str | None) -> tuple:
+    """(the model, the name it goes by): an instance of the file's model class, or, in a file that
+    defines no class, the module it builds at top level."""
+    instances = module_instances(module) if not module_classes(module) else {}
+    if class_name and class_name in instances:
+        return instances[class_name], class_name
+    if not instances or class_name:
+        cls = choose_class(path, module, class_name)
+        return instantiate(path, cls), cls.__name__
+    if len(instances) > 1:
+        raise ImportRefused(f"{path.name} defines no nn.Module class, and builds several modules at top level "
+                            f"({', '.join(instances)}); say which one is the model.", "give --class with its variable's name")
+    (name, model), = instances.items()
+    return model, name
 
 
 def _probe_children(cls) -> list:
