@@ -83,3 +83,26 @@ def test_other_files_get_a_sentence(tmp_path):
     broken.write_bytes(b"not onnx at all")
     with pytest.raises(ImportRefused, match="not a valid ONNX model"):
         import_model(broken)
+
+
+def test_a_pt_file_that_torch_did_not_write_gets_one_sentence(tmp_path):
+    """`echo x > junk.pt` got torch's paragraph about weights_only, cut mid-word ('Re-running `torch.)."""
+    junk = tmp_path / "junk.pt"
+    junk.write_text("x\n")
+    for call in (lambda: import_model(junk), lambda: load_state_dict(junk)):
+        with pytest.raises(ImportRefused) as caught:
+            call()
+        assert str(caught.value) == "junk.pt is not a file torch.save wrote (it is neither a zip archive nor a pickle)."
+    good = tmp_path / "good.pt"
+    torch.save(nn.Linear(2, 2).state_dict(), good)
+    raw = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(ImportRefused, match=r"^cut.pt looks like a zip archive but is damaged"):
+        load_state_dict(tmp_path / "cut.pt")
+    torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    (tmp_path / "legacy_cut.pt").write_bytes((tmp_path / "legacy.pt").read_bytes()[:40])
+    with pytest.raises(ImportRefused) as caught:
+        load_state_dict(tmp_path / "legacy_cut.pt")
+    text = str(caught.value)
+    assert text.startswith("legacy_cut.pt is damaged or is not a state dict: torch.load(weights_only=True) cannot "
+                           "read it") and "weights_only` argument" not in text and "\n" not in text

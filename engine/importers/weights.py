@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+import re
 import zipfile
 from pathlib import Path
 
@@ -31,7 +32,7 @@ HOW_TO_SAVE = ("In the code that made it, save the weights alone with torch.save
                "(or safetensors), then import the model's .py file with --weights weights.pt.")
 
 
-def _pickle_bytes(raw: bytes) -> list[bytes]:
+def _pickle_bytes(raw: bytes, name: str = "This file") -> list[bytes]:
     """The pickle streams of a torch.save file (zip: its data.pkl; legacy: the leading pickles)."""
     if raw[:4] == b"PK\x03\x04":
         try:
@@ -39,17 +40,17 @@ def _pickle_bytes(raw: bytes) -> list[bytes]:
                 names = [n for n in z.namelist() if n.endswith("data.pkl") or n.endswith(".pkl")]
                 for n in names:
                     if z.getinfo(n).file_size > 1 << 30:
-                        raise ImportRefused(f"The pickle inside this file is implausibly large ({n}).")
+                        raise ImportRefused(f"{name}: the pickle inside it is implausibly large ({n}).")
                 return [z.read(n) for n in names]
         except zipfile.BadZipFile:
-            raise ImportRefused("This file looks like a zip archive but is corrupt.") from None
+            raise ImportRefused(f"{name} looks like a zip archive but is damaged (cut short, or not a torch.save file).") from None
     return [raw]
 
 
-def pickle_globals(raw: bytes) -> list[str]:
+def pickle_globals(raw: bytes, name: str = "This file") -> list[str]:
     """Every ``module.name`` the file's pickles would import when unpickled - read, never run."""
     found: list[str] = []
-    for data in _pickle_bytes(raw):
+    for data in _pickle_bytes(raw, name):
         stream = io.BytesIO(data)
         for _ in range(8):  # legacy torch.save writes a few pickles in a row
             if stream.tell() >= len(data):
@@ -75,7 +76,7 @@ def pickle_globals(raw: bytes) -> list[str]:
 
 def check_pickle(path: Path, raw: bytes) -> None:
     """Refuse, with a sentence, a pickle that would build more than tensors and containers."""
-    names = pickle_globals(raw)
+    names = pickle_globals(raw, path.name)
     unsafe = [n for n in names if not n.startswith(_SAFE_PREFIXES)
               and not (n.startswith("torch.") and n.endswith("Storage"))]
     if not unsafe:
@@ -118,11 +119,16 @@ def load_state_dict(path: str | Path) -> dict:
         except Exception:
             raise ImportRefused(f"{path.name} is not a valid safetensors file.") from None
     check_pickle(path, raw)
+    if raw[:4] != b"PK\x03\x04" and raw[:1] != b"\x80":  # a zip archive, or a legacy torch.save pickle
+        raise ImportRefused(f"{path.name} is not a file torch.save wrote (it is neither a zip archive nor a pickle).")
     try:
         obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ImportRefused(f"{path.name} cannot be loaded as weights only ({str(exc).splitlines()[0][:160]}).",
-                            HOW_TO_SAVE) from None
+        # torch's own text is a paragraph about the weights_only default; its reason is one line of it
+        reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
+        why = f" ({reason.group(1).strip().rstrip('.')[:120]})" if reason else ""
+        raise ImportRefused(f"{path.name} is damaged or is not a state dict: torch.load(weights_only=True) "
+                            f"cannot read it{why}.", HOW_TO_SAVE) from None
     for key in ("state_dict", "model_state_dict", "model"):  # common checkpoint layouts
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
