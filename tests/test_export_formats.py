@@ -162,6 +162,28 @@ def test_pt2_stores_no_sample_of_the_data(exports, key):
     assert result.verification.samples == 8 and result.verification.unit == "real sample"
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
+def test_pt_and_pt2_carry_the_metadata_under_their_own_name(exports, fmt):
+    """The .pt had no class names, preprocessing or input shape; both zips' root folder was the temp
+    file's name (.model.pt.of5zwzy5.tmp/)."""
+    import zipfile
+
+    result = exports.export("model:cnn", fmt)
+    extra = {"layerlab.json": ""}
+    if fmt == "torchscript":
+        with pytest.warns(DeprecationWarning):  # torch 2.13 deprecates TorchScript: every call warns
+            torch.jit.load(str(result.path), _extra_files=extra)
+    else:
+        torch.export.load(str(result.path), extra_files=extra)
+    meta = json.loads(extra["layerlab.json"])
+    ds = model_at(exports.project("model:cnn"), device="cpu").dataset
+    assert meta["class_names"] == ds.class_names and meta["input_shape"] == list(ds.input_shape)
+    assert meta["preprocessing"]["steps"][0] == {"op": "divide", "by": 16.0}
+    roots = {name.split("/")[0] for name in zipfile.ZipFile(result.path).namelist()}
+    assert roots == {result.path.stem}
+    assert sorted(p.name for p in result.path.parent.iterdir() if p.name.startswith("." + result.path.name)) == []
+
+
 def test_labels_and_notes(exports):
     pt2 = exports.export("starter:moons-mlp", "pt2")
     assert any("inference only" in n and ".train()" in n for n in pt2.notes)

@@ -223,6 +223,21 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     atomic_write(path, write, keep_suffix=True)
 
 
+def write_torch_archive(path: Path, tmp: Path, save: Callable[[Path], None]) -> None:
+    """``save(p)`` into the temp file ``tmp`` with ``p`` named as ``path`` itself.
+
+    torch names a .pt / .pt2 zip's root folder after the file it writes (``.model.pt.of5zwzy5.tmp/``
+    for the atomic write's temp name) and offers no way to choose it, so the archive is written
+    under the final name in a private folder beside ``path`` and moved onto ``tmp``."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", suffix=".dir", dir=tmp.parent) as folder:
+        named = Path(folder) / path.name
+        save(named)
+        os.replace(named, tmp)
+
+
 def max_abs_diff(a, b) -> float:
     import numpy as np
 
