@@ -381,3 +381,53 @@ def test_train_py_refuses_bad_options_and_a_resume_goes_on_counting(exports, tmp
     assert "epoch 3/3" in proc.stdout
     assert [r["epoch"] for r in _metrics(folder)] == ["1", "2", "3"]
     assert (os.stat(folder / "run" / "weights.safetensors").st_mode & 0o777) == 0o644
+
+
+# ----------------------------------------------------------------------------- as a user runs them
+def _run_script(folder: Path, script: str, *args):
+    return subprocess.run([sys.executable, "-I", script, *args], cwd=folder, env=_env(), capture_output=True,
+                          text=True, timeout=600)
+
+
+def _first_train_loss(stdout: str) -> float:
+    return float(re.search(r"^epoch \d+/\d+  train_loss (\S+)", stdout, re.M).group(1))
+
+
+def test_train_py_keeps_the_exported_weights_unless_told_and_says_where_it_wrote(exports, tmp_path):
+    """`python train.py --epochs 1` wrote fresh seeded weights over the exported, trained ones: --out
+    defaulted to the package's own folder."""
+    folder = _fresh_copy(exports, "model:mlp", tmp_path)
+    exported = (folder / "weights.safetensors").read_bytes()
+    fresh = _run_script(folder, "train.py", "--epochs", "1")
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert (folder / "weights.safetensors").read_bytes() == exported
+    runs = folder / "runs"
+    assert f"wrote {runs / 'weights.safetensors'} and {runs / 'metrics.csv'}\n" in fresh.stdout
+    assert [r["epoch"] for r in csv.DictReader(open(runs / "metrics.csv"))] == ["1"]
+    # --resume with the default --out and nothing in runs/ yet goes on from the exported (trained) weights
+    shutil.rmtree(runs)
+    resumed = _run_script(folder, "train.py", "--epochs", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _first_train_loss(resumed.stdout) < _first_train_loss(fresh.stdout)
+    assert (folder / "weights.safetensors").read_bytes() == exported
+    # asked for in so many words, it replaces them, and says so
+    own = _run_script(folder, "train.py", "--epochs", "1", "--out", ".")
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert "(replacing the package's exported weights)" in own.stdout
+    assert (folder / "weights.safetensors").read_bytes() != exported
+
+
+def test_predict_py_says_what_is_missing_in_a_sentence(exports, tmp_path):
+    """`--npz missing.npz` ended in a traceback; `--split test` on a project without a test split printed
+    nothing and exited 0."""
+    folder = _fresh_copy(exports, "model:mlp", tmp_path)  # moons with the default split: no test rows
+    (folder / "pickled.npz").write_bytes(b"not a zip")
+    for args, said in ((["--npz", "missing.npz"], "--npz missing.npz: there is no such file"),
+                       (["--split", "test"], "--split test: this project has no test split"),
+                       (["--npz", "pickled.npz"], "is not an .npz archive of plain arrays"),
+                       (["--weights", "runs/weights.safetensors"], "there is no such file")):
+        proc = _run_script(folder, "predict.py", *args)
+        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout, proc.stderr)
+        assert said in proc.stderr and "Traceback" not in proc.stderr and "allow_pickle" not in proc.stderr
+    proc = _run_script(folder, "predict.py", "--split", "val", "--show", "1")
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1].startswith("accuracy ")

@@ -259,8 +259,8 @@ def predict_py(import_line: str, has_csv: bool) -> str:
                  if has_csv else "",
                  CSV_ARGUMENT='    p.add_argument("--csv", help="a CSV file with the training file\'s columns")'
                  if has_csv else "",
-                 CSV_BRANCH="    elif args.csv:\n        raw_x, y = data.read_csv(args.csv)\n"
-                            "        x = data.preprocess(raw_x)" if has_csv else "")
+                 CSV_BRANCH="        elif args.csv:\n            raw_x, y = data.read_csv(args.csv)\n"
+                            "            x = data.preprocess(raw_x)" if has_csv else "")
 
 
 def requirements() -> str:
@@ -312,14 +312,16 @@ def readme(source: ExportSource, class_name: str, config, has_data: bool, has_cs
         "python predict.py                       # predictions and accuracy on the validation split",
         *(["python predict.py --csv new.csv        # a CSV file with the training file's columns"] if has_csv else []),
         f"python train.py                         # {config.epochs} epochs, batch size {config.batch_size}, "
-        f"{config.optimizer} lr {config.lr:g}, seed {config.seed if config.seed is not None else 0}",
-        "python train.py --epochs 5 --resume     # 5 more epochs from weights.safetensors",
+        f"{config.optimizer} lr {config.lr:g}, seed {config.seed if config.seed is not None else 0}: into runs/",
+        "python train.py --epochs 5 --resume     # 5 more epochs from the exported weights (then from runs/'s)",
+        "python predict.py --weights runs/weights.safetensors   # predictions with the weights train.py wrote",
         "torchrun --standalone --nproc_per_node 2 train.py   # 2 processes (DDP) on this machine",
         "```",
         "",
         "On a cluster: `torchrun --nnodes N --nproc_per_node GPUS --rdzv_backend c10d --rdzv_endpoint HOST:29500 "
         "train.py` on every node.  `--batch-size` is per process.  Training writes `weights.safetensors` and "
-        "`metrics.csv` (LayerLab's columns) to `--out` (default: this folder), from rank 0 only.",
+        "`metrics.csv` (LayerLab's columns) to `--out`, from rank 0 only: by default `runs/` in this folder, so "
+        "the exported `weights.safetensors` stays as it is; `--out .` replaces it.",
         "",
         "## Back into LayerLab",
         "",
@@ -327,7 +329,8 @@ def readme(source: ExportSource, class_name: str, config, has_data: bool, has_cs
         "python main.py import path/to/this/folder --out trained.layerlab",
         "```",
         "",
-        "This traces `model.py` into an editable graph and brings the weights (and `metrics.csv`) along. "
+        "This traces `model.py` into an editable graph and brings this folder's `weights.safetensors` (and a "
+        "`metrics.csv` beside it) along: the exported weights, or those of `python train.py --out .`. "
         "Importing runs `model.py`: only import packages you trust.",
         "",
     ]
