@@ -212,3 +212,40 @@ def test_a_missing_weights_file_beside_the_onnx_is_named(tmp_path):
     with pytest.raises(ImportRefused) as caught:
         import_model(path)
     assert str(caught.value) == "mlp.onnx: its weights file mlp.onnx.data is missing (keep it beside the .onnx)."
+
+
+def test_a_file_that_leaves_the_image_size_open_imports_with_the_shape_given(tmp_path, capsys):
+    """The refusal said to give --input-shape, and the command line then refused --input-shape for
+    an ONNX file ("it carries its own input shape")."""
+    from engine.cli import run_cli
+    from engine.importers import NeedsInputShape
+
+    rng = np.random.default_rng(0)
+    inits = {"w1": rng.normal(size=(4, 3, 3, 3)), "b1": rng.normal(size=4), "fcw": rng.normal(size=(4, 5))}
+    nodes = [helper.make_node("Conv", ["in", "w1", "b1"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "fcw"], ["out"])]
+    path = tmp_path / "any_size.onnx"
+    onnx.save(_hand_made(nodes, inits, (3, "H", "W"), (5,)), str(path))
+    with pytest.raises(NeedsInputShape, match="does not say the shape of one input sample"):
+        import_model(path)
+    result = import_model(path, input_shape=(3, 6, 6))
+    assert result.max_abs_diff <= 1e-5
+    assert run_cli(["import", str(path), "--out", str(tmp_path / "a.layerlab"), "--input-shape", "3,6,6"]) == 0
+    assert "Imported" in capsys.readouterr().out
+
+
+def test_the_summary_says_which_built_in_data_the_model_opens_on(tmp_path):
+    """The dataset was attached without a word: the user found out from a later train's task line."""
+    inits = {"w": np.random.default_rng(0).normal(size=(3, 13))}
+    path = tmp_path / "wine.onnx"
+    onnx.save(_hand_made([helper.make_node("Gemm", ["in", "w"], ["out"], transB=1)], inits, (13,), (3,)), str(path))
+    result = import_model(path)
+    assert result.project.data == {"source": "wine"}
+    assert result.summary().startswith("Imported 1 layer from an ONNX model.")
+    assert "Data: the built-in 'wine' dataset, whose inputs (13,) and 3 outputs fit the model" in result.summary()
+    onnx.save(_hand_made([helper.make_node("Relu", ["in"], ["out"])], {}, (16,), (16,)), str(tmp_path / "odd.onnx"))
+    odd = import_model(tmp_path / "odd.onnx")
+    assert odd.project.data == {"source": "moons"}
+    assert "it opens on 'moons', which does not fit it; choose its own data" in odd.summary()

@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
 
 
 #: the options each kind of model file reads; the others would be ignored without a word
-_OPTIONS_READ = {"py": {"class_name", "input_shape", "weights"}, "package": {"weights"}}
+_OPTIONS_READ = {"py": {"class_name", "input_shape", "weights"}, "package": {"weights"}, "onnx": {"input_shape"}}
 _FLAGS = {"class_name": "--class", "input_shape": "--input-shape", "weights": "--weights"}
 
 
@@ -51,7 +51,7 @@ def refuse_unread_options(args, source: Path) -> None:
               if getattr(args, key) is not None and key not in _OPTIONS_READ.get(kind, set())]
     if unread:
         what = {"package": "an exported package carries its model class and input shape",
-                "onnx": "an ONNX file carries its own graph, input shape and weights",
+                "onnx": "an ONNX file carries its own graph and weights",
                 "safetensors": "a LayerLab .safetensors export carries its own graph, input shape and weights"}
         reason = what[kind]
         raise BadInput(f"{' and '.join(unread)} cannot be used to import {source.name}: {reason}. "

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.importers.fx_import import ImportedGraph, ImportRefused
+from engine.importers.fx_import import ImportedGraph, ImportRefused, NeedsInputShape, WeightsWithoutModel
 from engine.importers.python_source import TRUST_WARNING
 from engine.importers.weights import PICKLE_SUFFIXES
 
@@ -52,7 +52,8 @@ class ImportResult:
         custom = sum(1 for n in g.nodes if n.type == "Custom")
         kind = {"python": "a Python", "package": "a LayerLab package's", "onnx": "an ONNX",
                 "safetensors": "a LayerLab safetensors"}.get(self.kind, self.kind)
-        lines = [f"Imported {layers} layers" + (f" ({custom} Custom)" if custom else "") + f" from {kind} model."]
+        lines = [f"Imported {layers} layer{'s' if layers != 1 else ''}" + (f" ({custom} Custom)" if custom else "")
+                 + f" from {kind} model."]
         if self.max_abs_diff is not None:
             lines.append(f"Checked: the graph computes the original's outputs (max abs difference {self.max_abs_diff:.2g}).")
         return "\n".join(lines + self.notes)
@@ -74,7 +75,7 @@ def import_model(path: str | Path, *, class_name: str | None = None, input_shape
     if suffix == ".onnx":
         from engine.importers.onnx_import import import_onnx
 
-        return import_onnx(path)
+        return import_onnx(path, input_shape)  # for a file that leaves a sample's sizes open
     if suffix == ".safetensors":
         from engine.importers.package import import_safetensors
 
@@ -109,12 +110,11 @@ def import_python(path: Path, *, class_name: str | None = None, input_shape: tup
             why = state_mismatch(model.state_dict(), state) or str(exc).strip().splitlines()[0][:200]
             raise ImportRefused(f"{Path(weights).name} does not fit {model_name}: {why}.") from None
     elif not built:
-        notes.append(f"No weights were given (--weights FILE): the graph has {model_name}'s freshly "
-                     "initialised weights.")
+        notes.append(f"No weights were given: the graph has {model_name}'s freshly initialised weights.")
     shape = input_shape_of(file_module, model, input_shape)
     if shape is None:
-        raise ImportRefused(f"LayerLab cannot tell the input shape of {model_name}.",
-                            "give the shape of one sample with --input-shape, e.g. 1,28,28")
+        raise NeedsInputShape(f"LayerLab cannot tell the input shape of {model_name}.",
+                              "give the shape of one sample with --input-shape, e.g. 1,28,28")
     if built and not list(model.children()):  # `model = nn.Linear(13, 3)`: traced as one layer, not into it
         from collections import OrderedDict
 
@@ -173,14 +173,19 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
         shape_in = tuple(imported.input_shape)
         data = next((dict(d) for (shape, k, _task), d in _DATA_FOR_SHAPE.items()
                      if shape == shape_in and k == n_out), None)
+        choose = "choose its own data in the Dataset panel (or train --data FILE)"
         if data is not None:
             n_outputs = n_out
+            if notes is not None:  # said: the user had to find out from a later train's task line
+                notes.append(f"Data: the built-in '{data['source']}' dataset, whose inputs {shape_in} and "
+                             f"{n_out} outputs fit the model; {choose}.")
         else:  # data of the model's input shape at least: its shapes flow, only the outputs differ
             data = next((dict(d) for (shape, _k, _task), d in _DATA_FOR_SHAPE.items() if shape == shape_in), None)
             if notes is not None:
                 notes.append(f"No built-in dataset has inputs of shape {shape_in} and {n_out} outputs"
-                             + (f": it opens on '{data['source']}', whose inputs fit" if data else "")
-                             + "; choose its own data in the Dataset panel (or train --data FILE).")
+                             + (f": it opens on '{data['source']}', whose inputs fit" if data else
+                                ": it opens on 'moons', which does not fit it")
+                             + f"; {choose}.")
             data = data or {"source": "moons"}
     output = next(n for n in graph.nodes if n.type == "Output")
     feeding = [graph.node(e.src) for e in graph.in_edges(output.id)]
@@ -194,5 +199,5 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
                    history=list(history or []), weights=dict(imported.weights))
 
 
-__all__ = ["ImportRefused", "ImportResult", "TRUST_WARNING", "import_model", "import_python", "project_from",
+__all__ = ["ImportRefused", "ImportResult", "NeedsInputShape", "WeightsWithoutModel", "TRUST_WARNING", "import_model", "import_python", "project_from",
            "imported_training", "state_mismatch"]

@@ -49,6 +49,16 @@ class ImportRefused(LayerLabError):
     kind = "file"
 
 
+class NeedsInputShape(ImportRefused):
+    """The import needs the shape of one input sample (the file does not say it, or the model does
+    not run on the one it says); ``fix`` words it for the command line, the GUI asks in its form."""
+
+
+class WeightsWithoutModel(ImportRefused):
+    """The file holds weights (a state dict) but not the network they belong to: they come in with
+    that network's .py file (``--weights``, or the import form's Weights)."""
+
+
 @dataclass
 class ImportedGraph:
     graph: Graph
@@ -462,8 +472,9 @@ def convert(module, input_shape, *, ctx: InferContext | None = None, source_file
         frames = [(f.filename, f.lineno) for f in traceback.extract_tb(cause.__traceback__)]
         text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         where = f"layer '{node}'" if node else where_in_source(frames, source_file)
-        raise ImportRefused(f"The model does not run on inputs of shape {input_shape} ({where}: {text[:300]}).",
-                            "give the shape of one sample with --input-shape, e.g. 1,28,28") from None
+        raise NeedsInputShape(f"The model does not run on inputs of shape {input_shape} ({where}: {text[:300]}).",
+                              "check the shape of one sample, given with --input-shape, e.g. 1,28,28, "
+                              "or the model's layers") from None
     with torch.no_grad():
         reference = module(x.clone())
     if not isinstance(reference, torch.Tensor) or reference.dim() < 2:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.graph import Graph, to_identifier
-from engine.importers.fx_import import ImportedGraph, ImportRefused
+from engine.importers.fx_import import ImportedGraph, ImportRefused, NeedsInputShape
 
 MAX_ONNX_BYTES = 2 << 30
 BATCH = "B"
@@ -162,8 +162,8 @@ class _Converter:
         full = self.shapes.get(inputs[0].name) or []
         per = tuple(input_shape) if input_shape else tuple(full[1:])
         if not per or any(not isinstance(d, int) for d in per):
-            raise ImportRefused("The ONNX model does not say the shape of one input sample.",
-                                "give it with --input-shape, e.g. 1,28,28")
+            raise NeedsInputShape("The ONNX model does not say the shape of one input sample.",
+                                  "give it with --input-shape, e.g. 1,28,28")
         self.input_name, self.output_name = inputs[0].name, g.output[0].name
         self.input_shape = per
         for node in g.node:

@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from engine.importers.fx_import import ImportRefused
+from engine.importers.fx_import import ImportRefused, WeightsWithoutModel
 
 MAX_MEMBER_BYTES = 2 << 30
 MANIFEST = "layerlab.json"
@@ -152,8 +152,8 @@ def import_safetensors(path: Path):
     except Exception:
         raise ImportRefused(f"{path.name} is not a valid safetensors file.") from None
     if "layerlab.graph" not in header:
-        raise ImportRefused(f"{path.name} holds weights but no LayerLab graph.",
-                            f"import the model's .py file with --weights {path.name}")
+        raise WeightsWithoutModel(f"{path.name} holds weights but no LayerLab graph.",
+                                  f"import the model's .py file with --weights {path.name}")
 
     def entry(key, default=None):
         try:

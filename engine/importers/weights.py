@@ -14,7 +14,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from engine.importers.fx_import import ImportRefused
+from engine.importers.fx_import import ImportRefused, WeightsWithoutModel
 
 MAX_WEIGHTS_BYTES = 8 << 30
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
@@ -141,5 +141,5 @@ def refuse_pickle_model_file(path: Path) -> None:
     """A .pt given as the model itself: a whole pickled model (refused), or a state dict without its architecture."""
     check_pickle(path, read_bounded(path))
     load_state_dict(path)  # a state dict, or a sentence why not
-    raise ImportRefused(f"{path.name} holds weights (a state dict) but not the network they belong to.",
-                        f"import the model's .py file with --class NAME --weights {path.name}")
+    raise WeightsWithoutModel(f"{path.name} holds weights (a state dict) but not the network they belong to.",
+                              f"import the model's .py file with --weights {path.name}")
