@@ -220,3 +220,41 @@ def test_an_export_the_disk_cannot_hold_is_refused_before_any_work(trained_bundl
         code = run_cli(["export", str(trained_bundle), "--format", fmt, "--out", str(tmp_path / name)])
         one_line_error(capsys, code, "0.1 MB free", "needs about")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_re_export_into_an_earlier_package_leaves_nothing_stale_and_says_what_it_replaced(trained_bundle, tmp_path,
+                                                                                           capsys):
+    """Re-exporting kept the folder's metrics.csv from a run of train.py, and `main.py import` then attached
+    that history to the new weights; an edited model.py was overwritten, notes.txt kept, without a word."""
+    from engine.importers import import_model
+
+    pkg = tmp_path / "pkg"
+    args = ["export", str(trained_bundle), "--format", "python", "--out", str(pkg)]
+    assert run_cli(args) == 0
+    fresh_model_py = (pkg / "model.py").read_text()
+    # as a user leaves it: train.py's results (runs/ by default, metrics.csv beside the weights with
+    # --out .), an edit to model.py and a file of their own
+    (pkg / "runs").mkdir()
+    (pkg / "runs" / "weights.safetensors").write_bytes((pkg / "weights.safetensors").read_bytes())
+    (pkg / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n2,0.25\n")
+    (pkg / "model.py").write_text(fresh_model_py + "\n# tried a wider layer\n")
+    (pkg / "notes.txt").write_text("mine")
+    assert len(import_model(pkg).project.history) == 2  # what an import attached to the next export
+    capsys.readouterr()
+    assert run_cli(args) == 0
+    out = capsys.readouterr().out
+    assert not (pkg / "metrics.csv").exists() and not (pkg / "runs").exists()
+    assert (pkg / "model.py").read_text() == fresh_model_py and (pkg / "notes.txt").read_text() == "mine"
+    assert import_model(pkg).project.history == []
+    assert f"Replaced the earlier package in {pkg}: " in out and "model.py, " in out
+    assert "model.py had changed since that export" in out
+    assert "Removed metrics.csv and runs/: train.py's results for the earlier weights" in out
+    assert "Kept notes.txt: not part of a package." in out
+    # a folder that is not an earlier package is still refused, untouched
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.csv").write_text("x")
+    code = run_cli(["export", str(trained_bundle), "--format", "python", "--out", str(other)])
+    one_line_error(capsys, code, "is not an empty folder or an earlier layerlab package")
+    assert [p.name for p in other.iterdir()] == ["metrics.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "pkg"]  # nothing left aside

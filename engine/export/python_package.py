@@ -16,16 +16,19 @@ very tensors LayerLab trained on.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import io
 import json
+import os
 import pprint
 import shutil
 import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.atomic import write_folder_atomically
@@ -38,6 +41,10 @@ PACKAGE_VERSION = 1
 MANIFEST = "layerlab.json"
 #: raw data above this size is left out of the package (data.py then says where it belongs)
 MAX_DATA_BYTES = 1 << 30
+#: what the package's train.py writes into its own folder (its default --out runs/, and metrics.csv
+#: beside the weights with --out .): results of the earlier weights, which a re-export must not leave
+#: for an import to attach to the new ones
+TRAIN_OUTPUTS = ("metrics.csv", "runs")
 TEMPLATES = Path(__file__).with_name("templates")
 _LOSS_FUNCTIONS = {"cross_entropy": "F.cross_entropy", "bce_with_logits": "F.binary_cross_entropy_with_logits",
                    "mse": "F.mse_loss", "l1": "F.l1_loss", "huber": "F.huber_loss"}
@@ -62,14 +69,96 @@ def export_python_package(source: ExportSource, path: str | Path, *, base_dir: s
             write_atomically(path, lambda t: t.write_bytes(_zip_bytes(files, path.stem)))
             written = [path]
         else:  # as one unit: a full disk mid-copy had left a package with half a train.py
+            earlier = EarlierPackage.of(path, files)
             try:
-                write_folder_atomically(path, lambda staging: [shutil.copyfile(folder / name, staging / name)
-                                                               for name in files])
+                with earlier.train_outputs_removed():
+                    write_folder_atomically(path, lambda staging: [shutil.copyfile(folder / name, staging / name)
+                                                                   for name in files])
             except OSError as e:  # its file name would be the staging copy's
                 raise ExportFailed(f"Cannot write the package to {path}: {(e.strerror or str(e)).lower()}.",
                                    fix="free some space or choose another folder") from None
             written = [path / name for name in files]
+            notes = earlier.sentences() + notes
     return ExportResult("python", path, written, time.perf_counter() - t0, verification, notes)
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class EarlierPackage:
+    """What a re-export finds in the folder of an earlier package, and does with it: its package files
+    are replaced (``edited``: those that differ from what that export wrote), train.py's results are
+    removed (``stale``), anything else is kept as it is (``kept``)."""
+
+    folder: Path
+    replaced: list[str] = field(default_factory=list)
+    edited: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, folder: Path, files: dict[str, bytes]) -> "EarlierPackage":
+        found = cls(folder)
+        if not folder.is_dir():
+            return found
+        try:
+            written = json.loads((folder / MANIFEST).read_text()).get("files") or {}
+        except (OSError, ValueError, AttributeError):
+            written = {}  # an older package (no hashes) or a damaged manifest: edits cannot be told
+        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            name = entry.name + ("/" if entry.is_dir() else "")
+            if entry.name in files:
+                found.replaced.append(entry.name)
+                if entry.name in written and entry.is_file() and _sha256(entry.read_bytes()) != written[entry.name]:
+                    found.edited.append(entry.name)
+            elif entry.name in TRAIN_OUTPUTS:
+                found.stale.append(name)
+            else:
+                found.kept.append(name)
+        return found
+
+    @contextlib.contextmanager
+    def train_outputs_removed(self):
+        """train.py's results moved aside while the package is written, deleted once it is, and put back
+        if it could not be (the earlier package then stays whole)."""
+        if not self.stale:
+            yield
+            return
+        aside = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.stale-", dir=self.folder.parent))
+        names = [n.rstrip("/") for n in self.stale]
+        for n in names:
+            os.replace(self.folder / n, aside / n)
+        try:
+            yield
+        except BaseException:
+            for n in names:
+                os.replace(aside / n, self.folder / n)
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def sentences(self) -> list[str]:
+        if not self.replaced and not self.stale:
+            return []
+        out = [f"Replaced the earlier package in {self.folder}: {', '.join(self.replaced)}."]
+        if self.edited:
+            out.append(f"{_and(self.edited)} had changed since that export (edited, or trained with "
+                       "train.py --out .), and {} replaced all the same.".format("was" if len(self.edited) == 1
+                                                                                  else "were"))
+        if self.stale:
+            out.append(f"Removed {_and(self.stale)}: train.py's results for the earlier weights, which an "
+                       "import would have attached to these.")
+        if self.kept:
+            out.append(f"Kept {_and(self.kept)}: not part of a package.")
+        return out
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _zip_bytes(files: dict[str, bytes], folder: str) -> bytes:
@@ -119,7 +208,9 @@ def package_files(source: ExportSource, base_dir: str | None = None) -> tuple[di
     files["README.md"] = readme(source, model.class_name, config, "data.npz" in files, csv_encoding is not None).encode()
     files["requirements.txt"] = requirements().encode()
     manifest = {"format": PACKAGE_FORMAT, "version": PACKAGE_VERSION, "model_class": model.class_name,
-                "model_input": model.input_name, "metadata": meta, "project": project.to_dict()}
+                "model_input": model.input_name, "metadata": meta, "project": project.to_dict(),
+                # what this export wrote: a re-export into the folder can tell the files edited since
+                "files": {name: _sha256(content) for name, content in files.items()}}
     files[MANIFEST] = json.dumps(manifest, indent=1).encode()
     return files, notes
 
