@@ -1,6 +1,7 @@
 """``main.py export`` and ``main.py import``: what a user types, what comes back (exit codes, one sentence)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -258,3 +259,19 @@ def test_a_re_export_into_an_earlier_package_leaves_nothing_stale_and_says_what_
     one_line_error(capsys, code, "is not an empty folder or an earlier layerlab package")
     assert [p.name for p in other.iterdir()] == ["metrics.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "pkg"]  # nothing left aside
+
+
+def test_a_package_named_for_another_format_or_a_folder_that_takes_no_files_is_refused(trained_bundle, tmp_path,
+                                                                                      capsys):
+    """`--format python --out x.onnx` made a folder named x.onnx; `--out /proc/m.onnx` said the disk had
+    0.0 MB free, as if freeing space would help."""
+    for name in ("x.onnx", "x.pt2", "x.PT", "x.safetensors"):
+        code = run_cli(["export", str(trained_bundle), "--format", "python", "--out", str(tmp_path / name)])
+        one_line_error(capsys, code, "a pytorch package is a folder or a .zip", "name it x or x.zip")
+    assert list(tmp_path.iterdir()) == []
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here: no folder refuses files whatever the permissions say")
+    for fmt, out in (("onnx", "/proc/m.onnx"), ("pt2", "/proc/m.pt2"), ("python", "/proc/pkg")):
+        code = run_cli(["export", str(trained_bundle), "--format", fmt, "--out", out])
+        line = one_line_error(capsys, code, f"--out {out}: cannot write in /proc")
+        assert "MB free" not in line
