@@ -84,27 +84,51 @@ def get_item(parent: QWidget | None, title: str, label: str, items: list[str], c
     return item if ok else None
 
 
-def get_import_options(parent: QWidget | None, filename: str, warning: str, ask_class: bool) -> dict | None:
-    """Before a model file that is code is imported: the trust warning, and (for a .py file) the
-    class name and input shape, both optional.  None when cancelled."""
-    from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout
+def get_import_options(parent: QWidget | None, filename: str, warning: str | None, fields=("class", "shape"),
+                       values: dict | None = None, problem: str = "") -> dict | None:
+    """Before a model file is imported: the trust warning for code (None: not code), and the
+    ``fields`` the file may need (``class``, ``shape``, ``weights``), each optional and filled from
+    ``values``; ``problem`` says why the form is asked again.  None when cancelled."""
+    from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                                   QPushButton, QVBoxLayout)
 
+    values = values or {}
     box = QDialog(parent)
-    box.setWindowTitle("Import a Python model")
+    box.setWindowTitle(f"Import {filename}")
+    box.setMinimumWidth(560)  # room for the fields' hints, which were cut at the form's natural width
     lay = QVBoxLayout(box)
-    note = QLabel(f"<b>{warning}</b><br>Importing {filename} runs its code with your rights.")
-    note.setWordWrap(True)
-    lay.addWidget(note)
-    class_name, shape = QLineEdit(), QLineEdit()
-    class_name.setPlaceholderText("the nn.Module class (empty: the file's only model class)")
-    shape.setPlaceholderText("one sample's shape, e.g. 1, 28, 28 (empty: from the file)")
-    if ask_class:
-        form = QFormLayout()
-        form.addRow("Class", class_name)
-        form.addRow("Input shape", shape)
-        lay.addLayout(form)
+    if warning:
+        note = QLabel(f"<b>{warning}</b><br>Importing {filename} runs its code with your rights.")
+        note.setWordWrap(True)
+        lay.addWidget(note)
+    if problem:
+        said = QLabel(problem)
+        said.setObjectName("InlineError")  # the theme colours it as the inspector's errors
+        said.setWordWrap(True)
+        lay.addWidget(said)
+    class_name, shape, weights = QLineEdit(values.get("class_name") or ""), QLineEdit(), QLineEdit()
+    if values.get("input_shape"):
+        shape.setText(", ".join(map(str, values["input_shape"])))
+    weights.setText(str(values.get("weights") or ""))
+    class_name.setPlaceholderText("empty: the file's only model")
+    shape.setPlaceholderText("e.g. 1, 28, 28 (empty: from the file)")
+    weights.setPlaceholderText("a state dict, .safetensors or .pt (empty: fresh weights)")
+    form = QFormLayout()
+    if "class" in fields:
+        form.addRow("Model class", class_name)
+    if "shape" in fields:
+        form.addRow("One sample's shape", shape)
+    if "weights" in fields:
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(lambda: weights.setText(
+            get_open_path(box, "Weights for the model", WEIGHT_FILTERS) or weights.text()))
+        row = QHBoxLayout()
+        row.addWidget(weights, 1)
+        row.addWidget(browse)
+        form.addRow("Weights", row)
+    lay.addLayout(form)
     buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
-    buttons.addButton("Run and import", QDialogButtonBox.AcceptRole)
+    buttons.addButton("Run and import" if warning else "Import", QDialogButtonBox.AcceptRole)
     buttons.accepted.connect(box.accept)
     buttons.rejected.connect(box.reject)
     lay.addWidget(buttons)
@@ -114,10 +138,14 @@ def get_import_options(parent: QWidget | None, filename: str, warning: str, ask_
     try:
         input_shape = tuple(int(s) for s in sizes) or None
     except ValueError:
-        show_error(parent, "Import a Python model", f"The input shape '{shape.text()}' is not a list of sizes "
-                                                    "like 1, 28, 28.")
+        show_error(parent, f"Import {filename}", f"The shape '{shape.text()}' is not a list of sizes like 1, 28, 28.")
         return None
-    return {"class_name": class_name.text().strip() or None, "input_shape": input_shape}
+    return {"class_name": class_name.text().strip() or None, "input_shape": input_shape,
+            "weights": weights.text().strip() or None}
+
+
+#: the files a .py model's weights may come in
+WEIGHT_FILTERS = "Weights (*.safetensors *.pt *.pth *.bin);;All files (*)"
 
 
 def get_student(parent: QWidget | None, lab_title: str, name: str = "", student_id: str = "") -> dict | None:

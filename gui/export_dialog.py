@@ -280,27 +280,46 @@ class ExportDialog(QDialog):
 
 # ----------------------------------------------------------------------------- import
 def import_model_dialog(window) -> bool:
-    """File > Import model…: pick a file, confirm running it if it is code, import, save, open."""
-    from engine.importers import TRUST_WARNING, import_model
+    """File > Import model…: pick a file, ask what it may need (the trust question for code, a
+    class, a sample's shape, weights), import, save, open.  A refusal that more input answers
+    asks the form again instead of ending the import; a weights file alone asks for its .py."""
+    from engine.importers import (OPTIONS_READ, TRUST_WARNING, NeedsInputShape, WeightsWithoutModel, file_kind,
+                                  import_model)
     from engine.project import save_project
 
     path = dialogs.get_open_path(window, "Import a model", IMPORT_FILTERS, window.start_folder())  # not the cwd
     if not path:
         return False
-    source = Path(path)
-    options = {"class_name": None, "input_shape": None}
-    if source.suffix.lower() in (".py", ".zip") or source.is_dir():
-        chosen = dialogs.get_import_options(window, source.name, TRUST_WARNING, source.suffix.lower() == ".py")
-        if chosen is None:
+    source, options, problem = Path(path), {"class_name": None, "input_shape": None, "weights": None}, ""
+    while True:
+        kind = file_kind(source)
+        code = kind in ("py", "package")
+        if code or problem:  # code is asked about before it runs
+            chosen = dialogs.get_import_options(window, source.name, TRUST_WARNING if code else None,
+                                                _FORM_FIELDS.get(kind, ()), options, problem)
+            if chosen is None:
+                return False
+            options.update(chosen)
+        read = {k: v for k, v in options.items() if k in OPTIONS_READ.get(kind, ())}
+        try:
+            result = run_busy(window, f"Importing {source.name}…", lambda: import_model(source, **read))
+            break
+        except Cancelled:
             return False
-        options.update(chosen)
-    try:
-        result = run_busy(window, f"Importing {source.name}…", lambda: import_model(source, **options))
-    except Cancelled:
-        return False
-    except LayerLabError as exc:
-        dialogs.show_error(window, "Cannot import the model", str(exc))
-        return False
+        except NeedsInputShape as exc:
+            problem = f"{exc.message} Give one sample's shape."
+        except WeightsWithoutModel as exc:
+            if not dialogs.ask_yes_no(window, "Weights without their network",
+                                      f"{exc.message}\n\nChoose the model's .py file, to import it with them?"):
+                return False
+            py = dialogs.get_open_path(window, f"The model's .py file for {source.name}",
+                                       "Python model (*.py);;All files (*)", str(source.parent))
+            if not py:
+                return False
+            options["weights"], source, problem = str(source), Path(py), ""
+        except LayerLabError as exc:
+            dialogs.show_error(window, "Cannot import the model", str(exc))
+            return False
     target = dialogs.get_save_path(window, "Save the imported project", "LayerLab project (*.layerlab)",
                                    str(source.with_suffix(".layerlab")))
     if not target:
@@ -316,6 +335,10 @@ def import_model_dialog(window) -> bool:
         return False
     window.statusBar().showMessage(result.summary().replace("\n", " "), 12000)
     return True
+
+
+#: the import form's fields for each kind of file (a package carries its class, shape and weights)
+_FORM_FIELDS = {"py": ("class", "shape", "weights"), "onnx": ("shape",)}
 
 
 # ----------------------------------------------------------------------------- the menu

@@ -32,23 +32,18 @@ def add_arguments(p) -> None:
     p.add_argument("--weights", help="weights for the .py model: .safetensors or a state-dict .pt/.pth")
 
 
-#: the options each kind of model file reads; the others would be ignored without a word
-_OPTIONS_READ = {"py": {"class_name", "input_shape", "weights"}, "package": {"weights"}, "onnx": {"input_shape"}}
 _FLAGS = {"class_name": "--class", "input_shape": "--input-shape", "weights": "--weights"}
-
-
-def _kind(source: Path) -> str:
-    """"package" (a folder or .zip), else the suffix: "py", "onnx", "safetensors", ..."""
-    return "package" if source.is_dir() or source.suffix.lower() == ".zip" else source.suffix.lower().lstrip(".")
 
 
 def refuse_unread_options(args, source: Path) -> None:
     """``import model.onnx --weights w.pt`` imported the ONNX file's own weights and said nothing."""
-    kind = _kind(source)
+    from engine.importers import OPTIONS_READ, file_kind
+
+    kind = file_kind(source)
     if not source.exists() or kind not in ("py", "package", "onnx", "safetensors"):
         return  # import_model says what is wrong with the file itself
     unread = [flag for key, flag in _FLAGS.items()
-              if getattr(args, key) is not None and key not in _OPTIONS_READ.get(kind, set())]
+              if getattr(args, key) is not None and key not in OPTIONS_READ.get(kind, set())]
     if unread:
         what = {"package": "an exported package carries its model class and input shape",
                 "onnx": "an ONNX file carries its own graph and weights",
@@ -67,7 +62,9 @@ def run(args) -> int:
         raise BadInput(f"--out {out}: give a project path ending in .layerlab.")
     source = Path(args.file)
     refuse_unread_options(args, source)
-    runs_code = _kind(source) in ("py", "package")
+    from engine.importers import file_kind
+
+    runs_code = file_kind(source) in ("py", "package")
     if runs_code:  # said before the file runs (on stdout: stderr is kept for the one error line)
         print(f"note: {TRUST_WARNING}", flush=True)
     check_output_file(out)

@@ -39,6 +39,16 @@ _DATA_FOR_SHAPE = {
 }
 
 
+#: the import options each kind of file reads (the others would be ignored without a word)
+OPTIONS_READ = {"py": {"class_name", "input_shape", "weights"}, "package": {"weights"}, "onnx": {"input_shape"}}
+
+
+def file_kind(path: str | Path) -> str:
+    """"package" (a folder or .zip), else the suffix: "py", "onnx", "safetensors", ..."""
+    path = Path(path)
+    return "package" if path.is_dir() or path.suffix.lower() == ".zip" else path.suffix.lower().lstrip(".")
+
+
 @dataclass
 class ImportResult:
     project: object  # engine.project.Project
@@ -199,5 +209,5 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
                    history=list(history or []), weights=dict(imported.weights))
 
 
-__all__ = ["ImportRefused", "ImportResult", "NeedsInputShape", "WeightsWithoutModel", "TRUST_WARNING", "import_model", "import_python", "project_from",
+__all__ = ["OPTIONS_READ", "file_kind", "ImportRefused", "ImportResult", "NeedsInputShape", "WeightsWithoutModel", "TRUST_WARNING", "import_model", "import_python", "project_from",
            "imported_training", "state_mismatch"]

@@ -144,6 +144,6 @@ def input_shape_of(module_file, model, given: tuple | None) -> tuple | None:
         if isinstance(declared, (tuple, list)) and declared and all(isinstance(s, int) for s in declared):
             return tuple(declared)
     first = next((m for m in model.modules() if not list(m.children())), None)
-    if isinstance(first, nn.Linear):
+    if isinstance(first, nn.Linear) and first.in_features > 0:  # a LazyLinear says 0 until it has run
         return (first.in_features,)
     return None

@@ -24,12 +24,15 @@ torch.set_num_threads(1)
 @pytest.fixture
 def answers(monkeypatch, tmp_path):
     """Every modal dialog replaced: errors recorded, paths and options answered from this dict."""
-    log = {"errors": [], "open": "", "save": "", "options": None, "asked": [], "questions": [], "yes": True}
+    log = {"errors": [], "open": "", "save": "", "options": None, "asked": [], "forms": [], "questions": [],
+           "yes": True}
     monkeypatch.setenv("LAYERLAB_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("LAYERLAB_RECOVERY_DIR", str(tmp_path / "recovery"))
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: log["errors"].append(text))
     monkeypatch.setattr(dialogs, "ask_save_changes", lambda parent, name: "discard")
-    monkeypatch.setattr(dialogs, "get_open_path", lambda *a, **k: log["open"])
+    # a list answers successive questions in turn
+    monkeypatch.setattr(dialogs, "get_open_path",
+                        lambda *a, **k: log["open"].pop(0) if isinstance(log["open"], list) else log["open"])
     monkeypatch.setattr(dialogs, "get_save_path", lambda *a, **k: log["save"])
 
     def yes_no(parent, title, text):
@@ -38,9 +41,11 @@ def answers(monkeypatch, tmp_path):
 
     monkeypatch.setattr(dialogs, "ask_yes_no", yes_no)
 
-    def options(parent, filename, warning, ask_class):
+    def options(parent, filename, warning, fields=(), values=None, problem=""):
         log["asked"].append(warning)
-        return log["options"]
+        log["forms"].append({"fields": fields, "values": dict(values or {}), "problem": problem})
+        answer = log["options"]
+        return answer.pop(0) if isinstance(answer, list) else answer
 
     monkeypatch.setattr(dialogs, "get_import_options", options)
     return log
@@ -230,6 +235,56 @@ def test_import_model_warns_then_opens_the_imported_project(qtbot, answers, tmp_
     assert w.document.analysis.ok
     assert load_project(tmp_path / "net.layerlab").weights is not None
     assert answers["errors"] == []
+    w.close()
+
+
+NET_WITHOUT_SHAPE = textwrap.dedent('''
+    import torch.nn as nn
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 3))
+        def forward(self, x):
+            return self.body(x)
+''')
+
+
+def test_an_import_that_needs_a_shape_asks_the_form_again(qtbot, answers, tmp_path):
+    """The refusal ended the import, quoting a command-line flag (--input-shape) to a GUI user."""
+    (tmp_path / "net.py").write_text(NET_WITHOUT_SHAPE)
+    w = _window(qtbot, load_starter("moons-mlp"))
+    answers.update(open=str(tmp_path / "net.py"), save=str(tmp_path / "net.layerlab"),
+                   options=[{"class_name": None, "input_shape": None, "weights": None},
+                            {"class_name": None, "input_shape": (4,), "weights": None}])
+    w.act_import_model.trigger()
+    qtbot.waitUntil(lambda: (w.document.path or "").endswith("net.layerlab"), timeout=60_000)
+    first, second = answers["forms"]
+    assert first["fields"] == ("class", "shape", "weights") and first["problem"] == ""
+    assert "cannot tell the input shape of Net" in second["problem"] and "--" not in second["problem"]
+    assert answers["errors"] == [] and w.document.project.data == {"source": "iris"}
+    w.close()
+
+
+def test_a_state_dict_picked_alone_is_imported_with_the_py_it_belongs_to(qtbot, answers, tmp_path):
+    """A .pth was refused, naming command-line flags; the GUI had no way to give a .py its weights."""
+    from torch import nn
+
+    (tmp_path / "net.py").write_text(NET_WITHOUT_SHAPE.replace("nn.LazyLinear(8)", "nn.Linear(4, 8)"))
+    torch.manual_seed(3)
+    trained = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    torch.save({f"body.{k}": v for k, v in trained.state_dict().items()}, tmp_path / "trained.pth")
+    w = _window(qtbot, load_starter("moons-mlp"))
+    answers.update(open=[str(tmp_path / "trained.pth"), str(tmp_path / "net.py")], save=str(tmp_path / "n.layerlab"),
+                   options=[{"class_name": None, "input_shape": (4,), "weights": str(tmp_path / "trained.pth")}])
+    w.act_import_model.trigger()
+    qtbot.waitUntil(lambda: (w.document.path or "").endswith("n.layerlab"), timeout=60_000)
+    assert "holds weights (a state dict) but not the network" in answers["questions"][0]
+    assert answers["forms"][0]["values"]["weights"] == str(tmp_path / "trained.pth")  # filled in for the person
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        want = trained(x)
+        got = model_at(w.document.project, device="cpu").module(x)
+    assert torch.allclose(got, want, atol=1e-6)  # the weights of the .pth, not fresh ones
     w.close()
 
 
