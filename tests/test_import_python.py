@@ -379,3 +379,22 @@ def test_several_top_level_modules_need_a_name_and_none_gets_a_sentence(tmp_path
     with pytest.raises(ImportRefused, match=r"defines no nn.Module class, and builds no module at top level.*"
                                             r"model = nn.Sequential"):
         import_model(tmp_path / "none.py")
+
+
+def test_an_avgpool_with_its_own_divisor_stays_a_custom_node(tmp_path):
+    """nn.AvgPool2d(2, divisor_override=3) became an AvgPool2d layer, and the import's own check
+    then failed with 'please report this'."""
+    (tmp_path / "pool.py").write_text(textwrap.dedent('''
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pool = nn.AvgPool2d(2, divisor_override=3)
+                self.flat = nn.Flatten()
+                self.fc = nn.Linear(16, 2)
+            def forward(self, x):
+                return self.fc(self.flat(self.pool(x)))
+    '''))
+    result = import_model(tmp_path / "pool.py", input_shape=(1, 8, 8))
+    pool = result.project.graph.node_by_name("pool")
+    assert pool.type == "Custom" and result.max_abs_diff <= 1e-6

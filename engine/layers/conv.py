@@ -130,6 +130,8 @@ def _pool_from_module(m):
         return None
     if not getattr(m, "count_include_pad", True) and pad:
         return None  # an AvgPool2d that leaves the padding out of the average is another layer
+    if getattr(m, "divisor_override", None):
+        return None  # so is one that divides by another number than the window's size
     return {"kernel_size": k, "stride": 0 if s == k else s, "padding": pad}
 
 
