@@ -275,3 +275,16 @@ def test_a_package_named_for_another_format_or_a_folder_that_takes_no_files_is_r
         code = run_cli(["export", str(trained_bundle), "--format", fmt, "--out", out])
         line = one_line_error(capsys, code, f"--out {out}: cannot write in /proc")
         assert "MB free" not in line
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.onnx"), ("torchscript", "m.pt"), ("python", "pkg.zip")])
+def test_an_export_over_an_existing_file_says_it_replaced_it(trained_bundle, tmp_path, capsys, fmt, name):
+    """The CLI overwrote an existing export silently; it still overwrites (as cp and torch.save do), and says so."""
+    args = ["export", str(trained_bundle), "--format", fmt, "--out", str(tmp_path / name)]
+    assert run_cli(args) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"Exported {fmt} to {tmp_path / name} in ") and "replaced" not in first
+    assert run_cli(args) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"Exported {fmt} to {tmp_path / name} in ")
+    assert first.endswith(f" s (replaced the existing {name}).")

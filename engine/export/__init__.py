@@ -72,9 +72,11 @@ def export_project(project, fmt: str, out: str | Path, *, epoch: int | None = No
 def write_format(source: ExportSource, fmt: str, out: str | Path, *, base_dir: str | None = None) -> ExportResult:
     """One format from a prepared source (the benchmark writes several from one)."""
     writer = _writer(fmt)
-    if fmt == "python":
-        return writer(source, out, base_dir=base_dir)
-    return writer(source, out)
+    existed = Path(out).is_file()  # a package folder says itself what it replaced
+    result = writer(source, out, base_dir=base_dir) if fmt == "python" else writer(source, out)
+    if existed:
+        result.replaced = Path(out).name
+    return result
 
 
 def default_path(project_name: str, fmt: str, folder: str | Path = ".") -> Path:

@@ -62,9 +62,11 @@ class ExportResult:
     verification: Verification | None = None
     notes: list[str] = field(default_factory=list)  # what the user should know (legacy, inference only...)
     log: str = ""  # the exporter's own console chatter and warnings, captured
+    replaced: str = ""  # the file it wrote over, if any: overwriting is fine (as cp does), silently is not
 
     def summary(self) -> str:
-        lines = [f"Exported {self.format} to {self.path} in {self.seconds:.1f} s."]
+        done = f" (replaced the existing {self.replaced})" if self.replaced else ""
+        lines = [f"Exported {self.format} to {self.path} in {self.seconds:.1f} s{done}."]
         if self.verification is not None:
             lines.append(self.verification.sentence())
         lines += self.notes
