@@ -244,6 +244,7 @@ def test_the_summary_says_which_built_in_data_the_model_opens_on(tmp_path):
     result = import_model(path)
     assert result.project.data == {"source": "wine"}
     assert result.summary().startswith("Imported 1 layer from an ONNX model.")
+    assert "inference form" in result.summary()  # why a BatchNorm or a Dropout may be missing
     assert "Data: the built-in 'wine' dataset, whose inputs (13,) and 3 outputs fit the model" in result.summary()
     onnx.save(_hand_made([helper.make_node("Relu", ["in"], ["out"])], {}, (16,), (16,)), str(tmp_path / "odd.onnx"))
     odd = import_model(tmp_path / "odd.onnx")

@@ -837,7 +837,9 @@ def import_onnx(path: Path, input_shape: tuple | None = None):
         raise ImportRefused(f"{path.name} is not a valid ONNX model ({str(exc).splitlines()[0][:160]}).") from None
     meta = layerlab_metadata(model)
     imported = convert_onnx(model, input_shape or (tuple(meta["input_shape"]) if meta.get("input_shape") else None), meta)
-    notes: list[str] = []
+    # the layers a reader would miss, with why: the ONNX file is the model's inference form
+    notes: list[str] = ["An ONNX file holds a model's inference form: an exporter may fold a BatchNorm into the "
+                        "layer before it and leaves Dropout out, so those may not come back as layers."]
     project = project_from(imported, str(meta.get("project") or path.stem), data=meta.get("data"),
                            n_outputs=meta.get("n_outputs"), normalization=meta.get("normalization"),
                            training=meta.get("training"), notes=notes)
