@@ -333,7 +333,11 @@ def import_model_dialog(window) -> bool:
         return False
     if not window.open_path(target):
         return False
-    window.statusBar().showMessage(result.summary().replace("\n", " "), 12000)
+    summary = result.summary()
+    window.statusBar().showMessage(summary.splitlines()[0], 12000)
+    # the whole report: which data it opens on, what was checked, what could not come back (the
+    # status bar cut it mid-sentence)
+    dialogs.show_info(window, f"Imported {source.name}", summary)
     return True
 
 

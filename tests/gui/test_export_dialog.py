@@ -24,11 +24,12 @@ torch.set_num_threads(1)
 @pytest.fixture
 def answers(monkeypatch, tmp_path):
     """Every modal dialog replaced: errors recorded, paths and options answered from this dict."""
-    log = {"errors": [], "open": "", "save": "", "options": None, "asked": [], "forms": [], "questions": [],
-           "yes": True}
+    log = {"errors": [], "infos": [], "open": "", "save": "", "options": None, "asked": [], "forms": [],
+           "questions": [], "yes": True}
     monkeypatch.setenv("LAYERLAB_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("LAYERLAB_RECOVERY_DIR", str(tmp_path / "recovery"))
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: log["errors"].append(text))
+    monkeypatch.setattr(dialogs, "show_info", lambda parent, title, text: log["infos"].append(text))
     monkeypatch.setattr(dialogs, "ask_save_changes", lambda parent, name: "discard")
     # a list answers successive questions in turn
     monkeypatch.setattr(dialogs, "get_open_path",
@@ -233,6 +234,9 @@ def test_import_model_warns_then_opens_the_imported_project(qtbot, answers, tmp_
     assert [n.type for n in w.document.graph.nodes] == ["Input", "Linear", "ReLU", "Linear", "Output"]
     assert w.document.project.data == {"source": "iris"}  # 4 inputs, 3 classes: data that fits
     assert w.document.analysis.ok
+    # the whole report, the data it opens on included (the status bar had cut it mid-sentence)
+    assert len(answers["infos"]) == 1 and "Data: the built-in 'iris' dataset" in answers["infos"][0]
+    assert w.statusBar().currentMessage() == "Imported 3 layers from a Python model."
     assert load_project(tmp_path / "net.layerlab").weights is not None
     assert answers["errors"] == []
     w.close()
