@@ -82,15 +82,18 @@ def test_the_packages_predict_takes_raw_pixels(exports, raw_digits, tmp_path):
     manifest = json.loads((folder / "layerlab.json").read_text())
     assert manifest["metadata"]["preprocessing"]["steps"][0] == {"op": "divide", "by": 16.0}
     assert "raw / 16" in (folder / "README.md").read_text() and "raw / 16" in (folder / "model.py").read_text()
+    own = ("predict", "data", "model")  # the package's modules, imported by these names
+    saved = {k: sys.modules.pop(k) for k in own if k in sys.modules}
     sys.path.insert(0, str(folder))
     try:
-        import predict  # noqa: PLC0415  (the package's own module)
+        import predict  # noqa: PLC0415
 
         names = predict.predict(predict.load_model(), images[val][:, 0])  # (N, 8, 8): as sklearn gives them
     finally:
         sys.path.remove(str(folder))
-        for name in ("predict", "data", "model"):
-            sys.modules.pop(name, None)
+        for k in own:
+            sys.modules.pop(k, None)
+        sys.modules.update(saved)
     assert names == [ds.class_names[i] for i in logits.argmax(1)]
     np.savez(tmp_path / "raw.npz", x=images[val], y=target[val])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -164,7 +167,8 @@ def test_the_steps_are_what_each_loader_does(tmp_path):
     for k in ("a", "b"):
         (tmp_path / "imgs" / k).mkdir(parents=True)
         for i in range(2):
-            Image.fromarray(rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)).save(tmp_path / "imgs" / k / f"{i}.png")
+            pixels_rgb = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+            Image.fromarray(pixels_rgb).save(tmp_path / "imgs" / k / f"{i}.png")
     spec = {"source": "image_folder", "path": "imgs", "size": [4, 4]}
     decoded = np.stack([np.asarray(Image.open(tmp_path / "imgs" / k / f"{i}.png").convert("RGB"), dtype=np.float32)
                         .transpose(2, 0, 1) for k in ("a", "b") for i in range(2)])  # 4 x 4 already: no resize
