@@ -141,3 +141,17 @@ def test_graph_with_errors_is_bad_input(tmp_path):
     save_project(path, project)
     assert_bad_input(run_main("train", path, "--out", tmp_path / "o"), "relu1")
     assert not (tmp_path / "o").exists()
+
+
+def test_training_into_a_folder_with_an_earlier_run_says_it_is_replaced_before_the_work(tmp_path, capsys):
+    """A second `train` replaced the first run's bundle and metrics without a word."""
+    from engine.cli import run_cli
+
+    out = tmp_path / "run"
+    assert run_cli(["train", "iris-mlp", "--epochs", "1", "--out", str(out)]) == 0
+    assert "earlier run" not in capsys.readouterr().err
+    assert run_cli(["train", "iris-mlp", "--epochs", "2", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    note = f"note: {out} holds an earlier run; this one replaces it when saved"
+    assert note in err and err.index(note) < err.index("Saved ")
+    assert len(load_project(out / "model.layerlab").history) == 2

@@ -71,7 +71,8 @@ def refuse_broken_locks(project, overrides: dict, data_changed: bool) -> None:
 
 def run(args) -> int:
     from engine.policies import EpochCheckpoints, KeepTimeline, StopOnSignals
-    from engine.run import check_output_folder, execute, expected_bundle_bytes, prepare_run, save_run_outputs
+    from engine.run import (BUNDLE_NAME, check_output_folder, execute, expected_bundle_bytes, prepare_run,
+                            save_run_outputs)
     from engine.train import resolve_device
 
     with bad_input_about(args.project):  # everything up to the first step is input: exit 2, naming the file
@@ -94,6 +95,9 @@ def run(args) -> int:
     # the task rule the user sees (and overrides with the data's "task"), and notices when it was close
     for line in (f"task: {prepared.dataset.task_rule}", *(f"note: {n}" for n in prepared.dataset.notices)):
         sys.stderr.write(line + "\n")
+    if (out_dir / BUNDLE_NAME).exists():  # said before the work, while Ctrl+C still keeps it
+        sys.stderr.write(f"note: {out_dir} holds an earlier run; this one replaces it when saved "
+                         "(give --out another folder to keep both)\n")
 
     timeline, signals = KeepTimeline(), StopOnSignals()
     callbacks = [ProgressPrinter(sys.stdout, sys.stderr, prepared.config.epochs), timeline, signals]
