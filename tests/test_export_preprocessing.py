@@ -90,7 +90,8 @@ def test_the_packages_predict_takes_raw_pixels(exports, raw_digits, tmp_path):
 
         names = predict.predict(predict.load_model(), images[val][:, 0])  # (N, 8, 8): as sklearn gives them
     finally:
-        sys.path.remove(str(folder))
+        while str(folder) in sys.path:  # predict.py puts its folder first on sys.path itself, too
+            sys.path.remove(str(folder))
         for k in own:
             sys.modules.pop(k, None)
         sys.modules.update(saved)
@@ -102,6 +103,12 @@ def test_the_packages_predict_takes_raw_pixels(exports, raw_digits, tmp_path):
     assert proc.returncode == 0, proc.stderr
     accuracy = float((logits.argmax(1) == ds.y_val.numpy()).mean())
     assert proc.stdout.strip().splitlines()[-1] == f"accuracy {accuracy:.4f} on {len(val)} samples"
+    # the package's own data.npz holds x divided already: given to --npz it is not divided again
+    np.savez(tmp_path / "all.npz", x=images, y=target)
+    said = [subprocess.run([sys.executable, "-I", str(folder / "predict.py"), "--npz", str(npz)], capture_output=True,
+                           text=True, cwd=tmp_path, env=env, timeout=300).stdout.strip().splitlines()[-1]
+            for npz in (tmp_path / "all.npz", folder / "data.npz")]
+    assert said[0] == said[1] and said[0].endswith(f"on {len(images)} samples")
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "safetensors", "pt2", "python"])

@@ -169,6 +169,10 @@ def _zip_bytes(files: dict[str, bytes], folder: str) -> bytes:
     return buf.getvalue()
 
 
+#: the array of data.npz that says by what its x is divided already
+SCALED_BY = "scaled_by"
+
+
 def package_files(source: ExportSource, base_dir: str | None = None) -> tuple[dict[str, bytes], list[str]]:
     """Every file of the package, by name, and the notes for the user."""
     import numpy as np
@@ -186,6 +190,9 @@ def package_files(source: ExportSource, base_dir: str | None = None) -> tuple[di
     if raw.get("fixed_test") is not None:
         arrays["x_test"] = np.asarray(raw["fixed_test"][0], dtype=np.float32)
         arrays["y_test"] = np.asarray(raw["fixed_test"][1])
+    scale = next((s["by"] for s in meta["preprocessing"]["steps"] if s["op"] == "divide"), None)
+    if scale is not None:  # x is the loader's, already divided: predict.py --npz data.npz must not divide again
+        arrays[SCALED_BY] = np.float64(scale)
     files: dict[str, bytes] = {"model.py": model.text.encode(), "weights.safetensors": save(tensors, {"format": "pt"})}
     data_bytes = sum(a.nbytes for a in arrays.values())
     if data_bytes <= MAX_DATA_BYTES:
