@@ -307,6 +307,9 @@ def import_model_dialog(window) -> bool:
         except Cancelled:
             return False
         except NeedsInputShape as exc:
+            if "shape" not in _FORM_FIELDS.get(kind, ()):  # no form field would answer it
+                dialogs.show_error(window, "Cannot import the model", str(exc))
+                return False
             problem = f"{exc.message} Give one sample's shape."
         except WeightsWithoutModel as exc:
             if not dialogs.ask_yes_no(window, "Weights without their network",
