@@ -80,6 +80,7 @@ class ExportDialog(QDialog):
         self.document = window.document
         self._job: _Job | None = None
         self._replace_confirmed = ""  # the path Browse's save dialog confirmed replacing
+        self._shown_format = ""  # the format whose default name Save to was given
         self.setWindowTitle("Export model")
         self.setModal(True)
         self.setMinimumWidth(620)
@@ -171,7 +172,14 @@ class ExportDialog(QDialog):
         # and the last export's result goes: it was about another format
         current = self.path.text().strip()
         folder = os.path.dirname(current) if current else self._folder()
-        self.path.setText(str(default_path(self.document.project.name or "model", fmt.name, folder or self._folder())))
+        # and the name the person typed stays, with the new format's ending (it went back to the default)
+        default = default_path(self.document.project.name or "model", fmt.name, folder or self._folder())
+        previous = default_path(self.document.project.name or "model", self._shown_format, folder) \
+            if self._shown_format else None
+        typed = current and previous is not None and Path(current).name != previous.name
+        self._shown_format = fmt.name
+        self.path.setText(str(Path(folder or self._folder()) / (_stem(Path(current)) + (fmt.suffix or "")))
+                          if typed else str(default))
         if not self.busy:  # the last export's result and messages were about another format
             self.status.setText("")
             self.details.clear()
@@ -196,6 +204,7 @@ class ExportDialog(QDialog):
 
     def start_export(self) -> None:
         from engine.export import export_project
+        from engine.export.target import check_export_target
 
         if self.busy:
             return
@@ -207,6 +216,11 @@ class ExportDialog(QDialog):
             self._show_failure("Choose where to save the export.")
             return
         fmt, epoch = self.format.currentData(), self.epoch.currentData()
+        try:  # as the command line refuses it: the open project, another format's suffix, no room to write
+            check_export_target(out, fmt, self.document.path, flag="Save to")
+        except LayerLabError as exc:
+            self._show_failure(str(exc))
+            return
         if not self._may_replace(out, fmt):
             return
         project = project_snapshot(self.document.project)
@@ -224,6 +238,8 @@ class ExportDialog(QDialog):
         if out == self._replace_confirmed or not os.path.exists(out):
             return True
         if fmt == "python" and os.path.isdir(out):  # the exporter replaces only an earlier package
+            if not os.path.isfile(os.path.join(out, "layerlab.json")):
+                return True  # not one: the exporter refuses it, with no question first
             question = f"{out} holds an earlier export. Replace it?"
         elif os.path.isdir(out):
             return True  # the exporter says a folder is no file name
@@ -276,6 +292,11 @@ class ExportDialog(QDialog):
             self._job.done.disconnect()
             self._job = None
         super().reject()
+
+
+def _stem(path: Path) -> str:
+    """A file name without its format's ending (a package folder has none, or .zip)."""
+    return path.name[: -len(path.suffix)] if path.suffix else path.name
 
 
 # ----------------------------------------------------------------------------- import

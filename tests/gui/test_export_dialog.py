@@ -197,6 +197,48 @@ def test_a_typed_path_that_exists_is_replaced_only_when_confirmed(trained_window
     dialog.close()
 
 
+def test_save_to_is_refused_as_the_command_line_refuses_it(trained_window, qtbot, answers, tmp_path):
+    """ONNX written over the open project itself (named .layerlab) after one Yes: the project was
+    gone, and the window's title said nothing was unsaved."""
+    doc = trained_window.document
+    project = tmp_path / "mine.layerlab"
+    assert trained_window._save_to(str(project))
+    before = project.read_bytes()
+    trained_window.act_export.trigger()
+    dialog = trained_window.export_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("onnx"))
+    dialog.path.setText(str(project))
+    dialog.export_button.click()
+    assert f"Save to {project}: is the project being exported; choose another file." in dialog.status.text()
+    assert answers["questions"] == [] and project.read_bytes() == before and not dialog.busy
+    # a folder that is no earlier package is refused by the exporter, without a question first
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("mine")
+    dialog.format.setCurrentIndex(dialog.format.findData("python"))
+    dialog.path.setText(str(tmp_path / "runs"))
+    with qtbot.waitSignal(dialog.finished_export, timeout=60_000):
+        dialog.export_button.click()
+    assert answers["questions"] == [] and "Not exported" in dialog.status.text()
+    assert (tmp_path / "runs" / "notes.txt").read_text() == "mine"
+    assert doc.path == str(project)
+    dialog.close()
+
+
+def test_a_typed_name_keeps_its_stem_when_the_format_changes(trained_window, tmp_path):
+    trained_window.act_export.trigger()
+    dialog = trained_window.export_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("onnx"))
+    default = dialog.path.text()
+    dialog.format.setCurrentIndex(dialog.format.findData("pt2"))
+    assert dialog.path.text().endswith(".pt2") and dialog.path.text() != default  # a default name follows the format
+    dialog.path.setText(str(tmp_path / "best_epoch.pt2"))
+    dialog.format.setCurrentIndex(dialog.format.findData("safetensors"))
+    assert dialog.path.text() == str(tmp_path / "best_epoch.safetensors")  # it had gone back to the default
+    dialog.format.setCurrentIndex(dialog.format.findData("python"))
+    assert dialog.path.text() == str(tmp_path / "best_epoch")
+    dialog.close()
+
+
 def test_switching_format_drops_the_last_exports_messages(trained_window, qtbot, tmp_path):
     trained_window.act_export.trigger()
     dialog = trained_window.export_dialog
