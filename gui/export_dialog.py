@@ -304,8 +304,8 @@ def import_model_dialog(window) -> bool:
     """File > Import model…: pick a file, ask what it may need (the trust question for code, a
     class, a sample's shape, weights), import, save, open.  A refusal that more input answers
     asks the form again instead of ending the import; a weights file alone asks for its .py."""
-    from engine.importers import (OPTIONS_READ, TRUST_WARNING, NeedsInputShape, WeightsWithoutModel, file_kind,
-                                  import_model)
+    from engine.importers import (OPTIONS_READ, TRUST_WARNING, NeedsClassName, NeedsInputShape, WeightsWithoutModel,
+                                  file_kind, import_model)
     from engine.project import save_project
 
     path = dialogs.get_open_path(window, "Import a model", IMPORT_FILTERS, window.start_folder())  # not the cwd
@@ -327,11 +327,13 @@ def import_model_dialog(window) -> bool:
             break
         except Cancelled:
             return False
-        except NeedsInputShape as exc:
-            if "shape" not in _FORM_FIELDS.get(kind, ()):  # no form field would answer it
+        except (NeedsInputShape, NeedsClassName) as exc:
+            field, ask = ("shape", "Give one sample's shape.") if isinstance(exc, NeedsInputShape) else \
+                ("class", "Name the model class.")
+            if field not in _FORM_FIELDS.get(kind, ()):  # no form field would answer it
                 dialogs.show_error(window, "Cannot import the model", str(exc))
                 return False
-            problem = f"{exc.message} Give one sample's shape."
+            problem = f"{exc.message} {ask}"
         except WeightsWithoutModel as exc:
             if not dialogs.ask_yes_no(window, "Weights without their network",
                                       f"{exc.message}\n\nChoose the model's .py file, to import it with them?"):

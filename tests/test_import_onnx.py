@@ -232,6 +232,9 @@ def test_a_file_that_leaves_the_image_size_open_imports_with_the_shape_given(tmp
         import_model(path)
     result = import_model(path, input_shape=(3, 6, 6))
     assert result.max_abs_diff <= 1e-5
+    # a shape the file contradicts is said as such (it had ended in "the stored weights do not fit")
+    with pytest.raises(NeedsInputShape, match=r"takes samples of shape \(3, any, any\), not \(1, 28, 28\)"):
+        import_model(path, input_shape=(1, 28, 28))
     assert run_cli(["import", str(path), "--out", str(tmp_path / "a.layerlab"), "--input-shape", "3,6,6"]) == 0
     assert "Imported" in capsys.readouterr().out
 

@@ -65,6 +65,7 @@ def test_python_package_round_trip(exports, key):
     assert {n.name: n.params for n in imported.graph.nodes} == {n.name: n.params for n in original.graph.nodes}
     assert {n.name: n.pos for n in imported.graph.nodes} == {n.name: n.pos for n in original.graph.nodes}
     assert imported.data == original.data
+    assert f"Data: '{original.data['source']}', as the file records it" in result.summary()  # it had said nothing
     # what the model was trained to see (some starters, e.g. the Fashion-MNIST ones, are not standardised)
     assert imported.normalization == (dataset.normalization.to_dict() if dataset.normalization else None)
     assert same_outputs(original, imported) == 0.0
@@ -80,6 +81,7 @@ def test_onnx_round_trip_of_every_starter(exports, key):
     names = {n.name for n in original.graph.nodes if n.type not in ("Input", "Output")}
     assert names == {n.name for n in result.project.graph.nodes if n.type not in ("Input", "Output")}
     assert result.project.data == original.data
+    assert f"Data: '{original.data['source']}', as the file records it" in result.summary()
     # and its training settings: a re-imported model had trained on with the defaults (lr 0.001)
     assert result.project.training == original.training
     assert same_outputs(original, result.project) <= 1e-5
@@ -102,6 +104,7 @@ def test_safetensors_round_trip(exports, key):
     result = import_model(exports.export(key, "safetensors").path)
     assert result.project.graph == original.graph
     assert result.project.training == original.training
+    assert f"Data: '{original.data['source']}', as the file records it" in result.summary()
     assert all(torch.equal(result.project.weights[k], original.weights[k]) for k in original.weights)
     assert same_outputs(original, result.project) == 0.0
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.importers.fx_import import ImportedGraph, ImportRefused, NeedsInputShape, WeightsWithoutModel
+from engine.importers.fx_import import (ImportedGraph, ImportRefused, NeedsClassName, NeedsInputShape,
+                                        WeightsWithoutModel)
 from engine.importers.python_source import TRUST_WARNING
 from engine.importers.weights import PICKLE_SUFFIXES
 
@@ -168,6 +169,12 @@ def state_mismatch(expected: dict, given: dict, shown: int = 3) -> str:
     return "; ".join(parts)
 
 
+def data_note(data: dict) -> str:
+    """The report's line for data a file records (LayerLab's own exports do)."""
+    return (f"Data: '{data.get('source')}', as the file records it; choose other data in the Dataset panel "
+            "(or train --data FILE).")
+
+
 def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None, n_outputs: int | None = None,
                  normalization=None, training: dict | None = None, positions: dict | None = None,
                  history: list | None = None, notes: list | None = None):
@@ -179,6 +186,8 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
 
     graph = imported.graph
     n_out = imported.output_shape[0] if len(imported.output_shape) == 1 else None
+    if data is not None and notes is not None:  # LayerLab's own exports record the data they were trained on
+        notes.append(data_note(data))
     if data is None:
         shape_in = tuple(imported.input_shape)
         data = next((dict(d) for (shape, k, _task), d in _DATA_FOR_SHAPE.items()
@@ -209,5 +218,6 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
                    history=list(history or []), weights=dict(imported.weights))
 
 
-__all__ = ["OPTIONS_READ", "file_kind", "ImportRefused", "ImportResult", "NeedsInputShape", "WeightsWithoutModel", "TRUST_WARNING", "import_model", "import_python", "project_from",
+__all__ = ["OPTIONS_READ", "file_kind", "ImportRefused", "ImportResult", "NeedsClassName", "NeedsInputShape",
+           "WeightsWithoutModel", "TRUST_WARNING", "data_note", "import_model", "import_python", "project_from",
            "imported_training", "state_mismatch"]

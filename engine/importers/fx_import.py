@@ -54,6 +54,11 @@ class NeedsInputShape(ImportRefused):
     not run on the one it says); ``fix`` words it for the command line, the GUI asks in its form."""
 
 
+class NeedsClassName(ImportRefused):
+    """A .py file's model class is not clear (several, or not the one named): ``fix`` words it for
+    the command line, the GUI asks in its form."""
+
+
 class WeightsWithoutModel(ImportRefused):
     """The file holds weights (a state dict) but not the network they belong to: they come in with
     that network's .py file (``--weights``, or the import form's Weights)."""

@@ -161,6 +161,13 @@ class _Converter:
         self.shapes = {v.name: _dims_of(v) for v in list(inferred.graph.value_info) + list(g.output) + list(g.input)}
         full = self.shapes.get(inputs[0].name) or []
         per = tuple(input_shape) if input_shape else tuple(full[1:])
+        declared = tuple(full[1:])
+        if input_shape and declared and (len(declared) != len(per) or any(
+                isinstance(d, int) and d != p for d, p in zip(declared, per))):
+            # a shape against the file's had ended in a weights mismatch, far from its cause
+            said = ", ".join(str(d) if isinstance(d, int) else "any" for d in declared)
+            raise NeedsInputShape(f"The ONNX model takes samples of shape ({said}), not {per}.",
+                                  "give a shape that fits it with --input-shape, or none")
         if not per or any(not isinstance(d, int) for d in per):
             raise NeedsInputShape("The ONNX model does not say the shape of one input sample.",
                                   "give it with --input-shape, e.g. 1,28,28")

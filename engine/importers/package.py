@@ -138,7 +138,7 @@ def import_safetensors(path: Path):
     from engine.compile import compile_graph
     from engine.errors import LayerLabError
     from engine.graph import Graph
-    from engine.importers import ImportResult, imported_training
+    from engine.importers import ImportResult, data_note, imported_training
     from engine.project import Project
     from engine.run import load_weights
     from engine.importers.weights import read_bounded
@@ -168,7 +168,10 @@ def import_safetensors(path: Path):
     ctx = InferContext(tuple(entry("layerlab.input_shape", ())), entry("layerlab.n_outputs"), entry("layerlab.task"))
     load_weights(compile_graph(graph, ctx).module, tensors)  # refuses weights that do not fit the graph
     notes = ["The weights load into the graph exactly (same names and shapes)."]
-    project = Project(graph=graph, data=entry("layerlab.data") or {"source": "moons"},
+    data = entry("layerlab.data")
+    notes.append(data_note(data) if data else "The file records no data: it opens on 'moons'; "
+                 "choose its own data in the Dataset panel (or train --data FILE).")
+    project = Project(graph=graph, data=data or {"source": "moons"},
                       name=str(entry("layerlab.project") or path.stem),
                       training=imported_training(entry("layerlab.training"), notes),  # older files have none
                       normalization=entry("layerlab.normalization"), weights=dict(tensors))

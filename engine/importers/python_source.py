@@ -14,7 +14,7 @@ import traceback
 import uuid
 from pathlib import Path
 
-from engine.importers.fx_import import OWN_CLASSES, ImportRefused, where_in_source
+from engine.importers.fx_import import OWN_CLASSES, ImportRefused, NeedsClassName, where_in_source
 
 TRUST_WARNING = "Importing a .py file runs it; only import files you trust."
 
@@ -67,7 +67,7 @@ def choose_class(path: Path, module, class_name: str | None) -> type:
         cls = getattr(module, class_name, None)
         if cls is None or cls not in classes:
             listed = ", ".join(names) or "none"
-            raise ImportRefused(f"{path.name} defines no nn.Module class named '{class_name}' (it defines: {listed}).")
+            raise NeedsClassName(f"{path.name} defines no nn.Module class named '{class_name}' (it defines: {listed}).")
         return cls
     candidates = [c for c in classes if c.__name__ not in OWN_CLASSES]
     # the model is the class no other class in the file uses as a layer
@@ -78,8 +78,8 @@ def choose_class(path: Path, module, class_name: str | None) -> type:
     if not candidates:
         raise ImportRefused(f"{path.name} defines no nn.Module class, and builds no module at top level.",
                             "define the model as a class, or build it in the file, e.g. model = nn.Sequential(...)")
-    raise ImportRefused(f"{path.name} defines several nn.Module classes ({', '.join(c.__name__ for c in candidates)}); "
-                        "say which one is the model.", "give --class NAME")
+    raise NeedsClassName(f"{path.name} defines several nn.Module classes ({', '.join(c.__name__ for c in candidates)}); "
+                         "say which one is the model.", "give --class NAME")
 
 
 def module_instances(module) -> dict:
@@ -107,8 +107,8 @@ def choose_model(path: Path, module, class_name: str | None) -> tuple:
         cls = choose_class(path, module, class_name)
         return instantiate(path, cls), cls.__name__
     if len(instances) > 1:
-        raise ImportRefused(f"{path.name} defines no nn.Module class, and builds several modules at top level "
-                            f"({', '.join(instances)}); say which one is the model.", "give --class with its variable's name")
+        raise NeedsClassName(f"{path.name} defines no nn.Module class, and builds several modules at top level "
+                             f"({', '.join(instances)}); say which one is the model.", "give --class with its variable's name")
     (name, model), = instances.items()
     return model, name
 

@@ -308,6 +308,14 @@ def test_an_import_that_needs_a_shape_asks_the_form_again(qtbot, answers, tmp_pa
     assert first["fields"] == ("class", "shape", "weights") and first["problem"] == ""
     assert "cannot tell the input shape of Net" in second["problem"] and "--" not in second["problem"]
     assert answers["errors"] == [] and w.document.project.data == {"source": "iris"}
+    # a class name the file does not define asks again too (it ended the import)
+    answers.update(forms=[], save=str(tmp_path / "again.layerlab"),
+                   options=[{"class_name": "Nope", "input_shape": (4,), "weights": None},
+                            {"class_name": "Net", "input_shape": (4,), "weights": None}])
+    w.act_import_model.trigger()
+    qtbot.waitUntil(lambda: (w.document.path or "").endswith("again.layerlab"), timeout=60_000)
+    assert "no nn.Module class named 'Nope' (it defines: Net)" in answers["forms"][1]["problem"]
+    assert answers["errors"] == []
     w.close()
 
 
