@@ -230,8 +230,9 @@ def project_base_dir(name: str | None) -> str | None:
 class ProgressPrinter:
     """A one-line progress bar on stderr plus one metrics line per epoch on stdout."""
 
-    def __init__(self, stream_out, stream_err, total_epochs: int):
+    def __init__(self, stream_out, stream_err, total_epochs: int, epoch_offset: int = 0):
         self.out, self.err, self.total_epochs = stream_out, stream_err, total_epochs
+        self.epoch_offset = epoch_offset  # a run that continues another counts on from its epochs
         self.tty = stream_err.isatty()
         self._last_draw = 0.0
 
@@ -252,7 +253,8 @@ class ProgressPrinter:
             if self.tty:
                 self.err.write("\r" + " " * 90 + "\r")
             m = event.metrics
-            parts = [f"epoch {event.epoch}/{self.total_epochs}"]  # EpochEnd.epoch is 1-based
+            off = self.epoch_offset  # EpochEnd.epoch is 1-based
+            parts = [f"epoch {event.epoch + off}/{self.total_epochs + off}"]
             for key in ("train_loss", "val_loss", "val_accuracy", "val_mse"):
                 if key in m and m[key] is not None:
                     parts.append(f"{key} {m[key]:.4f}")

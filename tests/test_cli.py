@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.project import load_project
 
@@ -155,3 +156,24 @@ def test_training_into_a_folder_with_an_earlier_run_says_it_is_replaced_before_t
     note = f"note: {out} holds an earlier run; this one replaces it when saved"
     assert note in err and err.index(note) < err.index("Saved ")
     assert len(load_project(out / "model.layerlab").history) == 2
+
+
+def test_training_a_trained_bundle_again_continues_its_epochs_as_the_app_does(tmp_path, capsys):
+    """The command line started the epochs again at 1 and kept only the new run's timeline, while
+    the app continued the run (the same numbers, from epoch 4)."""
+    from engine.cli import run_cli
+
+    assert run_cli(["train", "iris-mlp", "--epochs", "3", "--out", str(tmp_path / "a")]) == 0
+    first = load_project(tmp_path / "a" / "model.layerlab")
+    capsys.readouterr()
+    assert run_cli(["train", str(tmp_path / "a" / "model.layerlab"), "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
+    said = capsys.readouterr()
+    assert "continues the project's run from epoch 3 (epochs 4 to 5)" in said.err
+    assert [line.split()[1] for line in said.out.splitlines() if line.startswith("epoch ")] == ["4/5", "5/5"]
+    again = load_project(tmp_path / "b" / "model.layerlab")
+    assert [r["epoch"] for r in again.history] == [1, 2, 3, 4, 5]
+    assert again.history[:3] == first.history and again.run["weights_epoch"] == 5
+    assert sorted(again.checkpoints) == [0, 1, 2, 3, 4, 5]
+    assert all(torch.equal(again.checkpoints[3][k], first.weights[k]) for k in first.weights)
+    with open(tmp_path / "b" / "metrics.csv", newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2", "3", "4", "5"]

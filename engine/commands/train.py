@@ -73,6 +73,7 @@ def run(args) -> int:
     from engine.policies import EpochCheckpoints, KeepTimeline, StopOnSignals
     from engine.run import (BUNDLE_NAME, check_output_folder, execute, expected_bundle_bytes, prepare_run,
                             save_run_outputs)
+    from engine.labs.check import trained_epochs
     from engine.train import resolve_device
 
     with bad_input_about(args.project):  # everything up to the first step is input: exit 2, naming the file
@@ -95,36 +96,49 @@ def run(args) -> int:
     # the task rule the user sees (and overrides with the data's "task"), and notices when it was close
     for line in (f"task: {prepared.dataset.task_rule}", *(f"note: {n}" for n in prepared.dataset.notices)):
         sys.stderr.write(line + "\n")
+    # a run from the weights the project's last run left goes on from that run, as in the app: its
+    # epochs, metrics and timeline continue (they had started again at 1, and the timeline lost
+    # every epoch before).  Other data (--data) describes another model: that run starts afresh.
+    offset = trained_epochs(project.history, project.run) if prepared.from_project_weights and not args.data else None
+    if offset:
+        sys.stderr.write(f"note: continues the project's run from epoch {offset} "
+                         f"(epochs {offset + 1} to {offset + prepared.config.epochs})\n")
     if (out_dir / BUNDLE_NAME).exists():  # said before the work, while Ctrl+C still keeps it
         sys.stderr.write(f"note: {out_dir} holds an earlier run; this one replaces it when saved "
                          "(give --out another folder to keep both)\n")
 
     timeline, signals = KeepTimeline(), StopOnSignals()
-    callbacks = [ProgressPrinter(sys.stdout, sys.stderr, prepared.config.epochs), timeline, signals]
+    callbacks = [ProgressPrinter(sys.stdout, sys.stderr, prepared.config.epochs, offset or 0), timeline, signals]
     if prepared.config.checkpoint_every_epoch:  # resumable checkpoints, in the run's own folder only
         callbacks.append(EpochCheckpoints(out_dir / "checkpoints"))
     try:
         trainer, result = execute(prepared, callbacks=callbacks)
     finally:
         signals.restore()
-    history = trainer.history
+    history, checkpoints = trainer.history, timeline.checkpoints
+    if offset:
+        history = [dict(r) for r in project.history if r.get("epoch", 0) <= offset] + \
+            [{**r, "epoch": r["epoch"] + offset} for r in history]
+        checkpoints = {**{e: w for e, w in (project.checkpoints or {}).items() if e <= offset},
+                       **{e + offset: w for e, w in checkpoints.items() if e > 0}}  # its epoch 0 is epoch offset
     dataset = prepared.dataset
     project.training = prepared.config.to_dict()
     project.history = history
     project.normalization = dataset.normalization.to_dict() if dataset.normalization else None
     project.weights = {k: v.detach().cpu() for k, v in prepared.compiled.module.state_dict().items()}
-    project.checkpoints = timeline.checkpoints
+    project.checkpoints = checkpoints
     project.series = {}
     project.run = {"outcome": result.reason, "steps_per_epoch": trainer.steps_per_epoch,
-                   "weights_epoch": len(history)}
+                   "weights_epoch": (offset or 0) + len(trainer.history)}
     bundle, metrics = save_run_outputs(out_dir, project, history)
     final = dict(history[-1]) if history else {}
     summary = {k: final[k] for k in ("val_accuracy", "val_mse", "val_loss", "train_loss") if final.get(k) is not None}
-    summary.update(task=dataset.task, task_rule=dataset.task_rule, epochs=len(history),
-                   samples_per_s=round(_mean_speed(history), 1), device=str(device),
+    summary.update(task=dataset.task, task_rule=dataset.task_rule, epochs=len(trainer.history),
+                   samples_per_s=round(_mean_speed(trainer.history), 1), device=str(device),
                    params=prepared.analysis.total_params, stopped=result.reason, out=str(out_dir))
     if result.reason == "interrupted":
-        sys.stderr.write(f"Interrupted after {len(history)} epoch{'s' if len(history) != 1 else ''}; "
+        done = len(trainer.history)
+        sys.stderr.write(f"Interrupted after {done} epoch{'s' if done != 1 else ''}; "
                          f"saved what was done in {bundle} and {metrics}\n")
         if args.json:
             print(json.dumps(summary))
