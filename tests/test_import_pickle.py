@@ -106,3 +106,13 @@ def test_a_pt_file_that_torch_did_not_write_gets_one_sentence(tmp_path):
     text = str(caught.value)
     assert text.startswith("legacy_cut.pt is damaged or is not a state dict: torch.load(weights_only=True) cannot "
                            "read it") and "weights_only` argument" not in text and "\n" not in text
+
+
+def test_a_torchscript_file_is_named_for_what_it_is(tmp_path):
+    """LayerLab's own TorchScript export was refused as 'a whole pickled model', with advice to save
+    a state dict in 'the code that made it'."""
+    path = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.script(nn.Sequential(nn.Linear(3, 2), nn.ReLU())), str(path))
+    with pytest.raises(ImportRefused, match="is a TorchScript file") as err:
+        import_model(path)
+    assert "state_dict" not in str(err.value) and "its ONNX or safetensors export" in str(err.value)

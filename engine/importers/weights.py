@@ -137,9 +137,26 @@ def load_state_dict(path: str | Path) -> dict:
     return {str(k): v for k, v in obj.items()}
 
 
+def is_torchscript(raw: bytes) -> bool:
+    """Whether the bytes are a ``torch.jit.save`` archive (its code/ folder and constants.pkl)."""
+    if raw[:4] != b"PK\x03\x04":
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            names = z.namelist()
+    except zipfile.BadZipFile:
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
 def refuse_pickle_model_file(path: Path) -> None:
     """A .pt given as the model itself: a whole pickled model (refused), or a state dict without its architecture."""
-    check_pickle(path, read_bounded(path))
+    raw = read_bounded(path)
+    if is_torchscript(raw):  # LayerLab's own TorchScript export among them: "save a state_dict" was no help
+        raise ImportRefused(f"{path.name} is a TorchScript file (torch.jit.save): compiled code, which LayerLab "
+                            "does not turn back into a graph.",
+                            "import the model's .py file, its ONNX or safetensors export, or its exported package")
+    check_pickle(path, raw)
     load_state_dict(path)  # a state dict, or a sentence why not
     raise WeightsWithoutModel(f"{path.name} holds weights (a state dict) but not the network they belong to.",
                               f"import the model's .py file with --weights {path.name}")
