@@ -267,7 +267,7 @@ class ExportDialog(QDialog):
                 self._show_failure(str(error), getattr(error, "errors", ()))
             self.finished_export.emit(error)
             return
-        lines = [f"<b>Exported</b> {result.path}"]
+        lines = [f"<b>Exported</b> {result.path}" + (f" (replaced the existing {result.replaced})" if result.replaced else "")]
         if result.verification is not None:
             v = result.verification
             lines.append(f"<b>Verified</b> with {v.runtime} on {v.samples} {v.unit}s: "

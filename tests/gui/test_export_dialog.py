@@ -186,6 +186,7 @@ def test_a_typed_path_that_exists_is_replaced_only_when_confirmed(trained_window
     with qtbot.waitSignal(dialog.finished_export, timeout=180_000):
         dialog.export_button.click()
     assert source.read_bytes().startswith(b"\x08")  # an ONNX protobuf now
+    assert "(replaced the existing model.onnx)" in dialog.status.text()  # as the command line says
     # a path chosen with Browse… was confirmed by the save dialog itself: not asked twice
     answers.update(save=str(tmp_path / "other.safetensors"), questions=[])
     (tmp_path / "other.safetensors").write_bytes(b"old")
