@@ -64,7 +64,11 @@ def test_onnx_carries_what_a_reader_needs(exports, key):
     assert meta["layerlab.class_names"] == ds.class_names
     assert meta["layerlab.input_shape"] == list(ds.input_shape)
     assert meta["layerlab.normalization"] == ds.normalization.to_dict()
-    assert meta["layerlab.layerlab_version"] and meta["layerlab.epoch"] == "current"
+    from engine.labs.check import trained_epochs
+
+    project = exports.project(key)
+    assert meta["layerlab.layerlab_version"]
+    assert meta["layerlab.epoch"] == (trained_epochs(project.history, project.run) or "current")
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a dynamic batch axis
     # no stack traces with this machine's paths; the layer a node came from is kept
     keys = {p.key for n in model.graph.node for p in n.metadata_props}

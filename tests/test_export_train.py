@@ -429,6 +429,12 @@ def test_train_py_keeps_the_exported_weights_unless_told_and_says_where_it_wrote
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _first_train_loss(resumed.stdout) < _first_train_loss(fresh.stdout)
     assert (folder / "weights.safetensors").read_bytes() == exported
+    from engine.labs.check import trained_epochs  # it counts on from the exported weights' epoch (it said 1)
+
+    project = exports.project("model:mlp")
+    after = trained_epochs(project.history, project.run) + 1
+    assert after > 1 and [r["epoch"] for r in csv.DictReader(open(runs / "metrics.csv"))] == [str(after)]
+    assert f"epoch {after}/{after} " in resumed.stdout
     # asked for in so many words, it replaces them, and says so
     own = _run_script(folder, "train.py", "--epochs", "1", "--out", ".")
     assert own.returncode == 0, own.stderr[-2000:]

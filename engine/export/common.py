@@ -151,12 +151,14 @@ def prepare_export(project, epoch: int | None = None, *, base_dir: str | None = 
 def describe(project, dataset, epoch: int | None, base_dir: str | None = None) -> dict:
     """The facts every exported file carries: what goes in, what comes out, where it came from."""
     from engine.export.preprocessing import describe_preprocessing
+    from engine.labs.check import trained_epochs
 
     norm = dataset.normalization.to_dict() if dataset.normalization is not None else None
     return {
         "layerlab_version": layerlab_version(),
         "project": project.name,
-        "epoch": "current" if epoch is None else int(epoch),
+        # the epoch the weights come from ("current": weights no run of the project's made, e.g. imported)
+        "epoch": int(epoch) if epoch is not None else (trained_epochs(project.history, project.run) or "current"),
         "task": dataset.task,
         "input_shape": [int(s) for s in dataset.input_shape],
         "n_outputs": int(dataset.n_outputs),

@@ -288,6 +288,8 @@ def train_py(config, meta: dict, import_line: str) -> str:
         f"BATCH_SIZE = {config.batch_size}",
         f"LR = {config.lr!r}",
         f"SEED = {config.seed if config.seed is not None else 0}",
+        "#: the epoch the exported weights come from: a run resumed from them counts on from it",
+        f"WEIGHTS_EPOCH = {meta['epoch'] if isinstance(meta['epoch'], int) else 0}",
         f"GRAD_CLIP = {config.grad_clip!r}",
     ])
     return _fill("train.py.tmpl", MODEL_IMPORT=import_line, SETTINGS=settings, OPTIMIZER=optimizer_code(config),
