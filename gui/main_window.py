@@ -590,10 +590,9 @@ class MainWindow(QMainWindow):
     def end_without_asking(self) -> str | None:
         """Close with no questions (SIGTERM, a logout): unsaved work goes into the recovery file,
         kept for the next start to offer.  Returns that file's path (None: nothing was unsaved)."""
-        kept = None
-        if self.autosaver is not None and self.document.is_modified() and self.autosaver.save_now():
-            kept = self.autosaver.path
-        self._keep_recovery = kept is not None
+        unsaved = self.autosaver is not None and self.document.is_modified()
+        kept = self.autosaver.path if unsaved and self.autosaver.save_now() else None
+        self._keep_recovery = unsaved  # where writing it failed, the last autosave holds the most of it
         self._close_confirmed = True
         self.close()
         return kept
