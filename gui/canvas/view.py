@@ -22,6 +22,9 @@ from gui.canvas.overlays import MARGIN, CanvasHint, EdgeLegend, finite, legend_s
 from gui.canvas.scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
+#: a project opens no smaller than this: layers show their type and shape from LOW_DETAIL (0.3) on,
+#: but fitted at exactly 0.3 rounding painted them as plain blocks, and 0.4 reads at a glance
+OPEN_ZOOM = 0.4
 MAJOR = GRID * 10
 
 
@@ -214,7 +217,7 @@ class GraphView(QGraphicsView):
     def fit_readable(self) -> None:
         """A project just opened: the whole graph if its layers can still be read, else as much
         of it as can, from the left (a 19-layer CNN fitted at 22 % was blocks without a word)."""
-        self.fit_to_view(min_zoom=LOW_DETAIL)
+        self.fit_to_view(min_zoom=OPEN_ZOOM)
 
     def shows_whole_graph(self) -> bool:
         rect = self.graph_scene.nodes_rect()
