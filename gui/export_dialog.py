@@ -238,7 +238,9 @@ class ExportDialog(QDialog):
         if out == self._replace_confirmed or not os.path.exists(out):
             return True
         if fmt == "python" and os.path.isdir(out):  # the exporter replaces only an earlier package
-            if not os.path.isfile(os.path.join(out, "layerlab.json")):
+            from engine.export.python_package import is_earlier_package
+
+            if not is_earlier_package(out):
                 return True  # not one: the exporter refuses it, with no question first
             question = f"{out} holds an earlier export. Replace it?"
         elif os.path.isdir(out):

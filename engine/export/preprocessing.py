@@ -93,6 +93,11 @@ def input_scale(spec: Mapping, input_shape, base_dir: str | None = None) -> tupl
     return None, f"the {source} data's values in their own units, shaped {shape}"
 
 
+def divisor_of(preprocessing: Mapping) -> float | None:
+    """What the steps of a ``describe_preprocessing`` divide raw inputs by first (None: nothing)."""
+    return next((step["by"] for step in preprocessing["steps"] if step["op"] == "divide"), None)
+
+
 def describe_preprocessing(spec: Mapping, normalization: Mapping | None, input_shape,
                            base_dir: str | None = None) -> dict:
     """Every step from a raw input to the model's input, in order: the metadata's ``preprocessing``."""

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from engine.atomic import write_folder_atomically
 from engine.export.codegen import model_source
+from engine.export.preprocessing import divisor_of
 from engine.export.common import (ExportFailed, ExportRefused, ExportResult, ExportSource, Verification,
                                   check_close, max_abs_diff, reference_outputs, safe_state_dict, write_atomically)
 
@@ -50,12 +51,18 @@ _LOSS_FUNCTIONS = {"cross_entropy": "F.cross_entropy", "bce_with_logits": "F.bin
                    "mse": "F.mse_loss", "l1": "F.l1_loss", "huber": "F.huber_loss"}
 
 
+def is_earlier_package(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a package an earlier export wrote (the one kind of folder a package
+    export replaces, besides an empty one)."""
+    return (Path(folder) / MANIFEST).exists()
+
+
 def export_python_package(source: ExportSource, path: str | Path, *, base_dir: str | None = None) -> ExportResult:
     """Write the package to the folder ``path``, or to a zip when ``path`` ends in .zip."""
     path = Path(path)
     t0 = time.perf_counter()
     as_zip = path.suffix.lower() == ".zip"
-    if not as_zip and path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).exists())):
+    if not as_zip and path.exists() and (not path.is_dir() or (any(path.iterdir()) and not is_earlier_package(path))):
         raise ExportRefused(f"{path} exists and is not an empty folder or an earlier LayerLab package.",
                             fix="choose a new folder, or a path ending in .zip")
     files, notes = package_files(source, base_dir)
@@ -190,7 +197,7 @@ def package_files(source: ExportSource, base_dir: str | None = None) -> tuple[di
     if raw.get("fixed_test") is not None:
         arrays["x_test"] = np.asarray(raw["fixed_test"][0], dtype=np.float32)
         arrays["y_test"] = np.asarray(raw["fixed_test"][1])
-    scale = next((s["by"] for s in meta["preprocessing"]["steps"] if s["op"] == "divide"), None)
+    scale = divisor_of(meta["preprocessing"])
     if scale is not None:  # x is the loader's, already divided: predict.py --npz data.npz must not divide again
         arrays[SCALED_BY] = np.float64(scale)
     files: dict[str, bytes] = {"model.py": model.text.encode(), "weights.safetensors": save(tensors, {"format": "pt"})}
@@ -253,7 +260,7 @@ def data_py(source: ExportSource, config, csv_encoding: dict | None) -> str:
     from engine.spec import py_literal
 
     ds, meta = source.dataset, source.metadata
-    scale = next((s["by"] for s in meta["preprocessing"]["steps"] if s["op"] == "divide"), None)
+    scale = divisor_of(meta["preprocessing"])
     split = {k: ds.spec[k] for k in ("val_fraction", "test_fraction", "split_seed", "stratify")}
     settings = "\n".join([
         f"#: the data spec LayerLab loaded\nSOURCE = {py_literal(dict(source.project.data))}",
@@ -375,7 +382,7 @@ def requirements() -> str:
 def readme(source: ExportSource, class_name: str, config, has_data: bool, has_csv: bool) -> str:
     meta = source.metadata
     pre = meta["preprocessing"]
-    scale = next((step["by"] for step in pre["steps"] if step["op"] == "divide"), None)
+    scale = divisor_of(pre)
     epoch = "its current weights" if source.epoch is None else f"the weights of timeline epoch {source.epoch}"
     shape = ", ".join(map(str, meta["input_shape"]))
     lines = [
