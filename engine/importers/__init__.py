@@ -169,10 +169,13 @@ def state_mismatch(expected: dict, given: dict, shown: int = 3) -> str:
     return "; ".join(parts)
 
 
+#: how a person gives an imported model other data, the end of the report's data line
+CHOOSE_DATA = "in the Dataset panel (or train --data FILE)"
+
+
 def data_note(data: dict) -> str:
     """The report's line for data a file records (LayerLab's own exports do)."""
-    return (f"Data: '{data.get('source')}', as the file records it; choose other data in the Dataset panel "
-            "(or train --data FILE).")
+    return f"Data: '{data.get('source')}', as the file records it; choose other data {CHOOSE_DATA}."
 
 
 def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None, n_outputs: int | None = None,
@@ -192,7 +195,7 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
         shape_in = tuple(imported.input_shape)
         data = next((dict(d) for (shape, k, _task), d in _DATA_FOR_SHAPE.items()
                      if shape == shape_in and k == n_out), None)
-        choose = "choose its own data in the Dataset panel (or train --data FILE)"
+        choose = f"choose its own data {CHOOSE_DATA}"
         if data is not None:
             n_outputs = n_out
             if notes is not None:  # said: the user had to find out from a later train's task line
@@ -219,5 +222,5 @@ def project_from(imported: ImportedGraph, name: str, *, data: dict | None = None
 
 
 __all__ = ["OPTIONS_READ", "file_kind", "ImportRefused", "ImportResult", "NeedsClassName", "NeedsInputShape",
-           "WeightsWithoutModel", "TRUST_WARNING", "data_note", "import_model", "import_python", "project_from",
+           "WeightsWithoutModel", "TRUST_WARNING", "CHOOSE_DATA", "data_note", "import_model", "import_python", "project_from",
            "imported_training", "state_mismatch"]

@@ -138,7 +138,7 @@ def import_safetensors(path: Path):
     from engine.compile import compile_graph
     from engine.errors import LayerLabError
     from engine.graph import Graph
-    from engine.importers import ImportResult, data_note, imported_training
+    from engine.importers import CHOOSE_DATA, ImportResult, data_note, imported_training
     from engine.project import Project
     from engine.run import load_weights
     from engine.importers.weights import read_bounded
@@ -170,7 +170,7 @@ def import_safetensors(path: Path):
     notes = ["The weights load into the graph exactly (same names and shapes)."]
     data = entry("layerlab.data")
     notes.append(data_note(data) if data else "The file records no data: it opens on 'moons'; "
-                 "choose its own data in the Dataset panel (or train --data FILE).")
+                 f"choose its own data {CHOOSE_DATA}.")
     project = Project(graph=graph, data=data or {"source": "moons"},
                       name=str(entry("layerlab.project") or path.stem),
                       training=imported_training(entry("layerlab.training"), notes),  # older files have none
